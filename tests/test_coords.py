@@ -1,0 +1,220 @@
+"""Tests of xsr.coords: spatial dims, coordinate and bounds coarsening/refinement, history."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from xsr.coords import (
+    append_history,
+    check_uniform,
+    coarsen_bounds,
+    coarsen_coord,
+    is_global_longitude,
+    refine_bounds,
+    refine_coord,
+    spatial_dims,
+)
+
+# ---------------------------------------------------------------- spatial_dims
+
+
+@pytest.mark.parametrize(
+    ("dims", "expected"),
+    [
+        (("time", "y", "x"), ("y", "x")),
+        (("member", "time", "lat", "lon"), ("lat", "lon")),
+        (("latitude", "longitude"), ("latitude", "longitude")),
+        (("time", "rlat", "rlon"), ("rlat", "rlon")),
+    ],
+)
+def test_spatial_dims_by_name(dims, expected):
+    da = xr.DataArray(np.zeros((2,) * len(dims)), dims=dims)
+    assert spatial_dims(da) == expected
+    assert spatial_dims(da.to_dataset(name="v")) == expected
+
+
+def test_spatial_dims_by_cf_axis_and_standard_name():
+    da = xr.DataArray(
+        np.zeros((2, 3, 4)),
+        dims=("t", "j", "i"),
+        coords={"j": ("j", np.arange(3), {"axis": "Y"}), "i": ("i", np.arange(4), {"axis": "X"})},
+    )
+    assert spatial_dims(da) == ("j", "i")
+    da2 = xr.DataArray(
+        np.zeros((3, 4)),
+        dims=("nj", "ni"),
+        coords={
+            "nj": ("nj", np.arange(3), {"standard_name": "projection_y_coordinate"}),
+            "ni": ("ni", np.arange(4), {"standard_name": "projection_x_coordinate"}),
+        },
+    )
+    assert spatial_dims(da2) == ("nj", "ni")
+
+
+def test_spatial_dims_nav_lat_is_not_a_dim_name():
+    da = xr.DataArray(
+        np.zeros((3, 4)),
+        dims=("nav_lat", "nav_lon"),
+    )
+    with pytest.raises(ValueError, match="dims="):
+        spatial_dims(da)
+
+
+def test_spatial_dims_explicit_and_errors():
+    da = xr.DataArray(np.zeros((2, 3, 4)), dims=("time", "a", "b"))
+    assert spatial_dims(da, dims=("a", "b")) == ("a", "b")
+    with pytest.raises(ValueError, match="Cannot tell which dimensions"):
+        spatial_dims(da)
+    with pytest.raises(ValueError, match=r"dims=.*'c'"):
+        spatial_dims(da, dims=("a", "c"))
+    with pytest.raises(ValueError, match="pair"):
+        spatial_dims(da, dims="ab")
+    with pytest.raises(ValueError, match="pair"):
+        spatial_dims(da, dims=("a",))
+    with pytest.raises(ValueError, match="different"):
+        spatial_dims(da, dims=("a", "a"))
+    both = xr.DataArray(np.zeros((2, 2, 2, 2)), dims=("y", "x", "lat", "lon"))
+    with pytest.raises(ValueError, match="Several"):
+        spatial_dims(both)
+
+
+# ---------------------------------------------------------------- coarsen / refine coords
+
+uniform_coords = st.builds(
+    lambda start, step, n, desc: start + (-1 if desc else 1) * step * np.arange(n),
+    st.floats(-1e4, 1e4, allow_nan=False),
+    st.floats(1e-3, 1e3, allow_nan=False),
+    st.integers(2, 40),
+    st.booleans(),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(c=uniform_coords, scale=st.integers(1, 7))
+def test_refine_then_coarsen_round_trip(c, scale):
+    fine = refine_coord(c, scale)
+    assert fine.shape == (c.size * scale,)
+    back = coarsen_coord(fine, scale)
+    step = abs(c[1] - c[0])
+    np.testing.assert_allclose(back, c, rtol=0, atol=1e-9 * (np.abs(c).max() + step))
+    # fine grid is uniform with spacing d / scale, in the same direction
+    d_fine = check_uniform(fine, "fine")
+    np.testing.assert_allclose(d_fine, (c[1] - c[0]) / scale, rtol=1e-6)
+
+
+def test_refine_coord_formula_and_descending():
+    np.testing.assert_allclose(refine_coord([1.0, 3.0], 2), [0.5, 1.5, 2.5, 3.5])
+    np.testing.assert_allclose(refine_coord([3.0, 1.0], 2), [3.5, 2.5, 1.5, 0.5])
+    # c + (k + 0.5)/s*d - d/2 with d=3, s=3
+    np.testing.assert_allclose(refine_coord([0.0, 3.0], 3), [-1, 0, 1, 2, 3, 4])
+    np.testing.assert_allclose(refine_coord([5.0], 2, spacing=2.0), [4.5, 5.5])
+    assert refine_coord(np.array([1.0, 2.0], dtype="float32"), 2).dtype == np.float32
+    assert refine_coord(np.array([1, 2]), 2).dtype == np.float64
+
+
+def test_coarsen_coord_values_dtypes_datetimes():
+    np.testing.assert_allclose(coarsen_coord([0.5, 1.5, 2.5, 3.5], 2), [1.0, 3.0])
+    np.testing.assert_allclose(coarsen_coord([4, 3, 2, 1], 2), [3.5, 1.5])
+    assert coarsen_coord(np.arange(4, dtype="float32"), 2).dtype == np.float32
+    t = np.array(["2000-01-01T00", "2000-01-01T02", "2000-01-01T04", "2000-01-01T06"], "M8[ns]")
+    out = coarsen_coord(t, 2)
+    assert out.dtype == t.dtype
+    np.testing.assert_array_equal(out, np.array(["2000-01-01T01", "2000-01-01T05"], "M8[ns]"))
+    fine_t = refine_coord(out, 2)
+    np.testing.assert_array_equal(fine_t, t)
+
+
+def test_coord_errors():
+    with pytest.raises(ValueError, match="not a multiple"):
+        coarsen_coord(np.arange(5.0), 2)
+    for bad in (0, -2, 1.5, "2", True):
+        with pytest.raises(ValueError, match="scale must be a positive integer"):
+            coarsen_coord(np.arange(4.0), bad)
+        with pytest.raises(ValueError, match="scale must be a positive integer"):
+            refine_coord(np.arange(4.0), bad)
+    with pytest.raises(ValueError, match="empty"):
+        coarsen_coord([], 2)
+    with pytest.raises(ValueError, match="one-dimensional"):
+        refine_coord(np.zeros((2, 2)), 2)
+    with pytest.raises(ValueError, match="spacing="):
+        refine_coord([1.0], 2)
+    with pytest.raises(ValueError, match="not uniformly spaced"):
+        refine_coord([0.0, 1.0, 3.0], 2)
+    with pytest.raises(TypeError, match="numeric"):
+        coarsen_coord(np.array(["a", "b"]), 2)
+
+
+def test_check_uniform():
+    assert check_uniform([0.5, 1.5, 2.5], "x") == 1.0
+    assert check_uniform([10.0, 5.0, 0.0], "lat") == -5.0
+    lat32 = np.linspace(-89.5, 89.5, 180, dtype="float32")
+    assert check_uniform(lat32, "lat") == pytest.approx(1.0)
+    with pytest.raises(ValueError, match=r"lat is not uniformly spaced.*interp"):
+        check_uniform([0.0, 1.0, 2.5], "lat")
+    with pytest.raises(ValueError, match="x is not uniformly"):
+        check_uniform([1.0, 1.0, 1.0], "x")
+    with pytest.raises(ValueError, match="x is not uniformly"):
+        check_uniform([0.0, 1.0, 0.0], "x")
+    with pytest.raises(ValueError, match="single value"):
+        check_uniform([1.0], "x")
+    with pytest.raises(ValueError, match="NaN"):
+        check_uniform([0.0, np.nan, 2.0], "x")
+
+
+# ---------------------------------------------------------------- bounds
+
+
+def test_coarsen_bounds_ascending_and_descending():
+    b = np.array([[0, 1], [1, 2], [2, 3], [3, 4]], dtype=float)
+    np.testing.assert_array_equal(coarsen_bounds(b, 2), [[0, 2], [2, 4]])
+    np.testing.assert_array_equal(coarsen_bounds(b[::-1, ::-1], 2), [[4, 2], [2, 0]])
+    with pytest.raises(ValueError, match="not a multiple"):
+        coarsen_bounds(b[:3], 2)
+    with pytest.raises(ValueError, match=r"\(n, 2\)"):
+        coarsen_bounds(np.zeros((4, 3)), 2)
+
+
+@settings(max_examples=40, deadline=None)
+@given(c=uniform_coords, scale=st.integers(1, 5))
+def test_refine_bounds_round_trip_and_matches_refined_centres(c, scale):
+    d = c[1] - c[0]
+    bounds = np.stack([c - d / 2, c + d / 2], axis=1)
+    fine_b = refine_bounds(bounds, scale)
+    assert fine_b.shape == (c.size * scale, 2)
+    np.testing.assert_allclose(coarsen_bounds(fine_b, scale), bounds, rtol=0, atol=1e-12)
+    # fine cell centres are the refined coordinate
+    atol = 1e-9 * (np.abs(c).max() + abs(d))
+    np.testing.assert_allclose(fine_b.mean(axis=1), refine_coord(c, scale), rtol=0, atol=atol)
+
+
+# ---------------------------------------------------------------- longitude, history
+
+
+def test_is_global_longitude():
+    assert is_global_longitude(np.arange(0.5, 360.0, 1.0))
+    assert is_global_longitude(np.arange(-179.75, 180.0, 0.5, dtype="float32"), "degrees_east")
+    assert is_global_longitude(np.linspace(0, 2 * np.pi, 64, endpoint=False), units="radians")
+    assert not is_global_longitude(np.arange(0.5, 359.0, 1.0))
+    assert not is_global_longitude(np.arange(0.5, 180.0, 1.0))
+    assert not is_global_longitude(np.arange(0.5, 360.0, 1.0), units="m")
+    assert not is_global_longitude(np.array([0.0, 1.0, 5.0]))
+    assert not is_global_longitude(np.array([1.0]))
+
+
+def test_append_history():
+    attrs = {"title": "run"}
+    out = append_history(attrs, "first")
+    assert attrs == {"title": "run"}
+    assert out["title"] == "run"
+    stamp, text = out["history"].split(": ", 1)
+    assert text == "first"
+    assert stamp.endswith("+00:00")
+    out2 = append_history(out, "second")
+    lines = out2["history"].split("\n")
+    assert len(lines) == 2
+    assert lines[0] == out["history"]
+    assert lines[1].endswith(": second")

@@ -1,0 +1,508 @@
+"""Coordinate helpers shared by the xarray layer.
+
+These functions find the spatial dimensions of a dataset, and move 1-D cell-centre coordinates and
+their CF ``(n, 2)`` bounds between a fine grid and a grid ``scale`` times coarser, so that
+degradation (:func:`xsr.degrade.degrade`) and upscaling agree exactly:
+``coarsen_coord(refine_coord(c, s), s) == c`` for every uniform coordinate ``c``.
+
+The module imports numpy and xarray only.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+__all__ = [
+    "append_history",
+    "check_uniform",
+    "coarsen_bounds",
+    "coarsen_coord",
+    "is_global_longitude",
+    "refine_bounds",
+    "refine_coord",
+    "spatial_dims",
+]
+
+#: Dimension-name pairs recognised as ``(y, x)``, in order of preference. ``nav_lat``/``nav_lon``
+#: (NEMO) are 2-D auxiliary coordinates, never dimensions, and are deliberately not listed.
+SPATIAL_NAME_PAIRS: tuple[tuple[str, str], ...] = (
+    ("y", "x"),
+    ("lat", "lon"),
+    ("latitude", "longitude"),
+    ("rlat", "rlon"),
+)
+
+_Y_STANDARD_NAMES = {"projection_y_coordinate", "latitude", "grid_latitude"}
+_X_STANDARD_NAMES = {"projection_x_coordinate", "longitude", "grid_longitude"}
+_DEGREE_UNITS = {
+    "degrees_east",
+    "degree_east",
+    "degrees_e",
+    "degree_e",
+    "degreese",
+    "degreee",
+    "degrees",
+    "degree",
+    "deg",
+    "dege",
+    "degrees_north",
+    "degree_north",
+}
+_RADIAN_UNITS = {"radians", "radian", "rad"}
+
+
+def _dim_names(obj: xr.Dataset | xr.DataArray) -> tuple[Hashable, ...]:
+    return tuple(obj.dims)
+
+
+def spatial_dims(
+    obj: xr.Dataset | xr.DataArray, dims: Sequence[Hashable] | None = None
+) -> tuple[Hashable, Hashable]:
+    """Find the ``(y, x)`` spatial dimensions of an xarray object.
+
+    The rule, in order:
+
+    1. ``dims`` if given (two distinct dimension names of ``obj``, in ``(y, x)`` order);
+    2. the first pair of dimension names in ``(y, x)``, ``(lat, lon)``, ``(latitude, longitude)``,
+       ``(rlat, rlon)`` present in ``obj`` (``nav_lat``/``nav_lon`` are 2-D auxiliary coordinates,
+       not dimensions, and are never chosen);
+    3. 1-D dimension coordinates carrying CF ``axis = "Y"`` / ``axis = "X"`` attributes, or else a
+       CF ``standard_name`` (``latitude``, ``projection_y_coordinate``, ``grid_latitude`` and the
+       ``x`` counterparts).
+
+    Parameters
+    ----------
+    obj : xarray.Dataset or xarray.DataArray
+        The object whose dimensions are searched.
+    dims : sequence of two hashables, optional
+        Explicit ``(y_dim, x_dim)``; checked and returned as a tuple.
+
+    Returns
+    -------
+    tuple
+        ``(y_dim, x_dim)``.
+
+    Raises
+    ------
+    ValueError
+        If ``dims`` is malformed or names a missing dimension, or if no (or more than one)
+        spatial pair can be found; the message lists the dimensions and asks for ``dims=``.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> da = xr.DataArray(np.zeros((2, 3, 4)), dims=("time", "lat", "lon"))
+    >>> spatial_dims(da)
+    ('lat', 'lon')
+    >>> spatial_dims(da, dims=("lat", "lon"))
+    ('lat', 'lon')
+    """
+    present = _dim_names(obj)
+    if dims is not None:
+        if isinstance(dims, str) or not isinstance(dims, Sequence) or len(dims) != 2:
+            raise ValueError(
+                f"dims must be a pair of dimension names (y_dim, x_dim), got {dims!r}; "
+                "for example dims=('lat', 'lon')."
+            )
+        y_dim, x_dim = dims
+        if y_dim == x_dim:
+            raise ValueError(f"dims must name two different dimensions, got {dims!r}.")
+        missing = [d for d in (y_dim, x_dim) if d not in present]
+        if missing:
+            raise ValueError(
+                f"dims={tuple(dims)!r} names dimension(s) {missing!r} that the object does not "
+                f"have; its dimensions are {present!r}."
+            )
+        return (y_dim, x_dim)
+
+    found = [pair for pair in SPATIAL_NAME_PAIRS if pair[0] in present and pair[1] in present]
+    if len(found) == 1:
+        return found[0]
+    if len(found) > 1:
+        raise ValueError(
+            f"Several spatial dimension pairs {found!r} were found among {present!r}; "
+            "pass dims=(y_dim, x_dim) to choose one."
+        )
+
+    y_cands: list[Hashable] = []
+    x_cands: list[Hashable] = []
+    for key in ("axis", "standard_name"):
+        for name in present:
+            if name not in obj.coords or obj.coords[name].dims != (name,):
+                continue
+            value = str(obj.coords[name].attrs.get(key, "")).strip()
+            if key == "axis":
+                if value.upper() == "Y":
+                    y_cands.append(name)
+                elif value.upper() == "X":
+                    x_cands.append(name)
+            else:
+                if value in _Y_STANDARD_NAMES:
+                    y_cands.append(name)
+                elif value in _X_STANDARD_NAMES:
+                    x_cands.append(name)
+        if len(y_cands) == 1 and len(x_cands) == 1:
+            return (y_cands[0], x_cands[0])
+        y_cands, x_cands = [], []
+    raise ValueError(
+        f"Cannot tell which dimensions are spatial among {present!r}: no (y, x), (lat, lon), "
+        "(latitude, longitude) or (rlat, rlon) pair and no CF axis='Y'/'X' coordinates. "
+        "Pass dims=(y_dim, x_dim)."
+    )
+
+
+def _as_1d(values: Any, name: str) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {arr.shape}.")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty; a coordinate needs at least one value.")
+    return arr
+
+
+def _check_scale(scale: Any) -> int:
+    if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)):
+        raise ValueError(
+            f"scale must be a positive integer, got {scale!r} ({type(scale).__name__})."
+        )
+    if scale < 1:
+        raise ValueError(f"scale must be a positive integer, got {scale}.")
+    return int(scale)
+
+
+def _to_numeric(arr: np.ndarray) -> tuple[np.ndarray, Any]:
+    """Float view of a coordinate; datetimes/timedeltas become float offsets from the first value.
+
+    Returns the float array and a function mapping floats back to the original kind.
+    """
+    if np.issubdtype(arr.dtype, np.datetime64) or np.issubdtype(arr.dtype, np.timedelta64):
+        unit = np.datetime_data(arr.dtype)[0]
+        origin = arr[0]
+        offsets = (arr - origin).astype(f"timedelta64[{unit}]").astype("int64").astype("float64")
+
+        def back(x: np.ndarray) -> np.ndarray:
+            return origin + np.rint(x).astype("int64").astype(f"timedelta64[{unit}]")
+
+        return offsets, back
+    if np.issubdtype(arr.dtype, np.floating):
+        return arr, lambda x: x.astype(arr.dtype, copy=False)
+    if np.issubdtype(arr.dtype, np.number) and not np.issubdtype(arr.dtype, np.complexfloating):
+        return arr.astype("float64"), lambda x: x
+    raise TypeError(f"Coordinate values must be numeric or datetime, got dtype {arr.dtype}.")
+
+
+def check_uniform(values: Any, name: str = "coordinate", *, rtol: float = 1e-5) -> float:
+    """Check that a 1-D coordinate is strictly monotonic with uniform spacing.
+
+    Parameters
+    ----------
+    values : array_like
+        1-D numeric or datetime coordinate values (at least two).
+    name : str
+        Name used in the error message.
+    rtol : float
+        Allowed relative deviation of each step from the mean step (plus a few float ulps of the
+        largest value, so float32 grids pass).
+
+    Returns
+    -------
+    float
+        The signed spacing (negative for a descending coordinate; in the datetime unit for
+        datetime coordinates).
+
+    Raises
+    ------
+    ValueError
+        If fewer than two values, repeated values, or non-uniform spacing; the message gives the
+        coordinate name, the smallest and largest step, and how to fix it.
+
+    Examples
+    --------
+    >>> check_uniform([0.5, 1.5, 2.5], "x")
+    1.0
+    >>> check_uniform([10.0, 5.0, 0.0], "lat")
+    -5.0
+    """
+    arr = _as_1d(values, name)
+    if arr.size < 2:
+        raise ValueError(
+            f"{name} has a single value, so its spacing is unknown; give at least two points."
+        )
+    num, _ = _to_numeric(arr)
+    num = np.asarray(num, dtype="float64")
+    if not np.all(np.isfinite(num)):
+        raise ValueError(f"{name} contains NaN or infinite values; a grid coordinate cannot.")
+    steps = np.diff(num)
+    spacing = float((num[-1] - num[0]) / (num.size - 1))
+    eps = np.finfo(arr.dtype).eps if np.issubdtype(arr.dtype, np.floating) else 1e-15
+    tol = rtol * abs(spacing) + 16.0 * eps * float(np.max(np.abs(num)))
+    if spacing == 0.0 or np.any(np.abs(steps - spacing) > tol):
+        raise ValueError(
+            f"{name} is not uniformly spaced (steps range from {steps.min():g} to "
+            f"{steps.max():g}); xsr needs a uniform, strictly monotonic grid. Interpolate to a "
+            f"uniform grid first, e.g. obj.interp({name}=np.linspace(first, last, n))."
+        )
+    return spacing
+
+
+def coarsen_coord(values: Any, scale: int) -> np.ndarray:
+    """Coarse cell centres: the means of consecutive blocks of ``scale`` fine values.
+
+    Parameters
+    ----------
+    values : array_like
+        1-D coordinate values (numeric or datetime64) whose length is a multiple of ``scale``.
+    scale : int
+        Block length (positive integer).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``len(values) // scale`` values; floating input keeps its dtype, integers give float64,
+        datetimes stay datetimes.
+
+    Raises
+    ------
+    ValueError
+        If ``scale`` is not a positive integer or the length is not a multiple of it.
+
+    Examples
+    --------
+    >>> coarsen_coord([0.5, 1.5, 2.5, 3.5], 2)
+    array([1., 3.])
+    """
+    scale = _check_scale(scale)
+    arr = _as_1d(values, "values")
+    if arr.size % scale:
+        raise ValueError(
+            f"Cannot coarsen a coordinate of length {arr.size} by scale={scale}: the length is "
+            f"not a multiple of the scale. Trim it to {arr.size - arr.size % scale} values first."
+        )
+    num, back = _to_numeric(arr)
+    return back(num.reshape(-1, scale).mean(axis=1))
+
+
+def refine_coord(values: Any, scale: int, *, spacing: float | None = None) -> np.ndarray:
+    """Fine cell centres whose block means are ``values``.
+
+    Each coarse centre ``c`` of a uniform grid with spacing ``d`` becomes ``scale`` fine centres
+    ``c + (k + 0.5) / scale * d - d / 2`` for ``k = 0 .. scale - 1``, so
+    ``coarsen_coord(refine_coord(c, scale), scale) == c`` (to float precision). Descending
+    coordinates stay descending.
+
+    Parameters
+    ----------
+    values : array_like
+        1-D uniform coordinate values (numeric or datetime64).
+    scale : int
+        Number of fine points per coarse cell.
+    spacing : float, optional
+        Coarse spacing ``d``; needed only when ``values`` holds a single point (otherwise it is
+        derived and checked with :func:`check_uniform`).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``scale * len(values)`` values, in the input's floating dtype (float64 for integers).
+
+    Raises
+    ------
+    ValueError
+        If the spacing is not uniform, ``scale`` is not a positive integer, or a single value is
+        given without ``spacing``.
+
+    Examples
+    --------
+    >>> refine_coord([1.0, 3.0], 2)
+    array([0.5, 1.5, 2.5, 3.5])
+    >>> refine_coord([3.0, 1.0], 2)
+    array([3.5, 2.5, 1.5, 0.5])
+    """
+    scale = _check_scale(scale)
+    arr = _as_1d(values, "values")
+    num, back = _to_numeric(arr)
+    if spacing is None:
+        if arr.size < 2:
+            raise ValueError(
+                "refine_coord needs at least two values to know the grid spacing; pass spacing=."
+            )
+        d = check_uniform(arr, "values")
+    else:
+        d = float(spacing)
+        if not np.isfinite(d) or d == 0.0:
+            raise ValueError(f"spacing must be a finite non-zero number, got {spacing!r}.")
+    offsets = ((np.arange(scale) + 0.5) / scale - 0.5) * d
+    fine = np.asarray(num, dtype="float64")[:, None] + offsets[None, :]
+    return back(fine.reshape(-1))
+
+
+def _as_bounds(bounds: Any) -> np.ndarray:
+    arr = np.asarray(bounds)
+    if arr.ndim != 2 or arr.shape[1] != 2:
+        raise ValueError(f"bounds must have shape (n, 2) (CF cell bounds), got {arr.shape}.")
+    if arr.shape[0] == 0:
+        raise ValueError("bounds is empty; it needs at least one cell.")
+    return arr
+
+
+def coarsen_bounds(bounds: Any, scale: int) -> np.ndarray:
+    """Coarse CF cell bounds: each coarse cell spans ``scale`` consecutive fine cells.
+
+    Parameters
+    ----------
+    bounds : array_like
+        ``(n, 2)`` bounds in the coordinate's order (ascending or descending); ``n`` a multiple
+        of ``scale``.
+    scale : int
+        Block length (positive integer).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n // scale, 2)``: the first bound of each block's first cell and the second bound of
+        its last cell.
+
+    Raises
+    ------
+    ValueError
+        If the shape is not ``(n, 2)``, ``scale`` is invalid or ``n`` is not a multiple of it.
+
+    Examples
+    --------
+    >>> coarsen_bounds([[0, 1], [1, 2], [2, 3], [3, 4]], 2)
+    array([[0, 2],
+           [2, 4]])
+    """
+    scale = _check_scale(scale)
+    arr = _as_bounds(bounds)
+    n = arr.shape[0]
+    if n % scale:
+        raise ValueError(
+            f"Cannot coarsen {n} cell bounds by scale={scale}: {n} is not a multiple of it."
+        )
+    return np.stack([arr[0::scale, 0], arr[scale - 1 :: scale, 1]], axis=1)
+
+
+def refine_bounds(bounds: Any, scale: int) -> np.ndarray:
+    """Fine CF cell bounds: each cell split into ``scale`` equal parts.
+
+    Parameters
+    ----------
+    bounds : array_like
+        ``(n, 2)`` bounds (ascending or descending).
+    scale : int
+        Number of fine cells per coarse cell.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(scale * n, 2)`` floating bounds; ``coarsen_bounds(refine_bounds(b, s), s)`` equals
+        ``b``.
+
+    Raises
+    ------
+    ValueError
+        If the shape is not ``(n, 2)`` or ``scale`` is not a positive integer.
+
+    Examples
+    --------
+    >>> refine_bounds([[0.0, 2.0]], 2)
+    array([[0., 1.],
+           [1., 2.]])
+    """
+    scale = _check_scale(scale)
+    arr = _as_bounds(bounds)
+    num, back = _to_numeric(arr.reshape(-1))
+    num = np.asarray(num, dtype="float64").reshape(-1, 2)
+    lo, hi = num[:, :1], num[:, 1:]
+    k = np.arange(scale)[None, :]
+    width = hi - lo
+    fine = np.stack([lo + width * k / scale, lo + width * (k + 1) / scale], axis=-1)
+    fine[:, -1, 1] = hi[:, 0]  # the outer edges are exact
+    return back(fine.reshape(-1)).reshape(-1, 2)
+
+
+def is_global_longitude(values: Any, units: str | None = None) -> bool:
+    """Whether a 1-D longitude coordinate of cell centres spans a full circle.
+
+    True when the coordinate is uniformly spaced with step ``d`` and ``n * |d|`` equals 360
+    degrees (or ``2 pi`` for radian units) within 1 % of a step.
+
+    Parameters
+    ----------
+    values : array_like
+        1-D longitude cell centres.
+    units : str, optional
+        CF units; ``None`` means degrees. Radian units use a ``2 pi`` period; any other
+        (non-angular) units give ``False``.
+
+    Returns
+    -------
+    bool
+        ``True`` for a periodic (global) longitude.
+
+    Examples
+    --------
+    >>> is_global_longitude(np.arange(0.5, 360.0, 1.0))
+    True
+    >>> is_global_longitude(np.arange(0.5, 180.0, 1.0), units="degrees_east")
+    False
+    """
+    if units is None:
+        period = 360.0
+    else:
+        key = str(units).strip().lower()
+        if key in _DEGREE_UNITS:
+            period = 360.0
+        elif key in _RADIAN_UNITS:
+            period = 2.0 * np.pi
+        else:
+            return False
+    arr = np.asarray(values)
+    if arr.ndim != 1 or arr.size < 2 or not np.issubdtype(arr.dtype, np.number):
+        return False
+    try:
+        d = check_uniform(arr, "longitude", rtol=1e-3)
+    except ValueError:
+        return False
+    return bool(abs(arr.size * abs(d) - period) <= 0.01 * abs(d))
+
+
+def append_history(attrs: Mapping[str, Any], line: str) -> dict[str, Any]:
+    """Copy of ``attrs`` with ``line`` appended to the CF ``history`` attribute.
+
+    Each entry is ``"<ISO 8601 UTC timestamp>: <line>"``; entries are separated by newlines,
+    oldest first. The input mapping is not modified.
+
+    Parameters
+    ----------
+    attrs : mapping
+        Attributes of a Dataset or DataArray.
+    line : str
+        What was done, e.g. ``"xsr.degrade(scale=2, method='coarsen')"``.
+
+    Returns
+    -------
+    dict
+        New attributes.
+
+    Examples
+    --------
+    >>> out = append_history({"title": "run"}, "xsr.degrade(scale=2)")
+    >>> out["history"].endswith(": xsr.degrade(scale=2)")
+    True
+    """
+    out = dict(attrs)
+    stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    entry = f"{stamp}: {line}"
+    previous = out.get("history")
+    if previous is None or str(previous).strip() == "":
+        out["history"] = entry
+    else:
+        out["history"] = f"{str(previous).rstrip()}\n{entry}"
+    return out
