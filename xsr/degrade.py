@@ -1,0 +1,360 @@
+"""Degradation operators: make a coarse version of a gridded movie.
+
+Two named operators are shared by training, evaluation and the consistency layer:
+
+``coarsen``
+    Block mean over ``scale x scale`` cells; the conservative default for physical fields
+    (mass-conserving, optionally area-weighted by ``cos(latitude)``).
+``bicubic``
+    Antialiased bicubic downscaling (torch ``F.interpolate(mode="bicubic", antialias=True)``),
+    the report's protocol for building low-resolution inputs.
+
+Both are lazy on dask input and work on Datasets and DataArrays with any extra dimensions.
+torch is imported only inside the bicubic kernel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import xarray as xr
+
+from xsr._version import __version__
+from xsr.coords import append_history, coarsen_bounds, coarsen_coord, spatial_dims
+
+__all__ = ["METHODS", "degrade"]
+
+#: Names of the degradation operators.
+METHODS: tuple[str, ...] = ("coarsen", "bicubic")
+
+_BY = "_xsr_block_y"
+_BX = "_xsr_block_x"
+_LAT_NAMES = {"lat", "latitude", "rlat", "nav_lat"}
+_LAT_STANDARD_NAMES = {"latitude", "grid_latitude"}
+_LAT_UNITS = {"degrees_north", "degree_north", "degrees_n", "degree_n", "degreesn", "degreen"}
+
+
+def _check_scale(scale: Any) -> int:
+    if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)):
+        raise ValueError(
+            f"scale must be a positive integer (e.g. scale=2), got {scale!r} "
+            f"({type(scale).__name__})."
+        )
+    if scale < 1:
+        raise ValueError(f"scale must be a positive integer (e.g. scale=2), got {scale}.")
+    return int(scale)
+
+
+def _is_dask(data: Any) -> bool:
+    return hasattr(data, "dask") or type(data).__module__.startswith("dask")
+
+
+def _align_chunks(da: xr.DataArray, dims: Sequence[Hashable], scale: int) -> xr.DataArray:
+    """Rechunk dask-backed ``dims`` so that every chunk holds whole blocks of ``scale``."""
+    if da.chunks is None:
+        return da
+    new: dict[Hashable, int] = {}
+    for dim in dims:
+        chunks = da.chunksizes.get(dim, ())
+        if any(c % scale for c in chunks[:-1]) or (chunks and chunks[-1] % scale):
+            target = max(scale, round(float(np.mean(chunks)) / scale) * scale)
+            new[dim] = target
+    return da.chunk(new) if new else da
+
+
+def _block_mean(
+    da: xr.DataArray,
+    dims: Sequence[Hashable],
+    scale: int,
+    weights: xr.DataArray | None = None,
+) -> xr.DataArray:
+    """NaN-ignoring (optionally weighted) mean over ``scale``-blocks along ``dims``.
+
+    All-NaN blocks give NaN. Integers and booleans give float64.
+    """
+    if not np.issubdtype(da.dtype, np.floating):
+        da = da.astype("float64")
+    bare = xr.DataArray(da.data, dims=da.dims)
+    bare = _align_chunks(bare, dims, scale)
+    windows = dict.fromkeys(dims, scale)
+    names = {d: (d, _BY if i == 0 else _BX) for i, d in enumerate(dims)}
+    block_dims = [names[d][1] for d in dims]
+    blocks = bare.coarsen(windows, boundary="exact").construct(names)
+    valid = blocks.notnull()
+    # accumulate in float64 whatever the input precision: the rounded result then does not
+    # depend on the summation order, so chunked and eager results agree
+    filled = blocks.fillna(0).astype("float64")
+    if weights is not None and weights.dims[0] in dims:
+        wdim = weights.dims[0]
+        w = weights.astype("float64").coarsen({wdim: scale}).construct({wdim: names[wdim]})
+        total = (filled * w).sum(block_dims)
+        count = (valid * w).sum(block_dims)
+    else:
+        total = filled.sum(block_dims)
+        count = valid.sum(block_dims).astype("float64")
+    out = total / count.where(count > 0)
+    return out.astype(da.dtype, copy=False)
+
+
+def _bicubic_kernel(arr: np.ndarray, scale: int) -> np.ndarray:
+    """Antialiased bicubic downscale of the last two axes of a numpy array by ``scale``."""
+    import torch
+    import torch.nn.functional as F
+
+    *lead, h, w = arr.shape
+    out_shape = (*lead, h // scale, w // scale)
+    if arr.size == 0 or scale == 1:
+        return arr.copy() if scale == 1 else np.empty(out_shape, dtype=arr.dtype)
+    x = torch.from_numpy(np.ascontiguousarray(arr).reshape(-1, 1, h, w))
+    with torch.no_grad():
+        y = F.interpolate(
+            x, size=(h // scale, w // scale), mode="bicubic", antialias=True, align_corners=False
+        )
+    return y.numpy().reshape(out_shape)
+
+
+def _bicubic(da: xr.DataArray, ydim: Hashable, xdim: Hashable, scale: int) -> xr.DataArray:
+    dtype = da.dtype if da.dtype in (np.float32, np.float64) else np.dtype("float32")
+    bare = xr.DataArray(da.data, dims=da.dims).astype(dtype, copy=False)
+    if bare.chunks is not None:
+        bare = bare.chunk({ydim: -1, xdim: -1})
+    ny, nx = bare.sizes[ydim] // scale, bare.sizes[xdim] // scale
+    out = xr.apply_ufunc(
+        _bicubic_kernel,
+        bare,
+        kwargs={"scale": scale},
+        input_core_dims=[[ydim, xdim]],
+        output_core_dims=[[_BY, _BX]],
+        exclude_dims={ydim, xdim},
+        dask="parallelized",
+        output_dtypes=[dtype],
+        dask_gufunc_kwargs={"output_sizes": {_BY: ny, _BX: nx}},
+    )
+    return out.rename({_BY: ydim, _BX: xdim}).transpose(*da.dims)
+
+
+def _is_latitude(coord: xr.DataArray, name: Hashable) -> bool:
+    attrs = coord.attrs
+    return (
+        str(name).lower() in _LAT_NAMES
+        or str(attrs.get("standard_name", "")).strip() in _LAT_STANDARD_NAMES
+        or str(attrs.get("units", "")).strip().lower() in _LAT_UNITS
+    )
+
+
+def _bounds_names(obj: xr.Dataset | xr.DataArray, dims: Sequence[Hashable]) -> dict[Hashable, Any]:
+    """Map bounds-variable name -> the spatial dim it bounds (CF ``bounds`` attr or ``<dim>_bnds``)."""
+    variables = obj.variables if isinstance(obj, xr.Dataset) else obj.coords
+    found: dict[Hashable, Any] = {}
+    for dim in dims:
+        if dim not in obj.coords:
+            continue
+        candidates = [obj.coords[dim].attrs.get("bounds"), f"{dim}_bnds", f"{dim}_bounds"]
+        for cand in candidates:
+            if cand is None or cand not in variables:
+                continue
+            var = variables[cand]
+            if var.ndim == 2 and dim in var.dims:
+                other = next(d for d in var.dims if d != dim)
+                if var.sizes[other] == 2:
+                    found[cand] = dim
+                    break
+    return found
+
+
+def _coarsen_bounds_var(var: xr.Variable, dim: Hashable, scale: int) -> xr.Variable:
+    other = next(d for d in var.dims if d != dim)
+    v = var.transpose(dim, other)
+    if _is_dask(v.data):
+        import dask.array as dsa
+
+        data = v.data
+        new = dsa.stack([data[0::scale, 0], data[scale - 1 :: scale, 1]], axis=1)
+    else:
+        new = coarsen_bounds(np.asarray(v.values), scale)
+    return xr.Variable((dim, other), new, attrs=var.attrs).transpose(*var.dims)
+
+
+def _degrade_array(
+    da: xr.DataArray,
+    name: Hashable,
+    ydim: Hashable,
+    xdim: Hashable,
+    scale: int,
+    method: str,
+    weights: xr.DataArray | None,
+    is_coord: bool = False,
+) -> xr.Variable:
+    present = [d for d in (ydim, xdim) if d in da.dims]
+    if da.dtype.kind not in "biuf":
+        raise TypeError(
+            f"Variable {name!r} has dtype {da.dtype}, which cannot be degraded; only real "
+            "numeric (or boolean) variables can. Drop it first, e.g. ds.drop_vars(...)."
+        )
+    if da.size == 0:
+        raise ValueError(
+            f"Variable {name!r} is empty (shape {da.shape}); there is nothing to degrade."
+        )
+    if method == "bicubic" and len(present) == 2 and not is_coord:
+        out = _bicubic(da, ydim, xdim, scale)
+    else:
+        out = _block_mean(da, present, scale, None if is_coord else weights)
+    attrs = dict(da.attrs)
+    if method == "coarsen" and not is_coord and len(present) == 2:
+        how = "mean (area-weighted)" if weights is not None else "mean"
+        entry = f"{ydim}: {xdim}: {how}"
+        prev = str(attrs.get("cell_methods", "")).strip()
+        attrs["cell_methods"] = f"{prev} {entry}".strip()
+    return xr.Variable(out.dims, out.data, attrs=attrs, encoding={})
+
+
+def degrade(
+    obj: xr.Dataset | xr.DataArray,
+    *,
+    scale: int,
+    method: Literal["coarsen", "bicubic"] = "coarsen",
+    dims: Sequence[Hashable] | None = None,
+    boundary: Literal["exact", "trim"] = "exact",
+    area_weighted: bool = False,
+) -> xr.Dataset | xr.DataArray:
+    """Reduce the spatial resolution of a gridded movie by an integer factor.
+
+    Parameters
+    ----------
+    obj : xarray.Dataset or xarray.DataArray
+        Input with two spatial dimensions and any others (time, member, level, ...). May be
+        dask-backed; the result is then lazy.
+    scale : int
+        Positive integer factor; each output cell covers ``scale x scale`` input cells.
+    method : {"coarsen", "bicubic"}
+        ``"coarsen"``: block mean. NaNs are ignored within a block (a NaN-aware mean), and a
+        block that is entirely NaN stays NaN, so land masks survive. Integer and boolean
+        variables give float64 (float inputs keep their dtype). ``"bicubic"``: antialiased
+        bicubic downscaling of every 2-D frame (torch ``F.interpolate(mode="bicubic",
+        antialias=True, align_corners=False)``); integers are cast to float32, float64 stays
+        float64. NaNs propagate to every coarse cell whose kernel touches them. The spatial
+        dims are merged into one dask chunk per frame; other dims keep their chunks.
+    dims : pair of str, optional
+        ``(y_dim, x_dim)``; found by :func:`xsr.coords.spatial_dims` when omitted.
+    boundary : {"exact", "trim"}
+        ``"exact"`` raises when a spatial size is not a multiple of ``scale``; ``"trim"`` drops
+        the trailing rows/columns that do not fill a whole block.
+    area_weighted : bool
+        ``coarsen`` only: weight each cell by ``cos(latitude)`` of its centre (the y dimension
+        must be a latitude in degrees: named ``lat``/``latitude``/``rlat``, or with CF
+        ``standard_name`` ``latitude``/``grid_latitude`` or ``units`` ``degrees_north``).
+
+    Returns
+    -------
+    xarray.Dataset or xarray.DataArray
+        Same type as ``obj``. Data variables (and 2-D auxiliary coordinates) with the spatial
+        dims are degraded; variables holding only one spatial dim are block-averaged along it;
+        the rest pass through unchanged. The coarse 1-D coordinates are the block means of the
+        fine ones (:func:`xsr.coords.coarsen_coord`), CF bounds variables are recomputed
+        (:func:`xsr.coords.coarsen_bounds`), attributes are kept (``coarsen`` adds a CF
+        ``cell_methods`` entry), and a line is appended to ``history``.
+
+    Raises
+    ------
+    ValueError
+        Invalid ``scale``/``method``/``boundary``/``dims``; a spatial size that is zero, smaller
+        than ``scale`` or (with ``boundary="exact"``) not divisible by it; an empty variable;
+        ``area_weighted`` without a latitude or with ``bicubic``; a Dataset with no variable on
+        the spatial dims.
+    TypeError
+        A variable on the spatial dims is not real numeric.
+
+    Examples
+    --------
+    >>> from xsr.testing import random_movie
+    >>> ds = random_movie(4, 8, 8)
+    >>> lo = degrade(ds, scale=2)
+    >>> lo["h"].shape
+    (4, 4, 4)
+    >>> float(lo["x"][0]) == float(ds["x"][:2].mean())
+    True
+    >>> degrade(ds["h"], scale=2, method="bicubic").dtype
+    dtype('float32')
+    """
+    scale = _check_scale(scale)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
+    if boundary not in ("exact", "trim"):
+        raise ValueError(f"boundary must be 'exact' or 'trim', got {boundary!r}.")
+    if not isinstance(obj, (xr.Dataset, xr.DataArray)):
+        raise TypeError(
+            f"obj must be an xarray Dataset or DataArray, got {type(obj).__name__}; wrap numpy "
+            "arrays with xr.DataArray(array, dims=(..., 'y', 'x'))."
+        )
+    if area_weighted and method != "coarsen":
+        raise ValueError("area_weighted=True applies to method='coarsen' only.")
+    ydim, xdim = spatial_dims(obj, dims)
+
+    trim: dict[Hashable, slice] = {}
+    for dim in (ydim, xdim):
+        n = obj.sizes[dim]
+        if n == 0:
+            raise ValueError(f"Spatial dimension {dim!r} is empty (size 0); nothing to degrade.")
+        if n < scale:
+            raise ValueError(f"Spatial dimension {dim!r} has size {n}, smaller than scale={scale}.")
+        if n % scale:
+            if boundary == "exact":
+                raise ValueError(
+                    f"Spatial dimension {dim!r} has size {n}, which is not divisible by "
+                    f"scale={scale}. Pass boundary='trim' to drop the last {n % scale} "
+                    f"cell(s), or pad/crop the input to a multiple of {scale}."
+                )
+            trim[dim] = slice(0, n - n % scale)
+    if trim:
+        obj = obj.isel(trim)
+
+    weights: xr.DataArray | None = None
+    if area_weighted:
+        if ydim not in obj.coords or not _is_latitude(obj.coords[ydim], ydim):
+            raise ValueError(
+                f"area_weighted=True needs the y dimension {ydim!r} to be a latitude coordinate "
+                "in degrees (named lat/latitude, or with units='degrees_north'); "
+                "use area_weighted=False for projected grids."
+            )
+        lat = np.asarray(obj.coords[ydim].values, dtype="float64")
+        weights = xr.DataArray(np.cos(np.deg2rad(lat)).clip(min=0.0), dims=(ydim,))
+
+    spatial = (ydim, xdim)
+    bounds = _bounds_names(obj, spatial)
+    line = (
+        f"xsr.degrade(scale={scale}, method={method!r}, dims=({ydim!r}, {xdim!r}), "
+        f"boundary={boundary!r}, area_weighted={area_weighted}) [xsr {__version__}]"
+    )
+
+    def new_var(name: Hashable, var: xr.Variable, is_coord: bool) -> xr.Variable:
+        if not any(d in var.dims for d in spatial):
+            return var
+        if name in bounds:
+            return _coarsen_bounds_var(var, bounds[name], scale)
+        if name in spatial and var.dims == (name,):
+            values = coarsen_coord(np.asarray(var.values), scale)
+            return xr.Variable((name,), values, attrs=var.attrs)
+        return _degrade_array(
+            xr.DataArray(var), name, ydim, xdim, scale, method, weights, is_coord=is_coord
+        )
+
+    coords = {name: new_var(name, obj.coords[name].variable, True) for name in obj.coords}
+    if isinstance(obj, xr.DataArray):
+        if not all(d in obj.dims for d in spatial):
+            raise ValueError(
+                f"The DataArray {obj.name!r} lacks a spatial dimension of {spatial!r}."
+            )
+        data = new_var(obj.name, obj.variable, False)
+        out = xr.DataArray(data, coords=coords, name=obj.name)
+        out.attrs = append_history(data.attrs, line)
+        return out
+
+    if not any(all(d in v.dims for d in spatial) for v in obj.data_vars.values()):
+        raise ValueError(
+            f"No data variable of the Dataset has both spatial dims {spatial!r}; "
+            f"variables: {list(obj.data_vars)!r}."
+        )
+    data_vars = {name: new_var(name, var.variable, False) for name, var in obj.data_vars.items()}
+    return xr.Dataset(data_vars, coords=coords, attrs=append_history(obj.attrs, line))
