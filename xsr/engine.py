@@ -1,0 +1,670 @@
+"""The inference engine: numpy arrays in, numpy arrays out, torch in between.
+
+:func:`infer` takes a block of low-resolution frames ``(B, C, T, H, W)`` in physical units and
+returns the super-resolved frames. It normalises per channel, fills NaN (masked) cells, builds the
+time windows of windowed models as a strided view (``unfold``, no copy of the whole movie),
+batches, optionally tiles space with halos taken from the model's receptive radius, de-normalises,
+re-applies the mask on the fine grid and applies the consistency layer (``conserve``) in physical
+units. It never pads the time axis or the outer spatial boundary: halos are the array layer's job
+(:mod:`xsr._chunked`).
+
+:class:`ModelRef` is the picklable handle that travels in dask tasks instead of the module: it
+holds the serialised weights (or a model-file path), the card and the architecture, and
+:func:`get_model_cached` rebuilds the module at most once per process and device (an LRU keyed by
+the weights' sha256), so a dask worker builds a model once, not once per task.
+
+Thread policy (measured, see ``benchmarks/upscale.py``): one model forward runs at a time per
+process (a process-wide lock), and each forward uses torch's own intra-op threads (by default one
+per core). Under dask's threaded scheduler, several tasks therefore prepare data in parallel but
+call the network one after the other, each call using every core; on the report's 3D network this
+was faster and used far less memory than one single-threaded forward per dask thread.
+
+This module imports numpy, torch and :mod:`xsr.models` only (never xarray or dask).
+"""
+
+from __future__ import annotations
+
+import collections
+import copy
+import hashlib
+import json
+import math
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "ModelRef",
+    "cache_info",
+    "clear_model_cache",
+    "get_model_cached",
+    "infer",
+    "resolve_device",
+]
+
+#: Activation memory an automatic batch (and, when one frame alone is too big, a tile) aims at.
+MEMORY_BUDGET_BYTES = 1 << 30
+#: Assumed float32 feature maps per output pixel and window frame when sizing automatic batches.
+_FEATURES_PER_PIXEL = 64
+_CACHE_SIZE = 8
+
+_FORWARD_LOCK = threading.Lock()
+_CACHE_LOCK = threading.Lock()
+_CACHE: collections.OrderedDict[tuple[str, str], torch.nn.Module] = collections.OrderedDict()
+_STATS = {"builds": 0, "hits": 0}
+
+
+def _card_dict(card: Any) -> dict[str, Any] | None:
+    if card is None:
+        return None
+    if isinstance(card, Mapping):
+        return dict(card)
+    to_dict = getattr(card, "to_dict", None)
+    if callable(to_dict):
+        return dict(to_dict())
+    raise TypeError(f"model.card must be a ModelCard or a dict, got {type(card).__name__}.")
+
+
+def _make_key(arch: str, config: Any, digest: str) -> str:
+    blob = json.dumps([arch, config], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode() + digest.encode()).hexdigest()
+
+
+def _check_model(model: Any) -> None:
+    missing = [
+        a
+        for a in ("scale", "window", "time_radius", "receptive_radius", "channels")
+        if not hasattr(model, a)
+    ]
+    if not isinstance(model, torch.nn.Module) or missing:
+        raise TypeError(
+            "model must be an xsr model (a torch.nn.Module with the attributes scale, window, "
+            f"time_radius, receptive_radius and channels); got {type(model).__name__}"
+            + (f" missing {missing}" if missing else "")
+            + ". Build one with xsr.models.get_model(...) or xsr.models.files.load_model(...)."
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class ModelRef:
+    """A picklable, hashable handle to a model, for dask tasks.
+
+    Tasks carry the reference, never the ``torch.nn.Module``; :func:`get_model_cached` rebuilds
+    the module once per process from the serialised weights (or from ``path``).
+
+    Parameters
+    ----------
+    arch : str
+        Registry name (``xsr.models.get_model(arch, **config)`` rebuilds the architecture).
+    config : dict
+        JSON-serialisable architecture configuration.
+    scale, window, time_radius, receptive_radius, channels : int
+        The model contract attributes.
+    sha256 : str
+        sha256 of the weights (the model file's hash when the card has one, else the hash of the
+        serialised state dict).
+    weights : bytes
+        The state dict as safetensors bytes (empty when ``path`` is used).
+    path : str, optional
+        A model file to load instead of ``weights`` (shared file systems).
+    card : dict, optional
+        The model card as a dict (variables, units, normalisation, ...).
+    name : str
+        A display name for provenance.
+
+    Examples
+    --------
+    >>> from xsr.models import get_model
+    >>> ref = ModelRef.from_model(get_model("bicubic", scale=2, channels=1))
+    >>> ref.scale, ref.window
+    (2, 1)
+    >>> import pickle
+    >>> pickle.loads(pickle.dumps(ref)).key == ref.key
+    True
+    """
+
+    arch: str
+    config: dict[str, Any]
+    scale: int
+    window: int
+    time_radius: int
+    receptive_radius: int
+    channels: int
+    sha256: str
+    weights: bytes = b""
+    path: str | None = None
+    card: dict[str, Any] | None = None
+    name: str = ""
+    key: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            object.__setattr__(self, "key", _make_key(self.arch, self.config, self.sha256))
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ModelRef) and other.key == self.key
+
+    def __dask_tokenize__(self) -> str:
+        return self.key
+
+    @classmethod
+    def from_model(cls, model: torch.nn.Module, *, name: str | None = None) -> ModelRef:
+        """Reference an in-memory model by serialising its weights.
+
+        Parameters
+        ----------
+        model : xsr.models.base.SRModel
+            A model obeying the xsr model contract (its ``card`` is kept when present).
+        name : str, optional
+            Display name; defaults to the card's name or the architecture.
+
+        Returns
+        -------
+        ModelRef
+
+        Examples
+        --------
+        >>> from xsr.models import get_model
+        >>> ModelRef.from_model(get_model("bicubic", scale=4, channels=1)).scale
+        4
+        """
+        from safetensors.torch import save
+
+        _check_model(model)
+        state = {
+            k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()
+        }
+        weights = save(state) if state else b""
+        card = _card_dict(getattr(model, "card", None))
+        own = hashlib.sha256(weights).hexdigest()
+        arch = str(getattr(model, "arch", type(model).__name__))
+        display = name or (card or {}).get("name") or arch
+        ref = cls(
+            arch=arch,
+            config=dict(getattr(model, "config", {})),
+            scale=int(model.scale),
+            window=int(model.window),
+            time_radius=int(model.time_radius),
+            receptive_radius=int(model.receptive_radius),
+            channels=int(model.channels),
+            sha256=str((card or {}).get("sha256") or own),
+            weights=weights,
+            card=card,
+            name=str(display),
+            key=_make_key(arch, getattr(model, "config", {}), own),
+        )
+        _seed_cache(ref, model)
+        return ref
+
+    @classmethod
+    def from_path(cls, path: str) -> ModelRef:
+        """Reference a model file; workers load it themselves (shared file systems).
+
+        Parameters
+        ----------
+        path : str
+            A model file path or a pretrained name, as accepted by
+            :func:`xsr.models.files.load_model`.
+
+        Returns
+        -------
+        ModelRef
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> from xsr.models import get_model
+        >>> from xsr.models.files import save_model
+        >>> p = save_model(get_model("fsrcnn", scale=2, channels=1),
+        ...                pathlib.Path(tempfile.mkdtemp()) / "m")
+        >>> ModelRef.from_path(str(p)).arch
+        'fsrcnn'
+        """
+        from xsr.models.files import load_model
+
+        model = load_model(path)
+        ref = cls.from_model(model)
+        return cls(
+            arch=ref.arch,
+            config=ref.config,
+            scale=ref.scale,
+            window=ref.window,
+            time_radius=ref.time_radius,
+            receptive_radius=ref.receptive_radius,
+            channels=ref.channels,
+            sha256=ref.sha256,
+            path=str(path),
+            card=ref.card,
+            name=ref.name,
+            key=ref.key,
+        )
+
+    @property
+    def normalisation(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Per-channel ``(mean, std)`` arrays from the card, or ``None``."""
+        return _normalisation_arrays(None, self.card, self.channels)
+
+    def build(self, device: str | torch.device = "cpu") -> torch.nn.Module:
+        """Rebuild the module (uncached; prefer :func:`get_model_cached`).
+
+        Parameters
+        ----------
+        device : str or torch.device
+            Where to put the weights.
+
+        Returns
+        -------
+        torch.nn.Module
+            The model in eval mode with gradients disabled.
+
+        Examples
+        --------
+        >>> from xsr.models import get_model
+        >>> ref = ModelRef.from_model(get_model("fsrcnn", scale=2, channels=1))
+        >>> ref.build().scale
+        2
+        """
+        if self.path is not None:
+            from xsr.models.files import load_model
+
+            model = load_model(self.path)
+        else:
+            from safetensors.torch import load
+
+            from xsr.models import get_model
+
+            model = get_model(self.arch, **self.config)
+            if self.weights:
+                model.load_state_dict(load(self.weights))
+        model = model.to(torch.device(device)).eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
+        return model
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """Turn ``"auto"`` into ``cuda`` when a GPU exists, else ``cpu``.
+
+    Parameters
+    ----------
+    device : str or torch.device
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
+
+    Returns
+    -------
+    torch.device
+
+    Raises
+    ------
+    ValueError
+        If a CUDA device is asked for where none exists, or the name is not a device.
+
+    Examples
+    --------
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
+    if isinstance(device, torch.device):
+        dev = device
+    elif device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, TypeError) as err:
+            raise ValueError(
+                f"device={device!r} is not a torch device; use 'auto', 'cpu' or 'cuda'."
+            ) from err
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} asks for a GPU but torch sees none; use device='cpu' or 'auto'."
+        )
+    return dev
+
+
+def get_model_cached(ref: ModelRef, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """The module for ``ref`` on ``device``, built at most once per process.
+
+    A small LRU (8 entries) keyed by the reference's key (architecture, config and weights
+    sha256) and the device. Thread-safe: concurrent tasks on one worker wait for one build.
+
+    Parameters
+    ----------
+    ref : ModelRef
+        The model reference.
+    device : str or torch.device
+        Target device.
+
+    Returns
+    -------
+    torch.nn.Module
+
+    Examples
+    --------
+    >>> from xsr.models import get_model
+    >>> ref = ModelRef.from_model(get_model("fsrcnn", scale=2, channels=1))
+    >>> get_model_cached(ref) is get_model_cached(ref)
+    True
+    """
+    key = (ref.key, str(resolve_device(device)))
+    with _CACHE_LOCK:
+        model = _CACHE.get(key)
+        if model is not None:
+            _CACHE.move_to_end(key)
+            _STATS["hits"] += 1
+            return model
+        model = ref.build(key[1])
+        _STATS["builds"] += 1
+        _CACHE[key] = model
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+        return model
+
+
+def _seed_cache(ref: ModelRef, model: torch.nn.Module) -> None:
+    """Put a frozen copy of an in-memory model in this process's cache (no rebuild needed)."""
+    key = (ref.key, "cpu")
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            return
+    frozen = copy.deepcopy(model).to("cpu").eval()
+    for p in frozen.parameters():
+        p.requires_grad_(False)
+    with _CACHE_LOCK:
+        _CACHE[key] = frozen
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+
+
+def cache_info() -> dict[str, int]:
+    """Counters of the model cache of this process: ``builds``, ``hits`` and ``size``.
+
+    Returns
+    -------
+    dict
+
+    Examples
+    --------
+    >>> sorted(cache_info())
+    ['builds', 'hits', 'size']
+    """
+    with _CACHE_LOCK:
+        return {"builds": _STATS["builds"], "hits": _STATS["hits"], "size": len(_CACHE)}
+
+
+def clear_model_cache() -> None:
+    """Empty the model cache of this process and reset its counters.
+
+    Examples
+    --------
+    >>> clear_model_cache()
+    >>> cache_info()["size"]
+    0
+    """
+    with _CACHE_LOCK:
+        _CACHE.clear()
+        _STATS["builds"] = 0
+        _STATS["hits"] = 0
+
+
+def _normalisation_arrays(
+    normalisation: Any, card: Any, channels: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per-channel (mean, std) float64 arrays, or None for no normalisation."""
+    if normalisation is False:
+        return None
+    if normalisation is None:
+        card = _card_dict(card)
+        normalisation = (card or {}).get("normalisation")
+        if not normalisation:
+            return None
+        names = [v["name"] for v in (card or {}).get("variables") or []]
+        if names and all(n in normalisation for n in names):
+            normalisation = {n: normalisation[n] for n in names}
+    if isinstance(normalisation, Mapping):
+        try:
+            mean = [float(v["mean"]) for v in normalisation.values()]
+            std = [float(v["std"]) for v in normalisation.values()]
+        except (KeyError, TypeError) as err:
+            raise ValueError(
+                "normalisation must map each variable to {'mean': ..., 'std': ...}; got "
+                f"{normalisation!r}."
+            ) from err
+    elif isinstance(normalisation, Sequence) and len(normalisation) == 2:
+        mean = np.atleast_1d(np.asarray(normalisation[0], dtype="float64")).tolist()
+        std = np.atleast_1d(np.asarray(normalisation[1], dtype="float64")).tolist()
+    else:
+        raise ValueError(
+            "normalisation must be None, False, a (means, stds) pair or a mapping "
+            f"{{variable: {{'mean', 'std'}}}}; got {normalisation!r}."
+        )
+    if len(mean) == 1 and channels > 1:
+        mean, std = mean * channels, std * channels
+    if len(mean) != channels or len(std) != channels:
+        raise ValueError(
+            f"normalisation has {len(mean)} channel(s) but the model has {channels}; give one "
+            "(mean, std) per variable."
+        )
+    m, s = np.asarray(mean), np.asarray(std)
+    if not (np.all(np.isfinite(m)) and np.all(np.isfinite(s)) and np.all(s > 0)):
+        raise ValueError(f"normalisation needs finite means and positive stds, got {m}, {s}.")
+    return m, s
+
+
+def _tile_pair(tile: Any) -> tuple[int, int] | None:
+    if tile is None or tile is False:
+        return None
+    if isinstance(tile, (int, np.integer)) and not isinstance(tile, bool):
+        tile = (int(tile), int(tile))
+    if (
+        isinstance(tile, Sequence)
+        and len(tile) == 2
+        and all(
+            isinstance(t, (int, np.integer)) and not isinstance(t, bool) and t > 0 for t in tile
+        )
+    ):
+        return int(tile[0]), int(tile[1])
+    raise ValueError(
+        f"tile must be None (automatic), a positive int or a (ty, tx) pair of low-resolution "
+        f"pixels, got {tile!r}."
+    )
+
+
+def _sample_bytes(model: Any, h: int, w: int) -> int:
+    """A conservative estimate of the activation bytes of one sample."""
+    fine = (model.scale * h) * (model.scale * w)
+    return 4 * _FEATURES_PER_PIXEL * fine * max(int(model.window), 1) + 1
+
+
+def _plan(
+    model: Any, n: int, h: int, w: int, batch_size: Any, tile: Any
+) -> tuple[int, tuple[int, int]]:
+    """Batch size and (ty, tx) core tile size."""
+    tiles = _tile_pair(tile)
+    if tiles is None:
+        ty, tx = h, w
+        if tile is None:
+            while _sample_bytes(model, ty, tx) > MEMORY_BUDGET_BYTES and max(ty, tx) > 16:
+                if ty >= tx:
+                    ty = math.ceil(ty / 2)
+                else:
+                    tx = math.ceil(tx / 2)
+    else:
+        ty, tx = min(tiles[0], h), min(tiles[1], w)
+    if batch_size == "auto":
+        r = int(model.receptive_radius)
+        per = _sample_bytes(model, min(ty + 2 * r, h), min(tx + 2 * r, w))
+        bs = max(1, min(n, MEMORY_BUDGET_BYTES // per))
+    elif isinstance(batch_size, (int, np.integer)) and not isinstance(batch_size, bool):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int or 'auto', got {batch_size!r}.")
+        bs = int(batch_size)
+    else:
+        raise ValueError(f"batch_size must be a positive int or 'auto', got {batch_size!r}.")
+    return bs, (ty, tx)
+
+
+def infer(
+    model: Any,
+    frames: np.ndarray,
+    *,
+    normalisation: Any = None,
+    conserve: bool = False,
+    device: str | torch.device = "cpu",
+    batch_size: int | str = "auto",
+    tile: int | tuple[int, int] | None = None,
+) -> np.ndarray:
+    """Run a model over a block of low-resolution frames.
+
+    Parameters
+    ----------
+    model : xsr.models.base.SRModel or ModelRef
+        The network (a reference is resolved through :func:`get_model_cached`).
+    frames : numpy.ndarray
+        ``(B, C, T, H, W)`` in physical units; ``C`` equals ``model.channels`` and
+        ``T >= model.window``. NaN cells are filled with the channel mean (normalised zero)
+        before the forward and set back to NaN on the fine grid (every fine pixel of a NaN
+        low-resolution cell of the centre frame).
+    normalisation : None, False, (means, stds) or mapping
+        ``None`` uses the model card's ``normalisation`` when there is one (in the card's
+        variable order) and none otherwise; ``False`` disables it; a ``(means, stds)`` pair or
+        ``{variable: {"mean", "std"}}`` (in channel order) sets it explicitly.
+    conserve : bool
+        Apply :func:`xsr.models.consistency.conserve` in physical units, so that the block mean
+        of every output frame equals its centre input frame.
+    device : str or torch.device
+        ``"cpu"``, ``"cuda"`` or ``"auto"``.
+    batch_size : int or "auto"
+        Samples (output frames) per forward; ``"auto"`` sizes batches to about
+        :data:`MEMORY_BUDGET_BYTES` of activations.
+    tile : int, (int, int) or None
+        Core tile size in low-resolution pixels; each tile is run with a halo of
+        ``receptive_radius`` pixels (clipped at the block edge) and cropped, so the output equals
+        untiled inference. ``None`` tiles only when one frame exceeds the memory budget;
+        ``False`` never tiles.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(B, C, T - 2 * time_radius, scale * H, scale * W)`` in the input's float dtype
+        (float32 for integer input). Computation runs in float32.
+
+    Raises
+    ------
+    ValueError
+        For a wrong rank, channel count or too few frames, or invalid options.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xsr.models import get_model
+    >>> x = np.random.default_rng(0).random((1, 1, 3, 8, 8), dtype="float32")
+    >>> infer(get_model("bicubic", scale=2, channels=1), x).shape
+    (1, 1, 3, 16, 16)
+    """
+    if isinstance(model, ModelRef):
+        card = model.card
+        dev = resolve_device(device)
+        module = get_model_cached(model, dev)
+    else:
+        _check_model(model)
+        card = getattr(model, "card", None)
+        module = model
+        dev = resolve_device(device)
+        if next(iter(module.parameters()), None) is not None:
+            module = module.to(dev)
+    arr = np.asarray(frames)
+    if arr.ndim != 5:
+        raise ValueError(
+            f"frames must be a (B, C, T, H, W) array, got shape {arr.shape}; add the missing "
+            "axes with numpy.expand_dims (a 2-D model still needs a T axis of length >= 1)."
+        )
+    out_dtype = arr.dtype if arr.dtype in (np.float32, np.float64) else np.dtype("float32")
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise ValueError(f"frames must be a real numeric array, got dtype {arr.dtype}.")
+    b, c, t, h, w = arr.shape
+    window, tr = int(module.window), int(module.time_radius)
+    scale, r = int(module.scale), int(module.receptive_radius)
+    if c != int(module.channels):
+        raise ValueError(
+            f"frames have {c} channel(s) but the model takes {module.channels}; stack one "
+            "channel per model variable."
+        )
+    if t < window:
+        raise ValueError(
+            f"frames have {t} time step(s) but the model needs a window of {window}; give at "
+            "least that many frames."
+        )
+    if min(h, w) < 1 or b < 1:
+        raise ValueError(f"frames must not be empty, got shape {arr.shape}.")
+    stats = _normalisation_arrays(normalisation, card, c)
+    t_out = t - 2 * tr
+    batch, (ty, tx) = _plan(module, t_out, h, w, batch_size, tile)
+
+    x = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+    mask = torch.isnan(x)
+    has_nan = bool(mask.any())
+    if stats is not None:
+        mean = torch.as_tensor(stats[0], dtype=torch.float32).view(1, c, 1, 1, 1)
+        std = torch.as_tensor(stats[1], dtype=torch.float32).view(1, c, 1, 1, 1)
+        xn = (x - mean) / std
+    else:
+        mean = std = None
+        xn = x.clone() if has_nan else x
+    if has_nan:
+        xn = xn.masked_fill(mask, 0.0)
+    # (B, T_out, C, window, H, W): a strided view, windows are copied one batch at a time.
+    views = xn.unfold(2, window, 1).permute(0, 2, 1, 5, 3, 4)
+    out = torch.empty((b, c, t_out, scale * h, scale * w), dtype=torch.float32)
+    out_view = out.permute(0, 2, 1, 3, 4)  # (B, T_out, C, sH, sW)
+    fmt = torch.channels_last if window == 1 else torch.channels_last_3d
+    with torch.inference_mode(), _FORWARD_LOCK:
+        for bi in range(b):
+            for t0 in range(0, t_out, batch):
+                t1 = min(t_out, t0 + batch)
+                sample = views[bi, t0:t1]
+                if window == 1:
+                    sample = sample[:, :, 0]
+                for y0 in range(0, h, ty):
+                    y1 = min(h, y0 + ty)
+                    ya, yb = max(0, y0 - r), min(h, y1 + r)
+                    for x0 in range(0, w, tx):
+                        x1 = min(w, x0 + tx)
+                        xa, xb = max(0, x0 - r), min(w, x1 + r)
+                        inp = sample[..., ya:yb, xa:xb].to(dev).contiguous(memory_format=fmt)
+                        y = module(inp)
+                        oy, ox = scale * (y0 - ya), scale * (x0 - xa)
+                        y = y[..., oy : oy + scale * (y1 - y0), ox : ox + scale * (x1 - x0)]
+                        out_view[bi, t0:t1, :, scale * y0 : scale * y1, scale * x0 : scale * x1] = (
+                            y.to("cpu", torch.float32)
+                        )
+    if std is not None:
+        out.mul_(std).add_(mean)
+    if conserve or has_nan:
+        centre = x[:, :, tr : t - tr]
+        cmask = mask[:, :, tr : t - tr]
+        if conserve:
+            from xsr.models.consistency import conserve as _conserve
+
+            low = centre
+            if has_nan:
+                fill = mean if mean is not None else torch.zeros((1, c, 1, 1, 1))
+                low = torch.where(cmask, fill.expand_as(centre), centre)
+            flat = (b * c, t_out)
+            res = _conserve(
+                out.reshape(*flat, scale * h, scale * w),
+                low.reshape(*flat, h, w),
+                scale,
+            )
+            out = res.reshape(out.shape)
+        if has_nan:
+            fine = cmask.repeat_interleave(scale, dim=3).repeat_interleave(scale, dim=4)
+            out = out.masked_fill(fine, float("nan"))
+    return out.numpy().astype(out_dtype, copy=False)

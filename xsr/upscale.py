@@ -1,0 +1,592 @@
+"""Super-resolve labelled movies: :func:`upscale` (``ds.sr.upscale``).
+
+The function resolves the model (a shipped name, a model file, a loaded model, ``"bicubic"``, or
+the best shipped model for ``scale=``), finds the spatial and time dimensions, maps data variables
+to the model's variables (stacked as channels, in the card's order), and calls the array layer
+(:func:`xsr._chunked.upscale_array`) inside :func:`xarray.apply_ufunc` with ``dask="allowed"``,
+so dask-backed input stays lazy and every chunking gives the same result. Fine coordinates,
+bounds, CF attributes and a provenance line in ``history`` are added here.
+
+torch and the engine are imported inside the functions that need them, never at module import.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from xsr.coords import (
+    append_history,
+    is_global_longitude,
+    refine_bounds,
+    refine_coord,
+    spatial_dims,
+)
+
+__all__ = ["VariableNameWarning", "best_pretrained", "upscale"]
+
+_CH = "__xsr_channel__"
+_T = "__xsr_time__"
+_YF = "__xsr_y_fine__"
+_XF = "__xsr_x_fine__"
+_NONAME = "__xsr_unnamed__"
+
+
+class VariableNameWarning(UserWarning):
+    """A data variable is fed to a model variable of another name (mapped by ``variables=``)."""
+
+
+def _card(model: Any) -> dict[str, Any]:
+    card = getattr(model, "card", None)
+    if card is None:
+        return {}
+    if isinstance(card, Mapping):
+        return dict(card)
+    return dict(card.to_dict())
+
+
+def _card_of_name(name: str) -> dict[str, Any]:
+    from xsr.models.files import load_model
+
+    return _card(load_model(name))
+
+
+def best_pretrained(scale: int, variables: Sequence[Hashable] = ()) -> str:
+    """The shipped model that :func:`upscale` uses for ``scale=`` when no model is given.
+
+    The rule: among the shipped models (``xsr.models.pretrained.PRETRAINED``) of that ``scale``
+    whose card variables all occur in ``variables``, take the one covering the most variables;
+    ties go to the higher validation PSNR in the card's ``metrics`` (key ``"psnr"``), then to the
+    name in alphabetical order. If none covers the data's variables, a single-variable model of
+    that scale is applied per variable only when the data has exactly one variable.
+
+    Parameters
+    ----------
+    scale : int
+        The upscaling factor wanted.
+    variables : sequence of hashable
+        Names of the data variables that could be upscaled.
+
+    Returns
+    -------
+    str
+        A pretrained name for :func:`xsr.models.files.load_model`.
+
+    Raises
+    ------
+    ValueError
+        If no shipped model has that scale or fits the variables; the message lists what exists
+        and the alternatives (``model="bicubic"``, a model file).
+
+    Examples
+    --------
+    >>> import pytest
+    >>> from xsr.models.pretrained import PRETRAINED
+    >>> if not PRETRAINED:
+    ...     with pytest.raises(ValueError, match="no shipped model"):
+    ...         best_pretrained(2, ["h"])
+    """
+    from xsr.models.pretrained import PRETRAINED
+
+    wanted = {str(v) for v in variables}
+    candidates = []
+    of_scale = []
+    for name in sorted(PRETRAINED):
+        card = _card_of_name(name)
+        if int(card.get("scale", 0)) != int(scale):
+            continue
+        of_scale.append(name)
+        names = [str(v["name"]) for v in card.get("variables") or []]
+        fits = bool(names) and set(names) <= wanted
+        if not fits and len(names) == 1 and len(wanted) == 1:
+            fits = True
+        if fits:
+            psnr = (card.get("metrics") or {}).get("psnr")
+            score = float(psnr) if isinstance(psnr, (int, float)) else -np.inf
+            candidates.append((-len(names), -score, name))
+    if candidates:
+        return min(candidates)[2]
+    if not of_scale:
+        raise ValueError(
+            f"There is no shipped model for scale={scale} yet (shipped: {sorted(PRETRAINED)}). "
+            f"Pass model='bicubic' with scale={scale} for interpolation, or a model file "
+            "trained with xsr.train.fit."
+        )
+    raise ValueError(
+        f"No shipped model of scale={scale} covers the data variables {sorted(wanted)}; "
+        f"shipped models of that scale: {of_scale}. Pass model= and map names with "
+        "variables={'data_name': 'model_name'}."
+    )
+
+
+def _resolve_model(model: Any, scale: int | None, names: Sequence[Hashable]) -> tuple[Any, str]:
+    import torch
+
+    if model is None:
+        if scale is None:
+            raise ValueError(
+                "upscale needs model= (a shipped name, a model file or a loaded model) or "
+                "scale= (to pick the best shipped model for that scale)."
+            )
+        from xsr.models.files import load_model
+
+        name = best_pretrained(scale, names)
+        return load_model(name), name
+    if isinstance(model, torch.nn.Module):
+        return model, str(_card(model).get("name") or getattr(model, "arch", type(model).__name__))
+    if isinstance(model, (str, os.PathLike)):
+        from xsr.models import get_model, list_models
+        from xsr.models.files import load_model
+
+        key = os.fspath(model)
+        if key in list_models():
+            if scale is None:
+                raise ValueError(
+                    f"model={key!r} is a parameter-free architecture; give its factor with "
+                    f"scale=, e.g. upscale(obj, model={key!r}, scale=2)."
+                )
+            built = get_model(key, scale=int(scale), channels=1)
+            if any(True for _ in built.parameters()):
+                raise ValueError(
+                    f"model={key!r} names an untrained architecture. Pass a shipped model "
+                    "(xsr.models.pretrained.list_pretrained()), a model file trained with "
+                    "xsr.train.fit, or model='bicubic' for interpolation."
+                )
+            return built, f"{key}-x{int(scale)}"
+        return load_model(key), os.path.basename(key)
+    raise TypeError(
+        "model must be a shipped model name, a model file path, a loaded xsr model or None, got "
+        f"{type(model).__name__}."
+    )
+
+
+def _norm_periodic(periodic: Any, x_coord: xr.DataArray | None) -> tuple[bool, bool]:
+    if periodic is None:
+        if x_coord is None or x_coord.ndim != 1 or x_coord.size < 2:
+            return (False, False)
+        units = x_coord.attrs.get("units")
+        try:
+            return (False, bool(is_global_longitude(x_coord.values, units)))
+        except (ValueError, TypeError):
+            return (False, False)
+    if periodic is False or periodic == "none":
+        return (False, False)
+    if periodic is True:
+        periodic = "x"
+    if isinstance(periodic, str):
+        periodic = tuple(periodic) if periodic in ("xy", "yx") else (periodic,)
+    if isinstance(periodic, Sequence) and all(p in ("x", "y") for p in periodic):
+        return ("y" in periodic, "x" in periodic)
+    raise ValueError(
+        f"periodic must be None (detect global longitude), False, 'x', 'y' or ('y', 'x'), got "
+        f"{periodic!r}."
+    )
+
+
+def _groups(
+    candidates: list[Hashable],
+    variables: Any,
+    card_vars: list[dict[str, Any]],
+    channels: int,
+    model_name: str,
+) -> list[list[tuple[Hashable, str | None]]]:
+    """Groups of (data name, model variable name) pairs, one model call per group."""
+    card_names = [str(v["name"]) for v in card_vars]
+    if variables is None:
+        if card_names:
+            if all(n in candidates for n in card_names):
+                pairs = [(n, n) for n in card_names]
+            elif len(candidates) == 1 and candidates[0] == _NONAME and channels == 1:
+                pairs = [(_NONAME, card_names[0])]
+            else:
+                raise ValueError(
+                    f"Model {model_name!r} was trained on variables {card_names} but the data "
+                    f"has {[str(c) for c in candidates]}. Map them with variables=, e.g. "
+                    f"variables={{{str(candidates[0])!r}: {card_names[0]!r}}}."
+                )
+            return [pairs] if channels > 1 else [[p] for p in pairs]
+        if channels == 1:
+            return [[(n, None)] for n in candidates]
+        if len(candidates) != channels:
+            raise ValueError(
+                f"Model {model_name!r} takes {channels} variables but the data has "
+                f"{len(candidates)} on the spatial grid ({[str(c) for c in candidates]}); pass "
+                f"variables= with {channels} names in the model's channel order."
+            )
+        return [[(n, None) for n in candidates]]
+    if isinstance(variables, Mapping):
+        pairs = [(k, str(v)) for k, v in variables.items()]
+    else:
+        if isinstance(variables, (str, bytes)) or not isinstance(variables, Sequence):
+            variables = [variables]
+        names = list(variables)
+        if card_names and channels > 1:
+            if len(names) != len(card_names):
+                raise ValueError(
+                    f"variables={names} gives {len(names)} names but model {model_name!r} "
+                    f"takes {len(card_names)} ({card_names}), in that order."
+                )
+            pairs = list(zip(names, card_names))
+        elif card_names:
+            pairs = [(n, card_names[0]) for n in names]
+        else:
+            pairs = [(n, None) for n in names]
+    missing = [k for k, _ in pairs if k not in candidates]
+    if missing:
+        raise ValueError(
+            f"variables names {missing}, which are not data variables on the spatial grid; "
+            f"available: {[str(c) for c in candidates]}."
+        )
+    if card_names:
+        unknown = [v for _, v in pairs if v not in card_names]
+        if unknown:
+            raise ValueError(
+                f"variables maps to {unknown}, which model {model_name!r} does not know; its "
+                f"variables are {card_names}."
+            )
+    if channels == 1:
+        return [[p] for p in pairs]
+    if len(pairs) != channels:
+        raise ValueError(
+            f"Model {model_name!r} takes {channels} variables but variables= gives {len(pairs)}."
+        )
+    if card_names:
+        order = {n: i for i, n in enumerate(card_names)}
+        pairs = sorted(pairs, key=lambda p: order[str(p[1])])
+    return [pairs]
+
+
+def _check_units(
+    arrays: Mapping[Hashable, xr.DataArray],
+    pairs: list[tuple[Hashable, str | None]],
+    card_vars: list[dict[str, Any]],
+    model_name: str,
+) -> None:
+    units = {str(v["name"]): v.get("units") for v in card_vars}
+    for data_name, model_var in pairs:
+        if model_var is None:
+            continue
+        if data_name != _NONAME and str(data_name) != model_var:
+            warnings.warn(
+                f"Data variable {data_name!r} is fed to model {model_name!r} as its variable "
+                f"{model_var!r} (names differ; mapped by variables=).",
+                VariableNameWarning,
+                stacklevel=4,
+            )
+        want = units.get(model_var)
+        have = arrays[data_name].attrs.get("units")
+        if want and have is not None and str(have).strip() != str(want).strip():
+            raise ValueError(
+                f"Data variable {data_name!r} has units {have!r} but model {model_name!r} "
+                f"expects {model_var!r} in {want!r}; convert the data first."
+            )
+
+
+def _refined_coord(obj: Any, dim: Hashable, scale: int) -> xr.DataArray | None:
+    if dim not in obj.coords:
+        return None
+    coord = obj.coords[dim]
+    try:
+        values = refine_coord(coord.values, scale)
+    except ValueError as err:
+        raise ValueError(
+            f"Cannot build the fine grid of dimension {dim!r}: {err} Upscaling needs uniformly "
+            "spaced cell centres; regrid the data first."
+        ) from err
+    return xr.DataArray(values, dims=(dim,), attrs=dict(coord.attrs))
+
+
+def _bounds_names(obj: Any, dim: Hashable) -> list[Hashable]:
+    names = []
+    if dim in obj.coords:
+        b = obj.coords[dim].attrs.get("bounds")
+        if b is not None:
+            names.append(b)
+    names += [f"{dim}_bnds", f"{dim}_bounds"]
+    variables = obj.variables if isinstance(obj, xr.Dataset) else obj.coords
+    out = []
+    for n in names:
+        if n in variables and n not in out:
+            v = variables[n]
+            if v.ndim == 2 and v.dims[0] == dim and v.shape[1] == 2:
+                out.append(n)
+    return out
+
+
+def upscale(
+    obj: xr.Dataset | xr.DataArray,
+    model: Any = None,
+    *,
+    scale: int | None = None,
+    variables: Any = None,
+    dims: Sequence[Hashable] | None = None,
+    time_dim: Hashable = "time",
+    conserve: bool = False,
+    periodic: Any = None,
+    device: str = "auto",
+    batch_size: int | str = "auto",
+    tile: Any = None,
+    time_boundary: str = "reflect",
+) -> xr.Dataset | xr.DataArray:
+    """Super-resolve a Dataset or DataArray with a model; lazy on dask-backed input.
+
+    Parameters
+    ----------
+    obj : xarray.Dataset or xarray.DataArray
+        Low-resolution movie with two spatial dimensions (and a time dimension for windowed
+        models); any other dimensions (member, level, ...) are batched.
+    model : str, path, xsr model or None
+        A shipped model name, a model file path, a loaded model (``xsr.models.files.load_model``
+        or a trained ``SRModel``), or ``"bicubic"`` (interpolation through the same machinery;
+        needs ``scale=``). ``None`` picks the best shipped model for ``scale=`` (see
+        :func:`best_pretrained`). The scale comes from the model.
+    scale : int, optional
+        Needed without a model or with ``"bicubic"``; otherwise it must equal the model's scale.
+    variables : str, list or dict, optional
+        Data variables to upscale. A list is taken in the model card's variable order; a dict
+        ``{data_name: model_name}`` maps names that differ (with a
+        :class:`VariableNameWarning`). Default: the card's variables (all spatial variables,
+        one at a time, for a single-channel model without a card).
+    dims : (str, str), optional
+        The ``(y, x)`` dimensions; found by name or CF ``axis`` otherwise.
+    time_dim : str
+        Name of the time dimension (required for windowed models).
+    conserve : bool
+        Make ``coarsen(output) == input`` hold to float precision (block means).
+    periodic : None, False, "x", "y" or ("y", "x")
+        Wrap around these axes. ``None`` wraps ``x`` when it is a global longitude (360 degrees).
+    device : str
+        ``"auto"`` (a GPU where one exists), ``"cpu"`` or ``"cuda"``.
+    batch_size : int or "auto"
+        Output frames per forward; activations, not dask chunks, set the memory.
+    tile : int, (int, int), None or False
+        Spatial tile in low-resolution pixels (with halos; identical output); ``None`` tiles
+        automatically beyond a memory budget.
+    time_boundary : {"reflect", "nearest", "periodic"}
+        Frames beyond the ends of the time axis for windowed models: ``"reflect"`` mirrors the
+        series including the end frame.
+
+    Returns
+    -------
+    xarray.Dataset or xarray.DataArray
+        Same type as ``obj`` on the fine grid: spatial coordinates are fine cell centres
+        consistent with ``coarsen`` (ascending or descending), bounds are refined, CF attributes
+        kept, ``history`` gains a provenance line. Variables without the spatial dimensions pass
+        through unchanged; variables with only one of them, and 2-D auxiliary coordinates, are
+        dropped. NaN cells stay NaN on the fine grid. Integer data comes back as float32.
+
+    Raises
+    ------
+    ValueError
+        For a scale contradicting the model, unknown dims, missing time dimension or too few
+        frames for a windowed model, non-uniform coordinates, or variables/units that do not
+        match the model card.
+
+    Warns
+    -----
+    VariableNameWarning
+        When ``variables=`` feeds a data variable to a model variable of another name.
+    xsr._chunked.HaloChunkWarning
+        When chunks smaller than the halo are merged.
+
+    Examples
+    --------
+    >>> import xsr.testing
+    >>> ds = xsr.testing.random_movie(4, 8, 8)
+    >>> hi = upscale(ds, "bicubic", scale=2)
+    >>> hi["h"].shape
+    (4, 16, 16)
+    >>> lazy = upscale(ds.chunk({"time": 2}), "bicubic", scale=2)   # nothing computed yet
+    >>> bool(abs(lazy["h"] - hi["h"]).max() < 1e-5)
+    True
+    """
+    from xsr._chunked import upscale_array
+    from xsr._version import __version__
+    from xsr.engine import ModelRef, resolve_device
+
+    if not isinstance(obj, (xr.Dataset, xr.DataArray)):
+        raise TypeError(
+            f"upscale works on an xarray Dataset or DataArray, got {type(obj).__name__}."
+        )
+    if scale is not None and (
+        isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale < 1
+    ):
+        raise ValueError(f"scale must be a positive int, got {scale!r}.")
+    resolve_device(device)
+    y_dim, x_dim = spatial_dims(obj, dims)
+    is_da = isinstance(obj, xr.DataArray)
+    if is_da:
+        arrays: dict[Hashable, xr.DataArray] = {
+            (obj.name if obj.name is not None else _NONAME): obj
+        }
+    else:
+        arrays = dict(obj.data_vars.items())
+    candidates = [k for k, v in arrays.items() if y_dim in v.dims and x_dim in v.dims]
+    if not candidates:
+        raise ValueError(
+            f"No variable has both spatial dimensions {(y_dim, x_dim)}; nothing to upscale."
+        )
+
+    net, model_name = _resolve_model(model, scale, candidates)
+    ref = ModelRef.from_model(net, name=model_name)
+    if scale is not None and int(scale) != ref.scale:
+        raise ValueError(
+            f"scale={scale} contradicts model {model_name!r}, which upscales by {ref.scale}; "
+            "drop scale= or pick a model of that scale."
+        )
+    s = ref.scale
+    card = ref.card or {}
+    card_vars = list(card.get("variables") or [])
+    groups = _groups(candidates, variables, card_vars, ref.channels, model_name)
+    for pairs in groups:
+        _check_units(arrays, pairs, card_vars, model_name)
+    py, px = _norm_periodic(periodic, obj.coords.get(x_dim))
+    if time_boundary not in ("reflect", "nearest", "periodic"):
+        raise ValueError(
+            f"time_boundary must be 'reflect', 'nearest' or 'periodic', got {time_boundary!r}."
+        )
+
+    fine_y = _refined_coord(obj, y_dim, s)
+    fine_x = _refined_coord(obj, x_dim, s)
+    kwargs = {
+        "model_ref": ref,
+        "conserve": bool(conserve),
+        "time_boundary": time_boundary,
+        "periodic": (py, px),
+        "device": device,
+        "batch_size": batch_size,
+        "tile": tile,
+    }
+
+    results: dict[Hashable, xr.DataArray] = {}
+    for pairs in groups:
+        members = [arrays[name] for name, _ in pairs]
+        members = list(xr.broadcast(*members)) if len(members) > 1 else members
+        has_time = time_dim in members[0].dims
+        if ref.window > 1:
+            if not has_time:
+                raise ValueError(
+                    f"Model {model_name!r} reads windows of {ref.window} frames, but variable "
+                    f"{pairs[0][0]!r} has no time dimension {time_dim!r} (dims "
+                    f"{members[0].dims}); pass time_dim= or use a 2-D model."
+                )
+            if members[0].sizes[time_dim] < ref.window:
+                raise ValueError(
+                    f"Model {model_name!r} reads windows of {ref.window} frames, but "
+                    f"{pairs[0][0]!r} has only {members[0].sizes[time_dim]} along "
+                    f"{time_dim!r}; give at least {ref.window} frames or use a 2-D model."
+                )
+        tdim = time_dim if has_time else _T
+        if not has_time:
+            members = [m.expand_dims(_T) for m in members]
+        # Variables, not DataArrays: coordinates are rebuilt later, no alignment needed.
+        stacked = xr.DataArray(xr.Variable.concat([m.variable for m in members], dim=_CH))
+        if not np.issubdtype(stacked.dtype, np.floating) or stacked.dtype == np.float16:
+            stacked = stacked.astype("float32")
+        out = xr.apply_ufunc(
+            upscale_array,
+            stacked,
+            input_core_dims=[[_CH, tdim, y_dim, x_dim]],
+            output_core_dims=[[_CH, tdim, _YF, _XF]],
+            exclude_dims={y_dim, x_dim},
+            dask="allowed",
+            kwargs=kwargs,
+        )
+        out = out.rename({_YF: y_dim, _XF: x_dim})
+        for i, (name, _) in enumerate(pairs):
+            piece = out.isel({_CH: i})
+            if not has_time:
+                piece = piece.isel({_T: 0})
+            src = arrays[name]
+            order = [d for d in src.dims if d in piece.dims]
+            piece = piece.transpose(*order, ...)
+            piece.attrs = dict(src.attrs)
+            results[name] = piece.variable
+
+    line = (
+        f"xsr {__version__} upscale: model={ref.name} sha256={ref.sha256} scale={s} "
+        f"halo_time={ref.time_radius} halo_space={ref.receptive_radius} conserve={bool(conserve)} "
+        f"time_boundary={time_boundary} periodic_y={py} periodic_x={px}"
+    )
+    return _assemble(
+        obj, results, y_dim, x_dim, fine_y, fine_x, s, line, explicit=variables is not None
+    )
+
+
+def _refine_bounds_data(data: Any, scale: int) -> Any:
+    """refine_bounds on numpy data, or lazily on dask data."""
+    import dask.array as da
+
+    if isinstance(data, da.Array):
+        n = data.shape[0]
+        return data.rechunk(-1).map_blocks(
+            refine_bounds, scale, chunks=((scale * n,), (2,)), dtype="float64"
+        )
+    return refine_bounds(np.asarray(data), scale)
+
+
+def _assemble(
+    obj: xr.Dataset | xr.DataArray,
+    results: Mapping[Hashable, xr.Variable],
+    y_dim: Hashable,
+    x_dim: Hashable,
+    fine_y: xr.DataArray | None,
+    fine_x: xr.DataArray | None,
+    scale: int,
+    line: str,
+    explicit: bool,
+) -> xr.Dataset | xr.DataArray:
+    spatial = {y_dim, x_dim}
+    bounds = {}
+    for dim in (y_dim, x_dim):
+        for n in _bounds_names(obj, dim):
+            var = obj.variables[n] if isinstance(obj, xr.Dataset) else obj.coords[n].variable
+            bounds[n] = xr.Variable(var.dims, _refine_bounds_data(var.data, scale), var.attrs)
+    new_coords: dict[Hashable, Any] = {}
+    if fine_y is not None:
+        new_coords[y_dim] = fine_y.variable
+    if fine_x is not None:
+        new_coords[x_dim] = fine_x.variable
+    for n, v in obj.coords.items():
+        if n in (y_dim, x_dim):
+            continue
+        if n in bounds:
+            new_coords[n] = bounds[n]
+        elif not spatial & set(v.dims):
+            new_coords[n] = v.variable
+
+    if isinstance(obj, xr.DataArray):
+        (var,) = results.values()
+        out = xr.DataArray(var, coords=new_coords, name=obj.name)
+        out.attrs = append_history(obj.attrs, line)
+        return out
+
+    data_vars: dict[Hashable, Any] = {}
+    dropped = []
+    for n, v in obj.data_vars.items():
+        if n in results:
+            data_vars[n] = results[n]
+        elif n in bounds:
+            data_vars[n] = bounds[n]
+        elif not spatial & set(v.dims):
+            data_vars[n] = v.variable
+        elif explicit and y_dim in v.dims and x_dim in v.dims:
+            continue  # on the grid but not chosen by variables=: left out as asked
+        else:
+            dropped.append(n)
+    if dropped:
+        warnings.warn(
+            f"Variables {dropped} are on the coarse grid but were not upscaled (not among the "
+            "model's variables, or with only one spatial dimension); they are left out of the "
+            "result. Select them with variables= or upscale them separately.",
+            UserWarning,
+            stacklevel=3,
+        )
+    out_ds = xr.Dataset(data_vars, coords=new_coords)
+    out_ds.attrs = append_history(obj.attrs, line)
+    return out_ds
