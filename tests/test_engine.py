@@ -1,0 +1,268 @@
+"""Tests of the inference engine (numpy + torch only)."""
+
+from __future__ import annotations
+
+import pickle
+
+import hypothesis.strategies as st
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from torch import nn
+
+from xsr import engine
+from xsr.engine import ModelRef, cache_info, clear_model_cache, get_model_cached, infer
+
+
+class Toy2D(nn.Module):
+    """A tiny 2-D model obeying the contract: two 3x3 convs at low resolution, pixel shuffle."""
+
+    arch = "toy2d"
+
+    def __init__(self, scale: int = 2, channels: int = 1, seed: int = 0) -> None:
+        super().__init__()
+        self.scale, self.channels, self.window, self.time_radius = scale, channels, 1, 0
+        self.receptive_radius = 2
+        self.config = {"scale": scale, "channels": channels, "seed": seed}
+        self.c1 = nn.Conv2d(channels, 4, 3, padding=1)
+        self.c2 = nn.Conv2d(4, channels * scale * scale, 3, padding=1)
+        gen = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.pixel_shuffle(self.c2(torch.tanh(self.c1(x))), self.scale)
+        return y + F.interpolate(x, scale_factor=self.scale, mode="nearest")
+
+
+class Toy3D(nn.Module):
+    """A tiny windowed model: two valid-in-time 3x3x3 convs over 5 frames, pixel shuffle."""
+
+    arch = "toy3d"
+
+    def __init__(self, scale: int = 2, channels: int = 1, seed: int = 1) -> None:
+        super().__init__()
+        self.scale, self.channels, self.window, self.time_radius = scale, channels, 5, 2
+        self.receptive_radius = 2
+        self.config = {"scale": scale, "channels": channels, "seed": seed}
+        self.c1 = nn.Conv3d(channels, 4, 3, padding=(0, 1, 1))
+        self.c2 = nn.Conv3d(4, channels * scale * scale, 3, padding=(0, 1, 1))
+        gen = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.c2(torch.tanh(self.c1(x)))[:, :, 0]
+        centre = x[:, :, self.time_radius]
+        return F.pixel_shuffle(y, self.scale) + F.interpolate(
+            centre, scale_factor=self.scale, mode="nearest"
+        )
+
+
+def _frames(shape: tuple[int, ...], seed: int = 0, dtype: str = "float32") -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+def _close(a: np.ndarray, b: np.ndarray) -> None:
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-6 * float(np.nanmax(np.abs(b))))
+
+
+def _reference(model: nn.Module, frames: np.ndarray) -> np.ndarray:
+    """Naive loop: one sample at a time, no batching, no tiling."""
+    b, c, t, h, w = frames.shape
+    tr, win, s = model.time_radius, model.window, model.scale
+    out = np.empty((b, c, t - 2 * tr, s * h, s * w), dtype="float32")
+    with torch.no_grad():
+        for i in range(b):
+            for k in range(t - 2 * tr):
+                x = torch.from_numpy(frames[i, :, k : k + win].astype("float32"))
+                x = x[:, 0] if win == 1 else x
+                out[i, :, k] = model(x[None])[0].numpy()
+    return out
+
+
+@pytest.mark.parametrize("model_cls", [Toy2D, Toy3D])
+def test_infer_matches_naive_loop(model_cls: type[nn.Module]) -> None:
+    model = model_cls()
+    frames = _frames((2, 1, 7, 9, 11))
+    out = infer(model, frames, device="cpu")
+    assert out.shape == (2, 1, 7 - 2 * model.time_radius, 18, 22)
+    assert out.dtype == np.float32
+    _close(out, _reference(model, frames))
+
+
+def test_infer_from_ref_equals_module() -> None:
+    model = Toy3D(channels=2)
+    frames = _frames((1, 2, 6, 8, 8))
+    ref = ModelRef.from_model(model)
+    np.testing.assert_array_equal(infer(ref, frames), infer(model, frames))
+
+
+@settings(max_examples=8, deadline=None)
+@given(
+    ty=st.integers(1, 12),
+    tx=st.integers(1, 12),
+    batch=st.integers(1, 4),
+    three_d=st.booleans(),
+)
+def test_tiling_and_batching_do_not_change_output(
+    ty: int, tx: int, batch: int, three_d: bool
+) -> None:
+    model = Toy3D() if three_d else Toy2D()
+    frames = _frames((1, 1, 7, 10, 12), seed=3)
+    whole = infer(model, frames, tile=False, batch_size=100)
+    tiled = infer(model, frames, tile=(ty, tx), batch_size=batch)
+    _close(tiled, whole)
+
+
+def test_automatic_tiling_beyond_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = Toy2D()
+    frames = _frames((1, 1, 2, 40, 40))
+    whole = infer(model, frames, tile=False)
+    monkeypatch.setattr(engine, "MEMORY_BUDGET_BYTES", 4 * 64 * 80 * 80 // 3)
+    bs, (ty, tx) = engine._plan(model, 2, 40, 40, "auto", None)
+    assert (ty, tx) != (40, 40)
+    assert bs >= 1
+    _close(infer(model, frames), whole)
+
+
+def test_dtypes() -> None:
+    model = Toy2D()
+    x64 = _frames((1, 1, 2, 6, 6), dtype="float64")
+    out64 = infer(model, x64)
+    assert out64.dtype == np.float64
+    _close(out64, infer(model, x64.astype("float32")))
+    xi = (x64 * 10).astype("int16")
+    outi = infer(model, xi)
+    assert outi.dtype == np.float32
+    _close(outi, infer(model, xi.astype("float32")))
+
+
+def test_normalisation_pair_and_card() -> None:
+    model = Toy2D(channels=2)
+    frames = _frames((1, 2, 3, 6, 6)) * 5.0 + 100.0
+    mean, std = np.array([100.0, 99.0]), np.array([5.0, 4.0])
+    expected = _reference(model, (frames - mean[:, None, None, None]) / std[:, None, None, None])
+    expected = expected * std[:, None, None, None] + mean[:, None, None, None]
+    _close(infer(model, frames, normalisation=(mean, std)), expected)
+    model.card = {
+        "variables": [{"name": "a", "units": "m"}, {"name": "b", "units": "m"}],
+        "normalisation": {"b": {"mean": 99.0, "std": 4.0}, "a": {"mean": 100.0, "std": 5.0}},
+    }
+    _close(infer(model, frames), expected)
+    plain = infer(model, frames, normalisation=False)
+    assert np.abs(plain - expected).max() > 1e-3
+
+
+def test_nan_mask_filled_then_reapplied() -> None:
+    model = Toy2D()
+    frames = _frames((1, 1, 2, 12, 12))
+    frames[0, 0, 0, 2:4, 3:5] = np.nan
+    frames[0, 0, 1, 9, 9] = np.nan
+    out = infer(model, frames)
+    fine = np.isnan(out)
+    expected = np.isnan(frames).repeat(2, axis=3).repeat(2, axis=4)
+    np.testing.assert_array_equal(fine, expected)
+    filled = infer(model, np.nan_to_num(frames, nan=0.0))
+    _close(np.where(expected, filled, out), filled)
+
+
+def test_conserve_block_means() -> None:
+    pytest.importorskip("xsr.models.consistency")
+    model = Toy3D()
+    frames = _frames((2, 1, 6, 8, 10)) * 3.0 + 7.0
+    frames[0, 0, 3, 1, 1] = np.nan
+    out = infer(model, frames, conserve=True)
+    block = out.reshape(2, 1, 2, 8, 2, 10, 2).mean(axis=(4, 6))
+    centre = frames[:, :, 2:4]
+    np.testing.assert_allclose(block, centre, rtol=0, atol=1e-5)
+    assert np.isnan(out[0, 0, 1, 2:4, 2:4]).all()
+
+
+@pytest.mark.parametrize(
+    ("shape", "kwargs", "match"),
+    [
+        ((1, 1, 8, 8), {}, "B, C, T, H, W"),
+        ((1, 2, 3, 8, 8), {}, "channel"),
+        ((1, 1, 3, 8, 8), {"model": "3d"}, "window of 5"),
+        ((1, 1, 3, 8, 8), {"batch_size": 0}, "batch_size"),
+        ((1, 1, 3, 8, 8), {"batch_size": "big"}, "batch_size"),
+        ((1, 1, 3, 8, 8), {"tile": (0, 3)}, "tile"),
+        ((1, 1, 3, 8, 8), {"normalisation": ([0.0], [-1.0])}, "positive"),
+        ((1, 1, 3, 8, 8), {"device": "gpu"}, "device"),
+    ],
+)
+def test_infer_errors(shape: tuple[int, ...], kwargs: dict, match: str) -> None:
+    model = Toy3D() if kwargs.pop("model", None) == "3d" else Toy2D()
+    with pytest.raises(ValueError, match=match):
+        infer(model, np.zeros(shape, dtype="float32"), **kwargs)
+
+
+def test_not_a_model() -> None:
+    with pytest.raises(TypeError, match="xsr model"):
+        infer(nn.Conv2d(1, 1, 3), np.zeros((1, 1, 1, 4, 4), dtype="float32"))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU error")
+def test_cuda_without_gpu_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="no"):
+        engine.resolve_device("cuda")
+    assert engine.resolve_device("auto").type == "cpu"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu() -> None:
+    model = Toy2D()
+    frames = _frames((1, 1, 3, 16, 16))
+    np.testing.assert_allclose(
+        infer(model, frames, device="cuda"), infer(model, frames, device="cpu"), atol=1e-4
+    )
+
+
+def test_model_ref_pickles_and_caches() -> None:
+    clear_model_cache()
+    model = Toy2D(seed=5)
+    ref = ModelRef.from_model(model)
+    clone = pickle.loads(pickle.dumps(ref))
+    assert clone == ref
+    assert hash(clone) == hash(ref)
+    assert clone.weights == ref.weights
+    first = get_model_cached(clone)
+    assert get_model_cached(ref) is first
+    assert first is not model  # a frozen copy, not the caller's module
+    info = cache_info()
+    assert info["builds"] == 0
+    assert info["hits"] == 2
+    # changing the weights changes the key
+    with torch.no_grad():
+        model.c1.bias.add_(1.0)
+    assert ModelRef.from_model(model).key != ref.key
+    assert ModelRef.from_model(Toy2D(scale=3, seed=5)).key != ref.key
+
+
+def test_model_ref_rebuilds_from_registry() -> None:
+    models = pytest.importorskip("xsr.models")
+    if not hasattr(models, "get_model"):
+        pytest.skip("model registry not available yet")
+    model = models.get_model("fsrcnn", scale=2, channels=1)
+    ref = ModelRef.from_model(model)
+    clear_model_cache()
+    built = get_model_cached(ref)
+    assert cache_info()["builds"] == 1
+    get_model_cached(pickle.loads(pickle.dumps(ref)))
+    assert cache_info()["builds"] == 1
+    x = torch.randn(1, 1, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(built(x), model.eval()(x))
+
+
+def test_cache_is_bounded() -> None:
+    clear_model_cache()
+    for seed in range(engine._CACHE_SIZE + 3):
+        ModelRef.from_model(Toy2D(seed=seed))
+    assert cache_info()["size"] == engine._CACHE_SIZE
