@@ -1,0 +1,436 @@
+"""Tests of xsr.archive: resumable region-by-region Zarr writes."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import dask
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import xsr.archive as archive
+from xsr.archive import (
+    ArchiveError,
+    JobMismatchError,
+    ReadOnlyStoreError,
+    StoreExistsError,
+    store_status,
+    write_zarr_resumable,
+)
+from xsr.testing import raise_if_dask_computes, random_movie
+
+# ---------------------------------------------------------------------------------------------
+# a lazy movie whose blocks record that they were computed (and can be told to fail)
+# ---------------------------------------------------------------------------------------------
+
+CALLS: list[int] = []
+FAIL_AT: dict[str, int] = {}
+
+
+def _traced(block: np.ndarray, block_info: dict | None = None) -> np.ndarray:
+    index = block_info[0]["chunk-location"][0]
+    CALLS.append(index)
+    if FAIL_AT.get("region") == index:
+        raise RuntimeError(f"injected failure in block {index}")
+    return block * 2.0 + 1.0
+
+
+def lazy_movie(nt: int = 12, chunk: int = 1, n: int = 16) -> xr.Dataset:
+    """``2 h + 1`` of a random movie, lazily, one traced dask block per ``chunk`` frames."""
+    ds = random_movie(nt, n, n).chunk(time=chunk)
+    data = ds["h"].data
+    traced = data.map_blocks(_traced, dtype=data.dtype, meta=np.array((), dtype=data.dtype))
+    return ds.copy(data={"h": traced})
+
+
+def expected_movie(nt: int = 12, n: int = 16) -> xr.Dataset:
+    ds = random_movie(nt, n, n)
+    return ds.copy(data={"h": ds["h"].values * 2.0 + 1.0})
+
+
+@pytest.fixture(autouse=True)
+def _reset_trace():
+    CALLS.clear()
+    FAIL_AT.clear()
+    yield
+    CALLS.clear()
+    FAIL_AT.clear()
+
+
+def tree_bytes(root: Path) -> dict[str, bytes]:
+    """Every file of a folder, by relative path."""
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# writing
+# ---------------------------------------------------------------------------------------------
+
+
+def test_eager_input_roundtrip(tmp_path):
+    ds = random_movie(7, 8, 10, variables=("h", "u"))
+    out = write_zarr_resumable(ds, tmp_path / "eager.zarr", region_size=3, progress=False)
+    xr.testing.assert_identical(out.compute(), ds)
+    assert out["h"].chunks[0] == (3, 3, 1)
+    status = store_status(tmp_path / "eager.zarr")
+    assert status["n_regions"] == 3
+    assert status["completed"] == [0, 1, 2]
+    assert status["missing"] == []
+    assert status["finished"]
+
+
+def test_chunked_input_streams_one_compute_per_region(tmp_path):
+    lazy = lazy_movie(12, chunk=3)
+    with raise_if_dask_computes(max_computes=4) as sched:
+        out = write_zarr_resumable(lazy, tmp_path / "lazy.zarr", progress=False)
+        assert isinstance(out["h"].data, dask.array.Array)  # returned lazily
+    assert sched.total_computes == 4  # one per region, never the whole array at once
+    assert sorted(CALLS) == [0, 1, 2, 3]
+    xr.testing.assert_identical(out.compute(), expected_movie(12))
+    # Zarr chunks along time are the regions: no chunk is shared by two regions.
+    group = zarr.open_group(str(tmp_path / "lazy.zarr"), mode="r")
+    assert group["h"].chunks[0] == 3
+
+
+def test_static_lazy_variables_are_written_with_the_metadata(tmp_path):
+    ds = random_movie(6, 8, 8).chunk(time=2)
+    ds["mask"] = (ds["h"].isel(time=0, drop=True) > 0).astype("int8")
+    ds = ds.assign_coords(area=(("y", "x"), np.full((8, 8), 1.0e6)))
+    with raise_if_dask_computes(max_computes=4):  # the static variable once, then 3 regions
+        out = write_zarr_resumable(ds, tmp_path / "static.zarr", progress=False)
+    xr.testing.assert_identical(out.compute(), ds.compute())
+
+
+def test_dataarray_roundtrip_keeps_name_and_kind(tmp_path):
+    da = random_movie(5, 6, 6)["h"].chunk(time=2)
+    out = write_zarr_resumable(da, tmp_path / "da.zarr", progress=False)
+    assert isinstance(out, xr.DataArray)
+    xr.testing.assert_identical(out.compute(), da.compute())
+    unnamed = da.rename(None)
+    out = write_zarr_resumable(unnamed, tmp_path / "unnamed.zarr", progress=False)
+    assert out.name is None
+    np.testing.assert_array_equal(out.values, da.values)
+
+
+def test_other_region_dimension_and_region_size_rechunks(tmp_path):
+    ds = random_movie(4, 10, 6).chunk(y=4)
+    out = write_zarr_resumable(
+        ds, tmp_path / "y.zarr", regions_along="y", region_size=3, progress=False
+    )
+    assert out["h"].chunks[1] == (3, 3, 3, 1)
+    xr.testing.assert_identical(out.compute(), ds.compute())
+
+
+def test_default_region_size_is_capped_by_bytes(tmp_path, monkeypatch):
+    monkeypatch.setattr(archive, "DEFAULT_REGION_BYTES", 3 * 8 * 8 * 4)  # three float32 frames
+    ds = random_movie(10, 8, 8)  # eager: one chunk of 10 frames would be the whole array
+    out = write_zarr_resumable(ds, tmp_path / "cap.zarr", progress=False)
+    assert store_status(tmp_path / "cap.zarr")["region_size"] == 3
+    assert out["h"].chunks[0] == (3, 3, 3, 1)
+
+
+def test_progress_bar_counts_regions(tmp_path, capsys):
+    write_zarr_resumable(lazy_movie(4, chunk=1), tmp_path / "p.zarr", progress=True)
+    err = capsys.readouterr().err
+    assert "4/4" in err
+    assert "region" in err
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    nt=st.integers(1, 9),
+    chunk=st.integers(1, 9),
+    region_size=st.one_of(st.none(), st.integers(1, 10)),
+)
+def test_any_chunking_and_region_size_roundtrips(nt, chunk, region_size):
+    ds = random_movie(nt, 4, 5, seed=nt).chunk(time=chunk)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = write_zarr_resumable(
+            ds, Path(tmp) / "h.zarr", region_size=region_size, progress=False
+        )
+        xr.testing.assert_identical(out.compute(), ds.compute())
+        status = store_status(Path(tmp) / "h.zarr")
+        size = min(region_size or chunk, nt)
+        assert status["region_size"] == size
+        assert status["n_regions"] == math.ceil(nt / size)
+        assert set(out["h"].chunks[0][:-1]) <= {size}
+
+
+# ---------------------------------------------------------------------------------------------
+# resuming
+# ---------------------------------------------------------------------------------------------
+
+
+def test_failed_run_leaves_a_resumable_store(tmp_path):
+    reference = tmp_path / "reference.zarr"
+    write_zarr_resumable(lazy_movie(), reference, job_id="job", progress=False)
+
+    store = tmp_path / "failed.zarr"
+    CALLS.clear()
+    FAIL_AT["region"] = 5
+    with pytest.raises(RuntimeError, match="injected failure") as info:
+        write_zarr_resumable(lazy_movie(), store, job_id="job", progress=False)
+    assert any("resumable" in note for note in getattr(info.value, "__notes__", ["resumable"]))
+    status = store_status(store)
+    assert status["completed"] == [0, 1, 2, 3, 4]
+    assert not status["finished"]
+    # Not corrupt: it opens, and the complete regions hold their values.
+    partial = xr.open_zarr(store, consolidated=False)
+    np.testing.assert_array_equal(
+        partial["h"].isel(time=slice(0, 5)).values,
+        expected_movie()["h"].isel(time=slice(0, 5)).values,
+    )
+
+    FAIL_AT.clear()
+    CALLS.clear()
+    out = write_zarr_resumable(lazy_movie(), store, job_id="job", progress=False)
+    assert sorted(CALLS) == list(range(5, 12))  # only the missing regions were computed
+    xr.testing.assert_identical(out.compute(), expected_movie())
+    assert tree_bytes(store) == tree_bytes(reference)
+
+
+def test_region_written_but_not_marked_is_recomputed(tmp_path, monkeypatch):
+    """Killed between a region's data and its marker: the region counts as missing."""
+    store = tmp_path / "between.zarr"
+    real_open_array = zarr.open_array
+
+    class Interrupted(Exception):
+        pass
+
+    class MarkerThatDies:
+        def __init__(self, array):
+            self.array = array
+
+        def __setitem__(self, index, value):
+            if index == 2:
+                raise Interrupted("killed after the data of region 2 was written")
+            self.array[index] = value
+
+    def open_array(*args, **kwargs):
+        return MarkerThatDies(real_open_array(*args, **kwargs))
+
+    monkeypatch.setattr(zarr, "open_array", open_array)
+    with pytest.raises(Interrupted):
+        write_zarr_resumable(lazy_movie(6), store, job_id="job", progress=False)
+    assert CALLS == [0, 1, 2]
+    monkeypatch.setattr(zarr, "open_array", real_open_array)
+    # The data of region 2 is on disk, yet the region is not taken for complete.
+    on_disk = xr.open_zarr(store, consolidated=False)["h"].isel(time=2).values
+    np.testing.assert_array_equal(on_disk, expected_movie(6)["h"].isel(time=2).values)
+    assert store_status(store)["missing"] == [2, 3, 4, 5]
+    CALLS.clear()
+    write_zarr_resumable(lazy_movie(6), store, job_id="job", progress=False)
+    assert sorted(CALLS) == [2, 3, 4, 5]
+    assert store_status(store)["finished"]
+
+
+KILL_SCRIPT = r"""
+import sys, time
+import numpy as np
+from xsr.archive import write_zarr_resumable
+from xsr.testing import random_movie
+
+def slow(block, block_info=None):
+    time.sleep(float(sys.argv[2]))
+    return block * 2.0 + 1.0
+
+ds = random_movie(12, 16, 16).chunk(time=1)
+data = ds["h"].data
+lazy = ds.copy(data={"h": data.map_blocks(slow, dtype=data.dtype,
+                                          meta=np.array((), dtype=data.dtype))})
+write_zarr_resumable(lazy, sys.argv[1], job_id="job", progress=False)
+"""
+
+
+def _completed(store: Path) -> list[int]:
+    try:
+        return store_status(store)["completed"]
+    except (FileNotFoundError, ArchiveError, KeyError):
+        return []
+
+
+def test_killed_subprocess_resumes_to_identical_store(tmp_path):
+    store = tmp_path / "killed.zarr"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILL_SCRIPT, str(store), "0.25"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while len(_completed(store)) < 3:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "the writer never recorded 3 regions"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+        proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+    status = store_status(store)
+    assert not status["finished"]
+    assert 3 <= len(status["completed"]) < 12
+    missing = status["missing"]
+
+    out = write_zarr_resumable(lazy_movie(), store, job_id="job", progress=False)
+    assert sorted(CALLS) == missing  # the resumed run computed only the missing regions
+
+    reference = tmp_path / "uninterrupted.zarr"
+    write_zarr_resumable(lazy_movie(), reference, job_id="job", progress=False)
+    assert tree_bytes(store) == tree_bytes(reference)  # identical bytes, metadata included
+    xr.testing.assert_identical(out.compute(), expected_movie())
+
+
+# ---------------------------------------------------------------------------------------------
+# existing stores and bad input
+# ---------------------------------------------------------------------------------------------
+
+
+def test_finished_store_needs_overwrite(tmp_path):
+    store = tmp_path / "done.zarr"
+    write_zarr_resumable(lazy_movie(4), store, job_id="job", progress=False)
+    with pytest.raises(StoreExistsError, match=r"overwrite=True.*--overwrite"):
+        write_zarr_resumable(lazy_movie(4), store, job_id="job", progress=False)
+    CALLS.clear()
+    out = write_zarr_resumable(lazy_movie(4), store, job_id="job", overwrite=True, progress=False)
+    assert sorted(CALLS) == [0, 1, 2, 3]
+    xr.testing.assert_identical(out.compute(), expected_movie(4))
+
+
+def test_unfinished_store_of_another_job_is_refused(tmp_path):
+    store = tmp_path / "other.zarr"
+    FAIL_AT["region"] = 1
+    with pytest.raises(RuntimeError):
+        write_zarr_resumable(lazy_movie(4), store, job_id="first", progress=False)
+    FAIL_AT.clear()
+    with pytest.raises(JobMismatchError, match=r"unfinished.*differs in: job.*overwrite=True"):
+        write_zarr_resumable(lazy_movie(4), store, job_id="second", progress=False)
+    # A different shape is another job too, even with the default job_id.
+    with pytest.raises(JobMismatchError, match="different fingerprint"):
+        write_zarr_resumable(lazy_movie(5), store, job_id="first", progress=False)
+    out = write_zarr_resumable(
+        lazy_movie(4), store, job_id="second", overwrite=True, progress=False
+    )
+    xr.testing.assert_identical(out.compute(), expected_movie(4))
+
+
+def test_default_job_id_tells_inputs_apart(tmp_path):
+    store = tmp_path / "default.zarr"
+    FAIL_AT["region"] = 2
+    with pytest.raises(RuntimeError):
+        write_zarr_resumable(lazy_movie(4), store, progress=False)
+    FAIL_AT.clear()
+    other = lazy_movie(4).assign_attrs(title="another movie")
+    with pytest.raises(JobMismatchError, match="attrs"):
+        write_zarr_resumable(other, store, progress=False)
+    CALLS.clear()
+    write_zarr_resumable(lazy_movie(4), store, progress=False)  # same input: resumed
+    assert sorted(CALLS) == [2, 3]
+
+
+def test_store_not_written_by_xsr_is_refused(tmp_path):
+    store = tmp_path / "plain.zarr"
+    random_movie(3, 4, 4).to_zarr(store, consolidated=False)
+    with pytest.raises(StoreExistsError, match=r"no resumable xsr job.*overwrite=True"):
+        write_zarr_resumable(random_movie(3, 4, 4), store, progress=False)
+    with pytest.raises(ArchiveError, match="no xsr job record"):
+        store_status(store)
+    out = write_zarr_resumable(random_movie(3, 4, 4), store, overwrite=True, progress=False)
+    assert store_status(store)["finished"]
+    xr.testing.assert_identical(out.compute(), random_movie(3, 4, 4))
+
+
+def test_overwrite_never_deletes_a_folder_that_is_not_zarr(tmp_path):
+    folder = tmp_path / "documents"
+    folder.mkdir()
+    (folder / "thesis.txt").write_text("precious")
+    with pytest.raises(StoreExistsError, match="not a Zarr store"):
+        write_zarr_resumable(random_movie(3, 4, 4), folder, overwrite=True, progress=False)
+    assert (folder / "thesis.txt").read_text() == "precious"
+
+
+def test_store_path_that_is_a_file(tmp_path):
+    path = tmp_path / "file.zarr"
+    path.write_text("x")
+    with pytest.raises(StoreExistsError, match="is a file"):
+        write_zarr_resumable(random_movie(3, 4, 4), path, progress=False)
+
+
+def test_read_only_store_object(tmp_path):
+    from zarr.storage import LocalStore
+
+    store = LocalStore(str(tmp_path / "ro.zarr"), read_only=True)
+    with pytest.raises(ReadOnlyStoreError, match="read-only"):
+        write_zarr_resumable(random_movie(3, 4, 4), store, progress=False)
+
+
+def test_store_under_a_file_is_not_writable(tmp_path):
+    (tmp_path / "not_a_folder").write_text("x")
+    with pytest.raises(ReadOnlyStoreError, match="writable folder"):
+        write_zarr_resumable(
+            random_movie(3, 4, 4), tmp_path / "not_a_folder" / "out.zarr", progress=False
+        )
+
+
+@pytest.mark.skipif(
+    hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores folder permissions"
+)
+def test_read_only_folder(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(ReadOnlyStoreError, match="not writable"):
+            write_zarr_resumable(random_movie(3, 4, 4), folder / "out.zarr", progress=False)
+    finally:
+        folder.chmod(0o755)
+
+
+def test_permission_error_while_writing_is_explained(tmp_path, monkeypatch):
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", "zarr.json")
+
+    monkeypatch.setattr(archive, "_init_store", denied)
+    with pytest.raises(ReadOnlyStoreError, match="choose a writable path for `store`"):
+        write_zarr_resumable(random_movie(3, 4, 4), tmp_path / "x.zarr", progress=False)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"regions_along": "level"}, ValueError, "regions_along='level' is not a dimension"),
+        ({"region_size": 0}, ValueError, "region_size must be a positive integer"),
+        ({"region_size": 2.5}, TypeError, "region_size must be a positive integer"),
+        ({"job_id": 3}, TypeError, "job_id must be"),
+    ],
+)
+def test_bad_arguments(tmp_path, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        write_zarr_resumable(random_movie(3, 4, 4), tmp_path / "bad.zarr", progress=False, **kwargs)
+
+
+def test_bad_object(tmp_path):
+    with pytest.raises(TypeError, match=r"obj must be an xarray\.Dataset"):
+        write_zarr_resumable(np.zeros((3, 4, 4)), tmp_path / "bad.zarr")
+
+
+def test_store_status_of_missing_store(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        store_status(tmp_path / "nothing.zarr")
