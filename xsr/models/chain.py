@@ -1,0 +1,132 @@
+"""``chain``: combinations of networks built by composing stages, not one class per combination.
+
+``get_model("chain", stages=[{"arch": ..., **config}, ...])`` runs the stages one after the
+other; each stage sees the previous stage's output. A stage with ``window == 1`` (2D) is applied
+to every frame of its input, the time axis folded into the batch; a windowed stage (3D) is
+applied to every window of ``window`` consecutive frames, built with ``unfold`` (vectorised: no
+Python loop over frames or over the batch). The chain's window is ``1 + sum(window_i - 1)`` and
+its output is the centre frame, like any model.
+
+The report's combinations:
+
+* **2D then 3D** (section 4, the two-stage method; trained stage by stage):
+  ``[{"arch": "fsrcnn", "scale": 2}, {"arch": "srnet3d", "scale": 1}]``.
+* **3D then 2D** (the report's proposed "3D+2D"): ``[{"arch": "srnet3d", "scale": 1},
+  {"arch": "fsrcnn", "scale": 2}]``, the 3D stage refining at low resolution.
+* **Two-in-one** (the end-to-end network the report could not build in Keras): the same
+  ``2D then 3D`` chain trained jointly; the window packing is the vectorised ``unfold`` above.
+
+:attr:`Chain.stages` is a :class:`torch.nn.ModuleList`, so a trainer can train one stage at a
+time (freeze the others) or all together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from xsr.models.base import SRModel, hr_to_lr_radius
+
+__all__ = ["Chain"]
+
+
+class Chain(SRModel):
+    """A sequence of :class:`SRModel` stages applied one after the other.
+
+    Parameters
+    ----------
+    stages : sequence of dict or SRModel
+        Each a ``{"arch": name, **config}`` dict (built with
+        :func:`xsr.models.registry.get_model`) or an already built model. At least one. All
+        stages must have the same ``channels``.
+    conserve : bool, default False
+        Project the final output so that its block means equal the centre input frame.
+
+    Attributes
+    ----------
+    stages : torch.nn.ModuleList
+        The stage models, in order.
+
+    Examples
+    --------
+    >>> import torch
+    >>> chain = Chain(stages=[{"arch": "fsrcnn", "scale": 2}, {"arch": "srnet3d", "scale": 1}])
+    >>> chain.scale, chain.window, chain(torch.zeros(1, 1, 5, 6, 6)).shape
+    (2, 5, torch.Size([1, 1, 12, 12]))
+    """
+
+    arch: ClassVar[str] = "chain"
+
+    def __init__(
+        self, *, stages: Sequence[Mapping[str, Any] | SRModel], conserve: bool = False
+    ) -> None:
+        from xsr.models.registry import get_model
+
+        if isinstance(stages, str | bytes | Mapping) or not isinstance(stages, Sequence):
+            raise ValueError(
+                "chain: stages must be a list of {'arch': name, **config} dicts or models, got "
+                f"{type(stages).__name__}."
+            )
+        if not stages:
+            raise ValueError("chain: stages must hold at least one stage.")
+        built: list[SRModel] = []
+        for i, stage in enumerate(stages):
+            if isinstance(stage, SRModel):
+                built.append(stage)
+                continue
+            if not isinstance(stage, Mapping) or "arch" not in stage:
+                raise ValueError(
+                    f"chain: stage {i} must be a model or a dict with an 'arch' key, got {stage!r}."
+                )
+            config = dict(stage)
+            arch = config.pop("arch")
+            if arch == "chain":
+                raise ValueError("chain: a stage cannot itself be a chain; list its stages.")
+            built.append(get_model(arch, **config))
+        channels = {m.channels for m in built}
+        if len(channels) != 1:
+            raise ValueError(
+                f"chain: all stages must have the same channels, got {[m.channels for m in built]}."
+            )
+        scale = 1
+        for m in built:
+            scale *= m.scale
+        window = 1 + sum(m.window - 1 for m in built)
+        super().__init__(scale=scale, channels=built[0].channels, window=window, conserve=conserve)
+        self.stages = nn.ModuleList(built)
+        self.config = {
+            "stages": [{"arch": m.arch, **m.config} for m in built],
+            "conserve": conserve,
+        }
+
+    @property
+    def receptive_radius(self) -> int:
+        """Walk back from the last stage: ``r = r_i + ceil(r_after / scale_i)``."""
+        radius = 0
+        for stage in reversed(self.stages):
+            radius = stage.receptive_radius + hr_to_lr_radius(radius, stage.scale)
+        return radius
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        movie = x if self.window > 1 else x[:, :, None]  # (N, C, T, H, W)
+        for stage in self.stages:
+            movie = _apply_stage(stage, movie)
+        return movie[:, :, 0]
+
+
+def _apply_stage(stage: SRModel, movie: torch.Tensor) -> torch.Tensor:
+    """Apply ``stage`` to every frame (2D) or every window (3D) of ``movie``, vectorised."""
+    n, c, t, h, w = movie.shape
+    if stage.window == 1:
+        frames = movie.permute(0, 2, 1, 3, 4).reshape(n * t, c, h, w)
+        out = stage(frames)
+        return out.reshape(n, t, c, *out.shape[-2:]).permute(0, 2, 1, 3, 4)
+    k = stage.window
+    t_out = t - k + 1
+    # (N, C, T', H, W, k) -> (N, T', C, k, H, W) -> (N*T', C, k, H, W)
+    windows = movie.unfold(2, k, 1).permute(0, 2, 1, 5, 3, 4).reshape(n * t_out, c, k, h, w)
+    out = stage(windows)
+    return out.reshape(n, t_out, c, *out.shape[-2:]).permute(0, 2, 1, 3, 4)

@@ -1,0 +1,336 @@
+"""Model files: ``NAME.safetensors`` (weights, tensors only) plus ``NAME.json`` (the model card).
+
+:func:`save_model` writes both (the card last, with the sha256 of the weights file);
+:func:`load_model` checks everything before trusting anything: the card's JSON and fields, the
+architecture name, the sha256 of the weights bytes, the safetensors header, and the tensor names
+and shapes against the architecture rebuilt from the card. Any disagreement raises
+:class:`ModelFileError` naming the file and the mismatch. Nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from xsr.models.base import SRModel
+from xsr.models.card import ModelCard, ModelFileError
+
+__all__ = ["ModelFileError", "load_model", "model_paths", "save_model", "weights_sha256"]
+
+_SUFFIXES = (".safetensors", ".json")
+#: Card fields that are facts about the model, always taken from it by :func:`save_model`.
+_DERIVED = (
+    "arch",
+    "config",
+    "scale",
+    "window",
+    "time_radius",
+    "receptive_radius",
+    "sha256",
+    "parameters",
+    "xsr_version",
+)
+
+
+def model_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """The weights and card paths of a model file, given with or without suffix.
+
+    Parameters
+    ----------
+    path : str or path-like
+        ``"run/model"``, ``"run/model.safetensors"`` or ``"run/model.json"``.
+
+    Returns
+    -------
+    (pathlib.Path, pathlib.Path)
+        ``(weights, card)``.
+
+    Examples
+    --------
+    >>> [p.name for p in model_paths("runs/fsrcnn.safetensors")]
+    ['fsrcnn.safetensors', 'fsrcnn.json']
+    """
+    p = Path(path)
+    stem = p.with_suffix("") if p.suffix in _SUFFIXES else p
+    return stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
+
+
+def weights_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 hex digest of a file's bytes (streamed).
+
+    Parameters
+    ----------
+    path : str or path-like
+        File to hash.
+
+    Returns
+    -------
+    str
+        64 lower-case hex digits.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "empty"
+    >>> _ = f.write_bytes(b"")
+    >>> weights_sha256(f)[:12]
+    'e3b0c44298fc'
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _default_variables(channels: int) -> list[dict[str, str]]:
+    return [{"name": f"var{i}", "units": "1", "long_name": ""} for i in range(channels)]
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def save_model(
+    model: SRModel,
+    path: str | os.PathLike[str],
+    *,
+    card: ModelCard | dict[str, Any] | None = None,
+    **card_fields: Any,
+) -> Path:
+    """Write ``<path>.safetensors`` (weights) and ``<path>.json`` (model card).
+
+    The card starts from ``card`` (or ``model.card``, or an empty card), is updated with
+    ``card_fields`` (e.g. ``name=``, ``variables=``, ``normalisation=``, ``degradation=``,
+    ``training=``, ``metrics=``, ``description=``), and its facts about the model (arch,
+    config, scale, window, radii, parameters, xsr version, sha256) are always taken from
+    ``model`` and the written weights. Without ``variables`` the channels are named ``var0...``
+    (units ``"1"``); without ``normalisation`` it is the identity (mean 0, std 1).
+
+    Parameters
+    ----------
+    model : SRModel
+        The model to save.
+    path : str or path-like
+        Destination, with or without a ``.safetensors`` / ``.json`` suffix.
+    card : ModelCard or dict, optional
+        Card fields to start from.
+    **card_fields
+        Card fields to set.
+
+    Returns
+    -------
+    pathlib.Path
+        The ``.safetensors`` path.
+
+    Raises
+    ------
+    TypeError
+        If ``model`` is not an :class:`SRModel`.
+    ValueError
+        If a derived field is passed in ``card_fields`` or the card is invalid.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from xsr.models.registry import get_model
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "demo"
+    >>> save_model(get_model("fsrcnn", scale=2), path, name="demo").name
+    'demo.safetensors'
+    """
+    from safetensors.torch import save as st_save
+
+    if not isinstance(model, SRModel):
+        raise TypeError(f"model must be an xsr SRModel, got {type(model).__name__}.")
+    derived = sorted(set(card_fields) & set(_DERIVED))
+    if derived:
+        raise ValueError(
+            f"save_model: {derived} are derived from the model and cannot be set; "
+            "build the model with the configuration you want instead."
+        )
+    weights_path, card_path = model_paths(path)
+    weights_path.parent.mkdir(parents=True, exist_ok=True)
+
+    base = card if card is not None else model.card
+    fields: dict[str, Any] = {}
+    if isinstance(base, ModelCard):
+        fields = dataclasses.asdict(base)
+    elif isinstance(base, dict):
+        fields = dict(base)
+    elif base is not None:
+        raise TypeError(f"card must be a ModelCard or a dict, got {type(base).__name__}.")
+    fields.update(card_fields)
+    fields.setdefault("name", weights_path.stem)
+    fields.setdefault("variables", _default_variables(model.channels))
+    if len(fields["variables"]) != model.channels:
+        raise ValueError(
+            f"save_model: the card lists {len(fields['variables'])} variables but the model has "
+            f"channels={model.channels}; give one variable per channel."
+        )
+    fields.setdefault(
+        "normalisation", {v["name"]: {"mean": 0.0, "std": 1.0} for v in fields["variables"]}
+    )
+
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    data = st_save(tensors, metadata={"format": "pt", "arch": model.arch})
+    fields.update(
+        arch=model.arch,
+        config=model.config,
+        scale=model.scale,
+        window=model.window,
+        time_radius=model.time_radius,
+        receptive_radius=model.receptive_radius,
+        parameters=model.parameter_count(),
+        sha256=hashlib.sha256(data).hexdigest(),
+        xsr_version="",  # filled with the running version
+    )
+    new_card = ModelCard.from_dict(fields)
+    _atomic_write(weights_path, data)
+    _atomic_write(card_path, new_card.to_json().encode("utf-8"))
+    model.card = new_card
+    return weights_path
+
+
+def _resolve(name_or_path: str | os.PathLike[str]) -> tuple[Path, Path]:
+    from xsr.models import pretrained
+
+    if isinstance(name_or_path, str) and name_or_path in pretrained.PRETRAINED:
+        return model_paths(pretrained.pretrained_path(name_or_path))
+    weights_path, card_path = model_paths(name_or_path)
+    if not weights_path.exists() and not card_path.exists():
+        known = ", ".join(sorted(pretrained.PRETRAINED)) or "none shipped yet"
+        raise ModelFileError(
+            f"{name_or_path!s}: no model file {weights_path} and no pretrained model of that "
+            f"name (pretrained: {known}). Pass a path written by save_model."
+        )
+    return weights_path, card_path
+
+
+def load_model(name_or_path: str | os.PathLike[str], *, device: str = "cpu") -> SRModel:
+    """Load a model file (or a pretrained name), checking it fully first.
+
+    Parameters
+    ----------
+    name_or_path : str or path-like
+        A key of :data:`xsr.models.pretrained.PRETRAINED`, or a model file path with or
+        without suffix.
+    device : str, default "cpu"
+        Device to put the model on.
+
+    Returns
+    -------
+    SRModel
+        The model in eval mode, with ``model.card`` set.
+
+    Raises
+    ------
+    ModelFileError
+        Missing card or weights, unreadable JSON, invalid card, unknown arch, sha256 mismatch,
+        truncated or corrupt safetensors, tensor names or shapes differing from the
+        architecture rebuilt from the card.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from xsr.models.registry import get_model
+    >>> path = save_model(get_model("srcnn", scale=3), pathlib.Path(tempfile.mkdtemp()) / "m")
+    >>> model = load_model(path)
+    >>> model.card.arch, model.scale, model.training
+    ('srcnn', 3, False)
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load as st_load
+
+    from xsr.models.registry import MODELS, get_model
+
+    weights_path, card_path = _resolve(name_or_path)
+    if not card_path.exists():
+        raise ModelFileError(
+            f"{card_path}: model card missing; every model file needs its JSON card beside the "
+            f"weights (write both with save_model)."
+        )
+    if not weights_path.exists():
+        raise ModelFileError(f"{weights_path}: weights file missing (its card is {card_path}).")
+    try:
+        raw = json.loads(card_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ModelFileError(f"{card_path}: the model card is not readable JSON ({err}).") from err
+    try:
+        card = ModelCard.from_dict(raw)
+    except (ValueError, TypeError) as err:
+        raise ModelFileError(f"{card_path}: invalid model card: {err}") from err
+    if card.arch not in MODELS:
+        raise ModelFileError(
+            f"{card_path}: unknown architecture {card.arch!r} (known: {', '.join(sorted(MODELS))})."
+        )
+    data = weights_path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != card.sha256:
+        raise ModelFileError(
+            f"{weights_path}: sha256 mismatch: the file hashes to {digest} but its card "
+            f"{card_path.name} records {card.sha256}; the weights were changed or do not belong "
+            "to this card."
+        )
+    try:
+        tensors = st_load(data)
+    except (SafetensorError, ValueError, RuntimeError) as err:
+        raise ModelFileError(
+            f"{weights_path}: not a readable safetensors file (truncated or corrupt): {err}"
+        ) from err
+    try:
+        model = get_model(card.arch, **card.config)
+    except (ValueError, TypeError) as err:
+        raise ModelFileError(
+            f"{card_path}: cannot rebuild {card.arch!r} from the card's config: {err}"
+        ) from err
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in tensors.items()}
+    if expected != found:
+        missing = sorted(set(expected) - set(found))
+        extra = sorted(set(found) - set(expected))
+        shapes = sorted(
+            f"{k}: file {found[k]} vs architecture {expected[k]}"
+            for k in set(found) & set(expected)
+            if found[k] != expected[k]
+        )
+        raise ModelFileError(
+            f"{weights_path}: tensors do not match the {card.arch!r} architecture rebuilt from "
+            f"{card_path.name}: missing {missing}, unexpected {extra}, shape mismatches {shapes}."
+        )
+    facts = {
+        "scale": model.scale,
+        "window": model.window,
+        "time_radius": model.time_radius,
+        "receptive_radius": model.receptive_radius,
+        "parameters": model.parameter_count(),
+    }
+    wrong = {k: (getattr(card, k), v) for k, v in facts.items() if getattr(card, k) != v}
+    if wrong:
+        detail = ", ".join(f"{k}: card {c} vs architecture {a}" for k, (c, a) in wrong.items())
+        raise ModelFileError(f"{card_path}: card disagrees with its architecture: {detail}.")
+    if len(card.variables) != model.channels:
+        raise ModelFileError(
+            f"{card_path}: {len(card.variables)} variables for a model with "
+            f"channels={model.channels}."
+        )
+    state = model.state_dict()
+    with torch.no_grad():
+        for key, value in tensors.items():
+            if value.dtype != state[key].dtype:
+                raise ModelFileError(
+                    f"{weights_path}: tensor {key} has dtype {value.dtype}, the architecture "
+                    f"expects {state[key].dtype}."
+                )
+    model.load_state_dict(tensors, strict=True)
+    model.to(device)
+    model.eval()
+    model.card = card
+    return model
