@@ -1,0 +1,333 @@
+"""Tests of xsr.metrics: numpy kernels, per-frame xarray metrics, evaluate/compare/format_table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from skimage.metrics import structural_similarity
+
+import xsr.accessor  # noqa: F401  (registers .sr)
+from xsr.metrics import (
+    METRICS,
+    compare,
+    evaluate,
+    format_table,
+    mae,
+    mae_frames,
+    mse,
+    mse_frames,
+    psnr,
+    psnr_frames,
+    rmse,
+    rmse_frames,
+    ssim,
+    ssim_frames,
+)
+from xsr.testing import raise_if_dask_computes, random_movie
+
+
+def _skimage_ssim(pred: np.ndarray, truth: np.ndarray, data_range: float) -> np.ndarray:
+    return np.array(
+        [
+            structural_similarity(
+                p,
+                t,
+                gaussian_weights=True,
+                use_sample_covariance=False,
+                data_range=data_range,
+            )
+            for p, t in zip(
+                pred.reshape(-1, *pred.shape[-2:]), truth.reshape(-1, *truth.shape[-2:])
+            )
+        ]
+    ).reshape(pred.shape[:-2])
+
+
+def _pair(nt=4, ny=16, nx=18, seed=0, noise=0.1, dtype="float64"):
+    truth = random_movie(nt, ny, nx, seed=seed, dtype=dtype)["h"]
+    rng = np.random.default_rng(seed + 1)
+    pred = truth + noise * rng.standard_normal(truth.shape).astype(dtype)
+    pred.attrs = truth.attrs
+    return pred, truth
+
+
+# ---------------------------------------------------------------- numpy kernels
+
+
+def test_kernels_match_direct_formulas():
+    rng = np.random.default_rng(3)
+    t = rng.normal(size=(2, 3, 12, 13))
+    p = t + rng.normal(scale=0.2, size=t.shape)
+    err = p - t
+    np.testing.assert_allclose(mae_frames(p, t), np.abs(err).mean(axis=(-2, -1)))
+    np.testing.assert_allclose(mse_frames(p, t), (err**2).mean(axis=(-2, -1)))
+    np.testing.assert_allclose(rmse_frames(p, t), np.sqrt((err**2).mean(axis=(-2, -1))))
+    expected = 10 * np.log10(4.0**2 / (err**2).mean(axis=(-2, -1)))
+    np.testing.assert_allclose(psnr_frames(p, t, 4.0), expected)
+    assert mae_frames(p, t).shape == (2, 3)
+    assert np.isinf(psnr_frames(t, t, 1.0)).all()
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    ny=st.integers(11, 24),
+    nx=st.integers(11, 24),
+    data_range=st.floats(0.05, 50.0),
+    noise=st.floats(0.0, 2.0),
+    offset=st.floats(-5.0, 5.0),
+    seed=st.integers(0, 2**16),
+)
+def test_ssim_agrees_with_skimage(ny, nx, data_range, noise, offset, seed):
+    rng = np.random.default_rng(seed)
+    truth = rng.random((2, ny, nx)) * data_range + offset
+    pred = truth + noise * data_range * rng.standard_normal(truth.shape)
+    ours = ssim_frames(pred, truth, data_range)
+    ref = _skimage_ssim(pred, truth, data_range)
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-6)
+
+
+def test_ssim_per_frame_data_range_and_identity():
+    rng = np.random.default_rng(0)
+    a = rng.random((3, 12, 12))
+    b = a + 0.05 * rng.standard_normal(a.shape)
+    ranges = np.array([0.5, 1.0, 2.0])
+    ours = ssim_frames(b, a, ranges)
+    for i, r in enumerate(ranges):
+        assert ours[i] == pytest.approx(_skimage_ssim(b[i], a[i], r), abs=1e-9)
+    np.testing.assert_allclose(ssim_frames(a, a, 1.0), 1.0)
+
+
+def test_nan_masking_in_kernels():
+    rng = np.random.default_rng(1)
+    t = rng.random((2, 16, 16))
+    p = t + 0.1
+    p[0, 3, 4] = np.nan
+    t[0, 10, 2] = np.nan
+    p[1] = np.nan
+    out = mae_frames(p, t)
+    assert out[0] == pytest.approx(0.1)
+    assert np.isnan(out[1])
+    assert np.isnan(mse_frames(p, t)[1])
+    s = ssim_frames(p, t, 1.0)
+    assert np.isfinite(s[0])
+    assert -1.0 <= s[0] <= 1.0
+    assert np.isnan(s[1])
+    # identical frames with holes stay perfectly similar
+    tt = t.copy()
+    assert ssim_frames(tt, t, 1.0)[0] == pytest.approx(1.0)
+    # a masked SSIM is close to the unmasked one when only one pixel is missing
+    full = t[0].copy()
+    full[10, 2] = 0.5
+    clean = ssim_frames(full + 0.1 * np.sin(full * 9), full, 1.0)
+    holed = ssim_frames((full + 0.1 * np.sin(full * 9))[None], t[:1], 1.0)
+    assert holed[0] == pytest.approx(clean, abs=0.02)
+
+
+def test_kernel_errors():
+    a = np.zeros((2, 12, 12))
+    with pytest.raises(ValueError, match="same shape"):
+        mae_frames(a, np.zeros((2, 12, 11)))
+    with pytest.raises(ValueError, match="at least 11 x 11"):
+        ssim_frames(np.zeros((8, 8)), np.zeros((8, 8)), 1.0)
+    for bad in (0.0, -1.0, np.nan):
+        with pytest.raises(ValueError, match="data_range must be positive"):
+            psnr_frames(a, a + 1, bad)
+    with pytest.raises(ValueError, match="broadcast"):
+        ssim_frames(a, a, np.ones(3))
+    with pytest.raises(TypeError, match="real numeric"):
+        mae_frames(np.array([["a", "b"], ["c", "d"]]), np.zeros((2, 2)))
+
+
+# ---------------------------------------------------------------- xarray metrics
+
+
+@pytest.mark.parametrize("name", METRICS)
+def test_metric_eager_and_chunked_dataarray(name):
+    f = {"mae": mae, "mse": mse, "rmse": rmse, "psnr": psnr, "ssim": ssim}[name]
+    pred, truth = _pair()
+    eager = f(pred, truth)
+    assert isinstance(eager, xr.DataArray)
+    assert eager.dims == ("time",)
+    assert eager.name == name
+    assert eager.dtype == np.float64
+    np.testing.assert_array_equal(eager["time"].values, truth["time"].values)
+    with raise_if_dask_computes():
+        lazy = f(pred.chunk({"time": 1, "y": 5}), truth.chunk({"time": 2}))
+    assert lazy.chunks is not None
+    xr.testing.assert_allclose(lazy.compute(), eager)
+
+
+def test_metric_values_match_kernels_and_skimage():
+    pred, truth = _pair(nt=3)
+    p, t = pred.values, truth.values
+    rng = float(t.max() - t.min())
+    np.testing.assert_allclose(mae(pred, truth).values, mae_frames(p, t))
+    np.testing.assert_allclose(rmse(pred, truth).values, rmse_frames(p, t))
+    np.testing.assert_allclose(psnr(pred, truth).values, psnr_frames(p, t, rng))
+    np.testing.assert_allclose(ssim(pred, truth).values, _skimage_ssim(p, t, rng), atol=1e-6)
+
+
+def test_data_range_default_and_explicit_are_stated():
+    pred, truth = _pair()
+    p = psnr(pred, truth)
+    expected = float(truth.max() - truth.min())
+    assert p.attrs["data_range"] == pytest.approx(expected)
+    assert "truth.max() - truth.min()" in p.attrs["data_range_source"]
+    assert float(p["data_range"]) == pytest.approx(expected)
+    assert p.attrs["units"] == "dB"
+    p2 = ssim(pred, truth, data_range=10.0)
+    assert p2.attrs["data_range"] == 10.0
+    assert p2.attrs["data_range_source"] == "given (data_range=)"
+    np.testing.assert_allclose(p2.values, ssim_frames(pred.values, truth.values, 10.0))
+    with raise_if_dask_computes():
+        lazy = psnr(pred.chunk({"time": 1}), truth.chunk({"time": 1}))
+    assert "lazy" in lazy.attrs["data_range_source"]
+    assert "data_range" not in lazy.attrs
+    assert float(lazy["data_range"]) == pytest.approx(expected)
+    assert mae(pred, truth).attrs["units"] == "m"
+    assert mse(pred, truth).attrs["units"] == "(m)2"
+    with pytest.raises(ValueError, match="data_range must be a positive"):
+        psnr(pred, truth, data_range=-1.0)
+    flat = xr.zeros_like(truth)
+    with pytest.raises(ValueError, match="constant reference"):
+        psnr(flat + 1, flat)
+
+
+def test_extra_member_dim_and_nan_masking():
+    pred, truth = _pair(nt=2)
+    t = xr.concat([truth, truth * 2], dim="member")
+    p = xr.concat([pred, pred * 2], dim="member")
+    p[0, 0, :3, :3] = np.nan
+    out = mae(p, t)
+    assert out.dims == ("member", "time")
+    mask = ~np.isnan(p.values[0, 0])
+    manual = np.abs(p.values[0, 0] - t.values[0, 0])[mask].mean()
+    assert float(out[0, 0]) == pytest.approx(manual)
+    s = ssim(p, t, data_range=4.0)
+    assert np.isfinite(s.values).all()
+    with raise_if_dask_computes():
+        lazy = ssim(p.chunk({"member": 1}), t.chunk({"time": 1}), data_range=4.0)
+    xr.testing.assert_allclose(lazy.compute(), s)
+
+
+def test_dataset_metrics_and_mapping_data_range():
+    truth = random_movie(3, 12, 12, variables=("h", "u"), dtype="float64")
+    pred = truth + 0.1
+    out = psnr(pred, truth, data_range={"h": 1.0, "u": 2.0})
+    assert isinstance(out, xr.Dataset)
+    np.testing.assert_allclose(out["h"].values, 20.0)
+    np.testing.assert_allclose(out["u"].values, 10 * np.log10(4.0 / 0.01))
+    assert float(out["data_range_u"]) == 2.0
+    assert out["h"].attrs["data_range"] == 1.0
+    with pytest.raises(ValueError, match="entry for variable 'u'"):
+        psnr(pred, truth, data_range={"h": 1.0})
+    with pytest.raises(TypeError, match="two Datasets or two DataArrays"):
+        mae(pred["h"], truth)
+
+
+def test_alignment_errors():
+    pred, truth = _pair()
+    shifted = pred.assign_coords(x=pred["x"] + 500.0)
+    with pytest.raises(ValueError, match="different 'x' coordinates"):
+        mae(shifted, truth)
+    with pytest.raises(ValueError, match="differ in size along 'y'"):
+        mae(pred.isel(y=slice(0, 8)), truth)
+    with pytest.raises(ValueError, match=r"non-spatial dimension.*truth.sel"):
+        mae(pred.isel(time=slice(1, None)), truth)
+    with pytest.raises(ValueError, match="lacks the spatial dimension"):
+        mae(pred.rename(x="col"), truth)
+    with pytest.raises(ValueError, match="dims="):
+        mae(pred, truth, dims=("y", "lon"))
+    # float noise in coordinates is tolerated and the truth's coordinates are used
+    wobbly = pred.assign_coords(x=pred["x"] * (1 + 1e-12))
+    xr.testing.assert_allclose(mae(wobbly, truth), mae(pred, truth))
+
+
+def test_empty_and_non_numeric_inputs():
+    empty = xr.DataArray(np.zeros((2, 0, 4)), dims=("time", "y", "x"))
+    with pytest.raises(ValueError, match="empty along 'y'"):
+        mae(empty, empty)
+    strings = xr.DataArray(np.array([["a", "b"], ["c", "d"]]), dims=("y", "x"))
+    with pytest.raises(TypeError, match="real numeric"):
+        mae(strings, strings)
+
+
+# ---------------------------------------------------------------- evaluate / compare / table
+
+
+def test_evaluate_dataarray_and_accessor():
+    pred, truth = _pair()
+    table = evaluate(pred, truth)
+    assert set(table.data_vars) == set(METRICS)
+    assert table["ssim"].dims == ("time",)
+    assert float(table["data_range"]) == pytest.approx(float(truth.max() - truth.min()))
+    xr.testing.assert_allclose(table["psnr"], psnr(pred, truth))
+    xr.testing.assert_allclose(pred.sr.evaluate(truth), table)
+
+
+def test_evaluate_dataset_eager_and_chunked():
+    truth = random_movie(4, 12, 14, variables=("h", "u"), dtype="float64")
+    pred = truth * 1.05
+    eager = evaluate(pred, truth)
+    assert eager["mse"].dims == ("variable", "time")
+    assert eager["variable"].values.tolist() == ["h", "u"]
+    assert eager["data_range"].dims == ("variable",)
+    np.testing.assert_allclose(
+        eager["mse"].sel(variable="u").values, mse_frames(pred["u"].values, truth["u"].values)
+    )
+    with raise_if_dask_computes():
+        lazy = evaluate(pred.chunk({"time": 1}), truth.chunk({"time": 2}))
+    xr.testing.assert_allclose(lazy.compute(), eager)
+
+
+def test_compare_table_shape_and_order():
+    pred, truth = _pair(nt=3)
+    bad = truth + 1.0
+    table = compare(truth, model=pred, offset=bad)
+    assert table["candidate"].values.tolist() == ["model", "offset"]
+    assert table["psnr"].dims == ("candidate", "time")
+    np.testing.assert_allclose(table["mae"].sel(candidate="offset").values, 1.0)
+    assert float(table["data_range"]) == pytest.approx(float(truth.max() - truth.min()))
+    summary = table.mean("time")
+    assert float(summary["ssim"].sel(candidate="model")) > float(
+        summary["ssim"].sel(candidate="offset")
+    )
+    with raise_if_dask_computes():
+        lazy = compare(truth.chunk({"time": 1}), model=pred.chunk({"time": 1}), offset=bad)
+    xr.testing.assert_allclose(lazy.compute(), table)
+    with pytest.raises(ValueError, match="at least one named candidate"):
+        compare(truth)
+
+
+def test_compare_datasets():
+    truth = random_movie(3, 12, 12, variables=("h", "u"), dtype="float64")
+    table = compare(truth, a=truth + 0.1, b=truth - 0.2, data_range={"h": 2.0, "u": 3.0})
+    assert table["rmse"].dims == ("candidate", "variable", "time")
+    np.testing.assert_allclose(table["rmse"].sel(candidate="b").values, 0.2)
+    np.testing.assert_allclose(table["data_range"].values, [2.0, 3.0])
+
+
+def test_format_table_text():
+    pred, truth = _pair(nt=3)
+    table = compare(truth, model=pred, offset=truth + 1.0, data_range=5.0)
+    text = format_table(table)
+    lines = text.splitlines()
+    assert lines[0].split() == ["candidate", "MAE", "MSE", "RMSE", "PSNR", "(dB)", "SSIM"]
+    assert lines[1].startswith("model")
+    assert lines[2].split()[:2] == ["offset", "1.0000"]
+    assert float(lines[2].split()[4]) == pytest.approx(10 * np.log10(25.0), abs=1e-3)
+    assert "data range: 5" in lines[-1]
+    assert "mean over time" in lines[-1]
+    assert len({len(line) for line in lines[:3]}) == 1  # aligned columns
+    single = format_table(evaluate(pred, truth))
+    assert single.splitlines()[1].startswith("prediction")
+    assert "truth.max() - truth.min()" in single
+    ds_truth = random_movie(2, 12, 12, variables=("h", "u"), dtype="float64")
+    multi = format_table(compare(ds_truth, a=ds_truth + 0.1))
+    assert "a / h" in multi
+    assert "a / u" in multi
+    with pytest.raises(ValueError, match="lacks the metric variables"):
+        format_table(table[["mae"]])
