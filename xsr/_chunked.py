@@ -130,6 +130,15 @@ def _boundaries(time_boundary: str, periodic: Sequence[bool]) -> tuple[str, str,
     return time_boundary, space[0], space[1]
 
 
+def _pad_axis(x: np.ndarray, axis: int, depth: int, mode: str) -> np.ndarray:
+    """Pad one axis of a numpy array by ``depth`` on both sides with a boundary rule."""
+    if not depth:
+        return x
+    widths = [(0, 0)] * x.ndim
+    widths[axis] = (depth, depth)
+    return np.pad(x, widths, mode=_NUMPY_MODES[mode])
+
+
 def _merge_small(chunks: tuple[int, ...], depth: int) -> tuple[int, ...]:
     """Merge neighbouring chunks until each is at least ``depth`` long."""
     out: list[int] = []
@@ -139,7 +148,8 @@ def _merge_small(chunks: tuple[int, ...], depth: int) -> tuple[int, ...]:
         else:
             out.append(c)
     if len(out) > 1 and out[-1] < depth:
-        out[-2] += out.pop()
+        last = out.pop()
+        out[-1] += last
     return tuple(out)
 
 
@@ -241,10 +251,7 @@ def upscale_array(
     if not isinstance(arr, da.Array):
         padded = np.asarray(arr)
         for ax, d, mode in zip(axes, depths, modes):
-            if d:
-                widths = [(0, 0)] * nd
-                widths[ax] = (d, d)
-                padded = np.pad(padded, widths, mode=_NUMPY_MODES[mode])
+            padded = _pad_axis(padded, ax, d, mode)
         return block_function(padded, **fn_kwargs)
 
     x = arr
@@ -259,10 +266,12 @@ def upscale_array(
             # Halo longer than the axis: pad the whole axis now, keep it in one chunk.
             if len(x.chunks[ax]) > 1:
                 merged.append(ax)
-            widths = [(0, 0)] * nd
-            widths[ax] = (d, d)
             x = x.rechunk({ax: -1})
-            x = da.pad(x, widths, mode=_NUMPY_MODES[mode]).rechunk({ax: -1})
+            padded_chunks = list(x.chunks)
+            padded_chunks[ax] = (size + 2 * d,)
+            x = x.map_blocks(
+                _pad_axis, ax, d, mode, chunks=tuple(padded_chunks), dtype=x.dtype, meta=x._meta
+            )
             new_chunks[ax] = (size + 2 * d,)
             overlap_depth[ax], boundary[ax] = 0, "none"
             continue

@@ -1,0 +1,219 @@
+"""Tests of the array layer: halos, map_overlap, boundaries, chunk invariance."""
+
+from __future__ import annotations
+
+import warnings
+
+import dask.array as da
+import hypothesis.strategies as st
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from torch import nn
+
+from xsr._chunked import HaloChunkWarning, halo_depths, upscale_array
+from xsr.engine import ModelRef, infer
+from xsr.testing import raise_if_dask_computes
+
+
+class Toy2D(nn.Module):
+    """A tiny 2-D contract model (receptive radius 2)."""
+
+    arch = "toy2d"
+
+    def __init__(self, scale: int = 2, channels: int = 1, seed: int = 0) -> None:
+        super().__init__()
+        self.scale, self.channels, self.window, self.time_radius = scale, channels, 1, 0
+        self.receptive_radius = 2
+        self.config = {"scale": scale, "channels": channels, "seed": seed}
+        self.c1 = nn.Conv2d(channels, 4, 3, padding=1)
+        self.c2 = nn.Conv2d(4, channels * scale * scale, 3, padding=1)
+        gen = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.pixel_shuffle(self.c2(torch.tanh(self.c1(x))), self.scale)
+        return y + F.interpolate(x, scale_factor=self.scale, mode="nearest")
+
+
+class Toy3D(nn.Module):
+    """A tiny windowed contract model (window 5, receptive radius 2)."""
+
+    arch = "toy3d"
+
+    def __init__(self, scale: int = 2, channels: int = 1, seed: int = 1) -> None:
+        super().__init__()
+        self.scale, self.channels, self.window, self.time_radius = scale, channels, 5, 2
+        self.receptive_radius = 2
+        self.config = {"scale": scale, "channels": channels, "seed": seed}
+        self.c1 = nn.Conv3d(channels, 4, 3, padding=(0, 1, 1))
+        self.c2 = nn.Conv3d(4, channels * scale * scale, 3, padding=(0, 1, 1))
+        gen = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.c2(torch.tanh(self.c1(x)))[:, :, 0]
+        return F.pixel_shuffle(y, self.scale) + F.interpolate(
+            x[:, :, 2], scale_factor=self.scale, mode="nearest"
+        )
+
+
+REF2D = ModelRef.from_model(Toy2D())
+REF3D = ModelRef.from_model(Toy3D())
+REF3D_2CH = ModelRef.from_model(Toy3D(channels=2, seed=4))
+
+
+def _data(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(shape).astype("float32")
+
+
+def _close(a: np.ndarray, b: np.ndarray) -> None:
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-6 * float(np.nanmax(np.abs(b))))
+
+
+def test_halo_depths_from_model() -> None:
+    assert halo_depths(REF2D) == (0, 2, 2)
+    assert halo_depths(REF3D) == (2, 2, 2)
+
+
+@pytest.mark.parametrize("ref", [REF2D, REF3D, REF3D_2CH], ids=["2d", "3d", "3d-2ch"])
+def test_eager_matches_engine_on_padded_input(ref: ModelRef) -> None:
+    c = ref.channels
+    x = _data((2, c, 7, 9, 10))
+    out = upscale_array(x, ref)
+    assert out.shape == (2, c, 7, 18, 20)
+    tr, r = ref.time_radius, ref.receptive_radius
+    padded = np.pad(x, [(0, 0), (0, 0), (tr, tr), (r, r), (r, r)], mode="symmetric")
+    expected = infer(ref, padded)[..., 2 * r : -2 * r, 2 * r : -2 * r]
+    np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("ref", [REF2D, REF3D], ids=["2d", "3d"])
+def test_chunked_is_lazy_and_equal(ref: ModelRef) -> None:
+    x = _data((2, 1, 9, 10, 12), seed=1)
+    eager = upscale_array(x, ref)
+    lazy_in = da.from_array(x, chunks=(1, 1, 3, 5, 6))
+    with raise_if_dask_computes():
+        lazy = upscale_array(lazy_in, ref)
+    assert isinstance(lazy, da.Array)
+    assert lazy.chunks[2] == (3, 3, 3)
+    assert lazy.chunks[3] == (10, 10)
+    assert lazy.chunks[4] == (12, 12)
+    _close(lazy.compute(), eager)
+
+
+chunk_sizes = st.integers(1, 12)
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    which=st.sampled_from(["2d", "3d"]),
+    ct=chunk_sizes,
+    cy=chunk_sizes,
+    cx=chunk_sizes,
+    cb=st.integers(1, 2),
+    periodic=st.tuples(st.booleans(), st.booleans()),
+    time_boundary=st.sampled_from(["reflect", "nearest", "periodic"]),
+)
+def test_chunk_invariance_property(
+    which: str,
+    ct: int,
+    cy: int,
+    cx: int,
+    cb: int,
+    periodic: tuple[bool, bool],
+    time_boundary: str,
+) -> None:
+    ref = REF2D if which == "2d" else REF3D
+    x = _data((2, 1, 8, 9, 11), seed=2)
+    kwargs = {"periodic": periodic, "time_boundary": time_boundary}
+    eager = upscale_array(x, ref, **kwargs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HaloChunkWarning)
+        lazy = upscale_array(da.from_array(x, chunks=(cb, 1, ct, cy, cx)), ref, **kwargs)
+    _close(lazy.compute(), eager)
+
+
+def test_small_chunks_are_merged_with_a_warning() -> None:
+    x = _data((1, 1, 8, 10, 10))
+    with pytest.warns(HaloChunkWarning, match="merged"):
+        lazy = upscale_array(da.from_array(x, chunks=(1, 1, 1, 10, 10)), REF3D)
+    assert min(lazy.chunks[2]) >= 2
+    _close(lazy.compute(), upscale_array(x, REF3D))
+
+
+def test_axis_shorter_than_halo() -> None:
+    x = _data((1, 1, 1, 2, 3))
+    eager = upscale_array(x, REF3D)
+    assert eager.shape == (1, 1, 1, 4, 6)
+    with pytest.warns(HaloChunkWarning):
+        lazy = upscale_array(da.from_array(x, chunks=(1, 1, 1, 1, 1)), REF3D)
+    _close(lazy.compute(), eager)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "nearest", "periodic"])
+def test_time_boundary_rules(mode: str) -> None:
+    x = _data((1, 1, 6, 8, 8), seed=5)
+    numpy_mode = {"reflect": "symmetric", "nearest": "edge", "periodic": "wrap"}[mode]
+    padded = np.pad(x, [(0, 0), (0, 0), (2, 2), (2, 2), (2, 2)], mode="symmetric")
+    padded = np.pad(padded[:, :, 2:-2], [(0, 0), (0, 0), (2, 2), (0, 0), (0, 0)], mode=numpy_mode)
+    expected = infer(REF3D, padded)[..., 4:-4, 4:-4]
+    np.testing.assert_array_equal(upscale_array(x, REF3D, time_boundary=mode), expected)
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_periodic_wrap_has_no_seam(chunked: bool) -> None:
+    x = _data((1, 1, 3, 8, 12), seed=6)
+    k = 5
+
+    def run(a: np.ndarray) -> np.ndarray:
+        arr = da.from_array(a, chunks=(1, 1, 3, 8, 4)) if chunked else a
+        out = upscale_array(arr, REF2D, periodic=(False, True))
+        return np.asarray(out)
+
+    base = run(x)
+    rolled = np.roll(run(np.roll(x, k, axis=-1)), -2 * k, axis=-1)
+    _close(rolled, base)
+    # without the wrap the two differ near the seam
+    plain = upscale_array(np.roll(x, k, axis=-1), REF2D)
+    assert np.abs(np.roll(plain, -2 * k, axis=-1) - base).max() > 1e-3
+
+
+def test_leading_batch_axes_and_int_input() -> None:
+    x = (_data((2, 3, 1, 4, 6, 6)) * 10).astype("int32")
+    out = upscale_array(x, REF2D)
+    assert out.dtype == np.float32
+    assert out.shape == (2, 3, 1, 4, 12, 12)
+    _close(out[1, 2], upscale_array(x[1, 2].astype("float32"), REF2D))
+    lazy = upscale_array(da.from_array(x, chunks=(1, 2, 1, 2, 6, 6)), REF2D)
+    assert lazy.dtype == np.float32
+    _close(lazy.compute(), out)
+
+
+def test_conserve_through_the_array_layer() -> None:
+    pytest.importorskip("xsr.models.consistency")
+    x = _data((1, 1, 6, 8, 8)) + 3.0
+    out = upscale_array(da.from_array(x, chunks=(1, 1, 3, 4, 4)), REF3D, conserve=True).compute()
+    np.testing.assert_allclose(out.reshape(1, 1, 6, 8, 2, 8, 2).mean(axis=(4, 6)), x, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "exc", "match"),
+    [
+        ((np.zeros((4, 4, 4)), REF2D), {}, ValueError, "expand_dims"),
+        ((np.zeros((2, 4, 4, 4)), REF2D), {}, ValueError, "channel"),
+        ((np.zeros((1, 4, 4, 4)), Toy2D()), {}, TypeError, "ModelRef"),
+        ((np.zeros((1, 4, 4, 4)), REF2D), {"time_boundary": "wrap"}, ValueError, "time_boundary"),
+        ((np.zeros((1, 4, 4, 4)), REF2D), {"periodic": (True,)}, ValueError, "periodic"),
+        ((np.zeros((1, 4, 4, 4), dtype=bool), REF2D), {}, ValueError, "numeric"),
+    ],
+)
+def test_errors(args: tuple, kwargs: dict, exc: type, match: str) -> None:
+    with pytest.raises(exc, match=match):
+        upscale_array(*args, **kwargs)
