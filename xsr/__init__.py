@@ -1,12 +1,69 @@
 """xsr: deep-learning super-resolution of scientific movies for xarray and dask.
 
-(Integration note: during the first build the package namespace is filled in once every layer
-exists; until then import from the submodules.)
+Importing xsr registers the ``.sr`` accessor on every :class:`xarray.Dataset` and
+:class:`xarray.DataArray`. It imports xarray, dask and numpy but not torch: the functions that
+run networks import it when they are called.
+
+Examples
+--------
+>>> import xsr
+>>> ds = xsr.testing.random_movie(4, 8, 8)
+>>> lo = ds.sr.degrade(scale=2)          # same as xsr.degrade(ds, scale=2)
+>>> dict(lo.sizes)
+{'time': 4, 'y': 4, 'x': 4}
 """
 
 from __future__ import annotations
 
-from xsr import accessor, testing
-from xsr._version import __version__
+from typing import Any
 
-__all__ = ["__version__", "accessor", "testing"]
+# Submodules first, then the functions that share their names (``xsr.degrade`` and
+# ``xsr.upscale`` are the functions; their modules stay importable as ``xsr.degrade`` etc. via
+# ``from xsr.degrade import ...``).
+from xsr import accessor, coords, data, io, metrics, testing
+from xsr._version import __version__
+from xsr.archive import upscale_file, upscale_to_zarr
+from xsr.degrade import degrade
+from xsr.upscale import upscale
+
+__all__ = [
+    "__version__",
+    "accessor",
+    "coords",
+    "data",
+    "degrade",
+    "io",
+    "load_model",
+    "metrics",
+    "models",
+    "save_model",
+    "testing",
+    "train",
+    "upscale",
+    "upscale_file",
+    "upscale_to_zarr",
+]
+
+# Names whose import needs torch: resolved on first use.
+_LAZY = {
+    "load_model": ("xsr.models.files", "load_model"),
+    "save_model": ("xsr.models.files", "save_model"),
+    "models": ("xsr.models", None),
+    "train": ("xsr.train", None),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module_name, attr = _LAZY[name]
+        module = importlib.import_module(module_name)
+        value = module if attr is None else getattr(module, attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'xsr' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
