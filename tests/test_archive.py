@@ -434,3 +434,166 @@ def test_bad_object(tmp_path):
 def test_store_status_of_missing_store(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         store_status(tmp_path / "nothing.zarr")
+
+
+# ---------------------------------------------------------------------------------------------
+# upscale_to_zarr and upscale_file (through xsr.upscale.upscale with bicubic interpolation)
+# ---------------------------------------------------------------------------------------------
+
+
+def _bicubic(ds, scale=2):
+    from xsr.upscale import upscale
+
+    return upscale(ds, "bicubic", scale=scale)
+
+
+def test_upscale_to_zarr_eager_input(tmp_path):
+    from xsr.archive import upscale_to_zarr
+
+    ds = random_movie(6, 8, 8)
+    out = upscale_to_zarr(
+        ds, tmp_path / "eager.zarr", model="bicubic", scale=2, region_size=4, progress=False
+    )
+    assert out["h"].chunks[0] == (4, 2)
+    expected = _bicubic(ds)
+    xr.testing.assert_allclose(out.compute(), expected, rtol=0, atol=1e-6)
+    assert "upscale" in out.attrs["history"]
+    fingerprint = store_status(tmp_path / "eager.zarr")["fingerprint"]
+    assert fingerprint["job"]["model"] == {"name": "bicubic"}
+    assert fingerprint["job"]["arguments"]["scale"] == 2
+
+
+def test_upscale_to_zarr_chunked_input_streams_by_region(tmp_path):
+    from xsr.archive import upscale_to_zarr
+
+    ds = random_movie(9, 8, 8).chunk(time=3)
+    with raise_if_dask_computes(max_computes=3):  # the three regions, each on its own
+        out = upscale_to_zarr(ds, tmp_path / "lazy.zarr", model="bicubic", scale=2, progress=False)
+    assert out["h"].chunks[0] == (3, 3, 3)
+    xr.testing.assert_allclose(out.compute(), _bicubic(ds.compute()), rtol=0, atol=1e-6)
+
+
+def test_upscale_to_zarr_dataarray_and_default_region_size(tmp_path, monkeypatch):
+    from xsr.archive import upscale_to_zarr
+
+    monkeypatch.setattr(archive, "DEFAULT_REGION_BYTES", 2 * 16 * 16 * 4)  # two output frames
+    da = random_movie(5, 8, 8)["h"]
+    out = upscale_to_zarr(da, tmp_path / "da.zarr", model="bicubic", scale=2, progress=False)
+    assert isinstance(out, xr.DataArray)
+    assert out.name == "h"
+    assert out.shape == (5, 16, 16)
+    assert store_status(tmp_path / "da.zarr")["region_size"] == 2
+
+
+def _interrupt(store: Path, regions: list[int]) -> None:
+    """Make a finished store look like a run killed before ``regions`` were written."""
+    group = zarr.open_group(str(store), mode="r+", use_consolidated=False)
+    markers = group["_xsr/completed"]
+    size = store_status(store)["region_size"]
+    for i in regions:
+        markers[i] = 0
+        group["h"][i * size : (i + 1) * size] = np.nan
+
+
+def test_upscale_to_zarr_resume_computes_only_missing_regions(tmp_path):
+    from xsr.archive import upscale_to_zarr
+
+    ds = random_movie(8, 8, 8).chunk(time=2)
+    kwargs = {"model": "bicubic", "scale": 2, "progress": False}
+    reference = upscale_to_zarr(ds, tmp_path / "ref.zarr", **kwargs)
+    store = tmp_path / "resumed.zarr"
+    upscale_to_zarr(ds, store, **kwargs)
+    _interrupt(store, [1, 3])
+    assert store_status(store)["missing"] == [1, 3]
+    with raise_if_dask_computes(max_computes=2) as sched:
+        out = upscale_to_zarr(ds, store, **kwargs)
+    assert sched.total_computes == 2
+    xr.testing.assert_identical(out.compute(), reference.compute())
+
+
+def test_upscale_to_zarr_fingerprint_sees_arguments_and_input(tmp_path):
+    from xsr.archive import upscale_to_zarr
+
+    ds = random_movie(4, 8, 8).chunk(time=2)
+    store = tmp_path / "job.zarr"
+    upscale_to_zarr(ds, store, model="bicubic", scale=2, progress=False)
+    _interrupt(store, [1])
+    with pytest.raises(JobMismatchError, match=r"arguments\.conserve"):
+        upscale_to_zarr(ds, store, model="bicubic", scale=2, conserve=True, progress=False)
+    with pytest.raises(JobMismatchError, match="input"):
+        upscale_to_zarr(ds + 1, store, model="bicubic", scale=2, progress=False)
+    # device= chooses where to compute, not what: the job still resumes.
+    upscale_to_zarr(ds, store, model="bicubic", scale=2, device="cpu", progress=False)
+    assert store_status(store)["finished"]
+
+
+def test_upscale_to_zarr_needs_model_or_scale(tmp_path):
+    from xsr.archive import upscale_to_zarr
+
+    with pytest.raises(ValueError, match="pass model="):
+        upscale_to_zarr(random_movie(3, 4, 4), tmp_path / "x.zarr")
+
+
+def test_upscale_file_netcdf_to_zarr_and_zarr_to_netcdf(tmp_path):
+    from xsr.archive import upscale_file
+
+    ds = random_movie(4, 8, 8, variables=("h", "u"))
+    src = tmp_path / "in.nc"
+    ds.to_netcdf(src)
+    out = upscale_file(src, tmp_path / "out.zarr", model="bicubic", scale=2, progress=False)
+    assert out == tmp_path / "out.zarr"
+    hi = xr.open_zarr(out)
+    xr.testing.assert_allclose(hi.compute(), _bicubic(ds), rtol=0, atol=1e-6)
+
+    nc = upscale_file(
+        tmp_path / "out.zarr",
+        tmp_path / "x4.nc",
+        model="bicubic",
+        scale=2,
+        variables=["h"],
+        progress=False,
+    )
+    with xr.open_dataset(nc) as result:
+        assert list(result.data_vars) == ["h"]
+        xr.testing.assert_allclose(result["h"], _bicubic(hi[["h"]].compute())["h"], atol=1e-6)
+    leftovers = sorted(p.name for p in tmp_path.iterdir())
+    assert leftovers == ["in.nc", "out.zarr", "x4.nc"]  # no temporary store or .part file
+
+
+def test_upscale_file_netcdf_resumes_its_temporary_store(tmp_path):
+    from xsr.archive import upscale_file
+
+    src = tmp_path / "in.nc"
+    random_movie(4, 8, 8).to_netcdf(src)
+    dst = tmp_path / "out.nc"
+    upscale_file(src, tmp_path / "ref.nc", model="bicubic", scale=2, region_size=1, progress=False)
+    # A job killed during the conversion left a finished temporary store and a .part file.
+    tmp = tmp_path / "out.nc.xsr-partial.zarr"
+    with xr.open_dataset(src, chunks={}) as ds:
+        archive.upscale_to_zarr(ds, tmp, model="bicubic", scale=2, region_size=1, progress=False)
+    (tmp_path / "out.nc.part").write_bytes(b"half a file")
+    with raise_if_dask_computes(max_computes=1):  # the copy only: no region is recomputed
+        upscale_file(src, dst, model="bicubic", scale=2, region_size=1, progress=False)
+    assert not tmp.exists()
+    assert not (tmp_path / "out.nc.part").exists()
+    with xr.open_dataset(dst) as a, xr.open_dataset(tmp_path / "ref.nc") as b:
+        xr.testing.assert_identical(a.drop_attrs(), b.drop_attrs())
+
+
+def test_upscale_file_errors(tmp_path):
+    from xsr.archive import upscale_file
+
+    src = tmp_path / "in.nc"
+    random_movie(3, 4, 4).to_netcdf(src)
+    with pytest.raises(ValueError, match=r"unsupported output suffix '\.tif'.*\.zarr"):
+        upscale_file(src, tmp_path / "out.tif", model="bicubic", scale=2)
+    with pytest.raises(FileNotFoundError, match=r"input_path .*missing\.nc.* does not exist"):
+        upscale_file(tmp_path / "missing.nc", tmp_path / "out.zarr", model="bicubic", scale=2)
+    with pytest.raises(ValueError, match=r"variables \['v'\] are not in"):
+        upscale_file(src, tmp_path / "out.zarr", model="bicubic", scale=2, variables=["v"])
+    (tmp_path / "exists.nc").write_bytes(b"")
+    with pytest.raises(StoreExistsError, match="--overwrite"):
+        upscale_file(src, tmp_path / "exists.nc", model="bicubic", scale=2)
+    upscale_file(src, tmp_path / "done.zarr", model="bicubic", scale=2, progress=False)
+    with pytest.raises(StoreExistsError, match="--overwrite"):
+        upscale_file(src, tmp_path / "done.zarr", model="bicubic", scale=2, progress=False)

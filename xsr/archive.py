@@ -150,13 +150,15 @@ def _hash_values(values: np.ndarray) -> str:
 
 
 def _dataset_identity(
-    ds: xr.Dataset, *, attrs: bool = True, chunks: bool = True, data_values: bool = True
+    ds: xr.Dataset, *, attrs: bool = True, chunks: bool = True, content: bool = True
 ) -> dict[str, Any]:
     """A JSON-able description of a Dataset that identifies it without computing anything.
 
-    In-memory variables are hashed (coordinates always, data variables when ``data_values``);
-    dask-backed ones are described by name, dims, shape, dtype (and chunks). The ``history``
-    attribute is always left out: it carries timestamps that differ from run to run.
+    Every variable is described by dims, shape and dtype (and its chunks when ``chunks``).
+    In-memory coordinates are hashed. With ``content``, in-memory data variables are hashed
+    too, and dask-backed ones are identified by their dask name — a deterministic hash of how
+    the array was built (for an opened file: its path, modification time and chunks). The
+    ``history`` attribute is always left out: it carries timestamps that differ between runs.
     """
     variables: dict[str, Any] = {}
     for name, var in ds.variables.items():
@@ -169,7 +171,9 @@ def _dataset_identity(
         if _is_dask(var.data):
             if chunks:
                 entry["chunks"] = [list(c) for c in var.chunks]
-        elif name in ds.coords or data_values:
+            if content:
+                entry["dask_name"] = str(var.data.name)
+        elif name in ds.coords or content:
             entry["sha256"] = _hash_values(var.values)
         if attrs:
             entry["attrs"] = _jsonable({k: v for k, v in var.attrs.items() if k != "history"})
@@ -525,7 +529,7 @@ def _fingerprint(
         {
             "xsr_version": __version__,
             "job": job,
-            "output": _dataset_identity(ds, attrs=False, chunks=False, data_values=False),
+            "output": _dataset_identity(ds, attrs=False, chunks=False, content=False),
             "layout": {
                 "regions_along": str(dim),
                 "region_size": region_size,
@@ -627,9 +631,11 @@ def write_zarr_resumable(
     job_id : str or mapping, optional
         What this computation is (a model hash, arguments, input identity). It goes into the
         store's fingerprint so that a store of another job is never resumed by mistake. Default:
-        the identity of ``obj`` (variables, shapes, dtypes, chunks, hashes of its coordinates,
-        attributes and in-memory data) — this cannot see *which function* a lazy graph applies,
-        so pass ``job_id`` when two computations produce identically shaped outputs.
+        the identity of ``obj``: variables, shapes, dtypes, chunks, hashes of its coordinates,
+        attributes and in-memory data, and the dask names of its lazy variables (deterministic
+        hashes of how they were built). Dask names of user functions depend on how the function
+        is defined (a function defined in a script and the same one in a notebook differ), so
+        pass an explicit ``job_id`` for long jobs that may be resumed from elsewhere.
     overwrite : bool, default False
         Replace an existing store. Without it, an existing store is an error unless it is an
         unfinished store of the same job, which is resumed.
@@ -827,15 +833,12 @@ def _model_identity(model: Any) -> Any:
 def _shipped_weights(name: str) -> Path | None:
     """The ``.safetensors`` file of a shipped pretrained model called ``name``, if any."""
     try:
-        from xsr.models import pretrained
+        from xsr.models.pretrained import PRETRAINED, pretrained_path
     except ImportError:
         return None
-    table = getattr(pretrained, "PRETRAINED", {})
-    if name not in table:
+    if name not in PRETRAINED:
         return None
-    entry = table[name]
-    stem = entry if isinstance(entry, str) else getattr(entry, "stem", None) or name
-    path = Path(pretrained.__file__).parent / "weights" / f"{stem}.safetensors"
+    path = Path(f"{pretrained_path(name)}.safetensors")
     return path if path.is_file() else None
 
 
@@ -875,7 +878,8 @@ def upscale_to_zarr(
     :func:`write_zarr_resumable` along the time dimension: memory is bounded by one region
     (plus the model's time halo), and a killed run called again with the same arguments computes
     only the missing regions. The job fingerprint holds the identity of ``obj`` (variables,
-    shapes, dtypes, hashes of its coordinates, attributes and in-memory data), the model's
+    shapes, dtypes, hashes of its coordinates, attributes and in-memory data, and the dask names
+    of lazy variables: for an opened file, its path, modification time and chunks), the model's
     weights sha256, ``scale``, ``region_size`` and the other arguments (but ``device`` and
     ``batch_size``, which choose how to compute, not what).
 
@@ -916,9 +920,8 @@ def upscale_to_zarr(
     >>> import tempfile, os
     >>> from xsr.testing import random_movie
     >>> path = os.path.join(tempfile.mkdtemp(), "x2.zarr")
-    >>> hi = upscale_to_zarr(random_movie(4, 8, 8), path, model="bicubic", scale=2,
-    ...                      progress=False)  # doctest: +SKIP
-    >>> hi["h"].shape  # doctest: +SKIP
+    >>> hi = upscale_to_zarr(random_movie(4, 8, 8), path, model="bicubic", scale=2, progress=False)
+    >>> hi["h"].shape
     (4, 16, 16)
     """
     from xsr.upscale import upscale
@@ -1080,8 +1083,14 @@ def upscale_file(
 
     Examples
     --------
-    >>> upscale_file("run.nc", "run_x2.zarr", model="bicubic", scale=2)  # doctest: +SKIP
-    PosixPath('run_x2.zarr')
+    >>> import tempfile, os
+    >>> from xsr.testing import random_movie
+    >>> folder = tempfile.mkdtemp()
+    >>> random_movie(4, 8, 8).to_netcdf(os.path.join(folder, "run.nc"))
+    >>> out = upscale_file(os.path.join(folder, "run.nc"), os.path.join(folder, "run_x2.zarr"),
+    ...                    model="bicubic", scale=2, progress=False)
+    >>> out.name
+    'run_x2.zarr'
     """
     src = Path(os.fspath(input_path)).expanduser()
     dst = Path(os.fspath(output_path)).expanduser()
@@ -1111,7 +1120,7 @@ def upscale_file(
         if kind == "zarr":
             upscale_to_zarr(ds, dst, overwrite=overwrite, **common)
             return dst
-        _check_writable(dst.parent / (dst.name + ".part"))
+        _check_writable(dst.parent)
         tmp = dst.with_name(dst.name + ".xsr-partial.zarr")
         try:
             upscale_to_zarr(ds, tmp, overwrite=overwrite, **common)
