@@ -1,0 +1,335 @@
+"""Tests for xsr.train.fit: learning, reproducibility, streaming, checkpoints, errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+from xsr.models.files import load_model, save_model
+from xsr.models.registry import get_model
+from xsr.testing import raise_if_dask_computes, random_movie
+from xsr.train.fit import fit, resolve_device
+
+TINY = {"d": 8, "s": 4, "m": 1}  # a small FSRCNN: fast on one CPU thread
+FAST = {
+    "epochs": 3,
+    "batch_size": 8,
+    "patch_size": 8,
+    "patches_per_epoch": 16,
+    "progress": False,
+}
+
+
+@pytest.fixture(scope="module")
+def swe() -> xr.Dataset:
+    """A small shallow-water run (vortices), labelled like the generator's output."""
+    from xsr.data.shallow_water import simulate
+
+    run = simulate(32, 32, frames=16, seed=1, interval=3 * 3600.0, dtype="float32")
+    units = {"h": "m", "u": "m s-1", "v": "m s-1"}
+    data = {
+        k: (("time", "y", "x"), run.fields[k], {"units": units[k], "long_name": k}) for k in units
+    }
+    coords = {
+        "time": ("time", run.time, {"units": "s"}),
+        "y": ("y", run.y, {"units": "m", "axis": "Y"}),
+        "x": ("x", run.x, {"units": "m", "axis": "X"}),
+    }
+    return xr.Dataset(data, coords=coords, attrs={"generator": "shallow_water", "seed": 1})
+
+
+def test_fit_beats_bicubic_on_shallow_water_reproducibly(swe):
+    kwargs = dict(
+        variables=["h"],
+        scale=2,
+        epochs=8,
+        batch_size=8,
+        patch_size=8,
+        patches_per_epoch=64,
+        lr=1e-2,
+        progress=False,
+        residual=True,
+        **TINY,
+    )
+    model, hist = fit("fsrcnn", swe, seed=3, **kwargs)
+    best = hist["val_psnr"].sel(epoch=hist.attrs["best_epoch"], variable="h")
+    assert float(best) > hist.attrs["bicubic_val_psnr"][0]
+    assert model.card.metrics["best"]["h"]["psnr"] == pytest.approx(float(best))
+    # same seed: same history and weights; another seed: another history
+    model2, hist2 = fit("fsrcnn", swe, seed=3, **kwargs)
+    xr.testing.assert_identical(hist, hist2)
+    for a, b in zip(model.state_dict().values(), model2.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    _, hist3 = fit("fsrcnn", swe, seed=4, **{**kwargs, "epochs": 2})
+    assert not np.array_equal(hist3["loss"].values, hist["loss"].values[:2])
+
+
+def test_history_and_card_are_complete(swe, tmp_path):
+    model, hist = fit("fsrcnn", swe, variables=["h", "u", "v"], scale=2, **FAST, **TINY)
+    assert hist["val_psnr"].dims == ("epoch", "variable")
+    assert list(hist["variable"].values) == ["h", "u", "v"]
+    assert list(hist["epoch"].values) == [1, 2, 3]
+    for split in ("train", "val"):
+        for m in ("mse", "mae", "psnr", "ssim"):
+            assert np.isfinite(hist[f"{split}_{m}"]).all()
+    card = model.card
+    assert [v["name"] for v in card.variables] == ["h", "u", "v"]
+    assert card.variables[1]["units"] == "m s-1"
+    assert card.degradation == {"method": "coarsen", "scale": 2}
+    assert card.training["data_attrs"]["generator"] == "shallow_water"
+    assert card.training["data_attrs"]["seed"] == 1
+    assert set(card.metrics["data_range"]) == {"h", "u", "v"}
+    # normalisation: mean/std of the training split only (the last 20% of frames held out)
+    train = swe.isel(time=slice(0, 13))
+    assert card.training["train_blocks"] == [[0, 13]] or card.training["train_blocks"] == [(0, 13)]
+    for v in ("h", "u", "v"):
+        assert card.normalisation[v]["mean"] == pytest.approx(float(train[v].mean()), rel=1e-5)
+        assert card.normalisation[v]["std"] == pytest.approx(float(train[v].std()), rel=1e-5)
+    val = swe["h"].isel(time=slice(13, None))
+    assert card.metrics["data_range"]["h"] == pytest.approx(float(val.max() - val.min()), rel=1e-6)
+    # the card is complete enough to write and read back a model file
+    path = save_model(model, tmp_path / "m")
+    again = load_model(path)
+    assert again.card.normalisation == card.normalisation
+    assert again.card.metrics["best"] == card.metrics["best"]
+
+
+def test_fit_accepts_dataarray_and_extra_dims():
+    ds = random_movie(6, 16, 16, seed=2)
+    both = xr.concat([ds["h"], -ds["h"]], dim="member").rename("h")
+    model, hist = fit("srcnn", both, scale=2, features=[4, 4], **{**FAST, "epochs": 1})
+    assert model.card.variables[0]["name"] == "h"
+    assert hist.sizes["epoch"] == 1
+
+
+def test_fit_streams_from_dask_one_compute_per_batch():
+    ds = random_movie(10, 16, 16, seed=4).chunk({"time": 1})
+    with raise_if_dask_computes(max_computes=1000) as sched:
+        _, hist = fit("fsrcnn", ds, scale=2, **FAST, **TINY)
+    a = hist.attrs
+    expected = 1 + a["val_batches_per_epoch"] * (1 + 3) + 3 * a["train_batches_per_epoch"]
+    assert sched.total_computes == expected  # statistics, baseline, then one per batch
+
+
+class _CountingStore:
+    """Wrap a zarr store and count chunk reads (keys of data chunks)."""
+
+    def __init__(self, path):
+        import zarr.storage
+
+        class Counting(zarr.storage.WrapperStore):
+            reads: list[str] = []  # noqa: RUF012 - shared on purpose between clones
+
+            async def get(self, key, prototype, byte_range=None):
+                if "/c/" in key:
+                    Counting.reads.append(key)
+                return await super().get(key, prototype, byte_range)
+
+        self.cls = Counting
+        self.store = Counting(zarr.storage.LocalStore(path, read_only=True))
+
+
+def test_fit_from_chunked_zarr_never_loads_it_whole(tmp_path, monkeypatch):
+    ds = random_movie(20, 32, 32, seed=5)
+    ds.chunk({"time": 1, "y": 16, "x": 16}).to_zarr(tmp_path / "run.zarr", consolidated=False)
+    counting = _CountingStore(tmp_path / "run.zarr")
+    opened = xr.open_zarr(counting.store, consolidated=False)
+    n_chunks = 20 * 2 * 2
+
+    def refuse(self, *args, **kwargs):
+        raise AssertionError("the archive was loaded whole")
+
+    monkeypatch.setattr(xr.Dataset, "load", refuse)
+    monkeypatch.setattr(xr.DataArray, "load", refuse)
+    reads_per_compute: list[int] = []
+    import dask
+
+    def scheduler(dsk, keys, **kwargs):
+        before = len(counting.cls.reads)
+        out = dask.get(dsk, keys, **kwargs)
+        reads_per_compute.append(len(counting.cls.reads) - before)
+        return out
+
+    with dask.config.set(scheduler=scheduler):
+        _, hist = fit("fsrcnn", opened, scale=2, **FAST, **TINY)
+    assert hist.sizes["epoch"] == 3
+    # the statistics pass reads every chunk once (a streaming reduction); every batch after it
+    # reads at most its own patches' chunks: never the archive
+    assert reads_per_compute[0] == n_chunks
+    assert max(reads_per_compute[1:]) <= 8 * 4  # batch_size patches, <= 4 chunks each
+    assert max(reads_per_compute[1:]) < n_chunks
+
+
+def test_resume_after_interrupt_continues_from_checkpoint(tmp_path):
+    ds = random_movie(10, 16, 16, seed=6)
+    kwargs = dict(scale=2, **{**FAST, "epochs": 4}, **TINY)
+    full_model, full = fit("fsrcnn", ds, **kwargs)
+
+    def interrupt(epoch, record):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit("fsrcnn", ds, checkpoint=tmp_path / "ck", callback=interrupt, **kwargs)
+    state = json.loads((tmp_path / "ck" / "state.json").read_text())
+    assert state["epoch"] == 2
+    seen = []
+    model, resumed = fit(
+        "fsrcnn",
+        ds,
+        checkpoint=tmp_path / "ck",
+        resume=True,
+        callback=lambda e, r: seen.append(e),
+        **kwargs,
+    )
+    assert seen == [3, 4]  # only the missing epochs ran
+    xr.testing.assert_allclose(resumed, full, rtol=1e-6)
+    for a, b in zip(model.state_dict().values(), full_model.state_dict().values()):
+        torch.testing.assert_close(a, b)
+    # only safetensors and JSON are written (nothing to unpickle)
+    assert sorted(p.suffix for p in (tmp_path / "ck").iterdir()) == [
+        ".json",
+        ".safetensors",
+        ".safetensors",
+        ".safetensors",
+    ]
+    with pytest.raises(ValueError, match="different run"):
+        fit("fsrcnn", ds, checkpoint=tmp_path / "ck", resume=True, **{**kwargs, "lr": 0.1})
+
+
+def test_early_stopping_with_patience():
+    ds = random_movie(8, 16, 16, seed=7)
+    _, hist = fit(
+        "fsrcnn",
+        ds,
+        scale=2,
+        lr=1e-30,
+        lr_schedule=None,
+        patience=2,
+        **{**FAST, "epochs": 10},
+        **TINY,
+    )
+    assert hist.attrs["stopped_early"] == 1
+    assert hist.sizes["epoch"] < 10
+    assert hist.attrs["best_epoch"] == hist.sizes["epoch"] - 2
+
+
+@pytest.mark.parametrize("schedule", ["plateau", None])
+def test_schedules_and_mae_loss(schedule):
+    ds = random_movie(8, 16, 16, seed=8)
+    _, hist = fit("fsrcnn", ds, scale=2, lr_schedule=schedule, loss="mae", **FAST, **TINY)
+    if schedule is None:
+        assert np.all(hist["lr"].values == 1e-3)
+    assert np.isfinite(hist["loss"]).all()
+
+
+def test_window_model_and_vectors():
+    ds = random_movie(12, 16, 16, seed=9, variables=("h", "u", "v"))
+    model, hist = fit("srnet3d", ds, scale=2, features=4, shrink=2, **{**FAST, "epochs": 1})
+    assert model.window == 5
+    assert hist.attrs["window"] == 5
+
+
+def test_progress_bar_shows_loss_and_val_psnr(capsys):
+    ds = random_movie(8, 16, 16, seed=10)
+    fit("fsrcnn", ds, scale=2, **{**FAST, "epochs": 1, "progress": True}, **TINY)
+    err = capsys.readouterr().err
+    assert "val_psnr" in err
+    assert "loss" in err
+
+
+def test_resolve_device():
+    assert resolve_device("auto").type in {"cpu", "cuda", "mps"}
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(ValueError, match="not a torch device"):
+        resolve_device("abacus")
+
+
+def test_fine_tune_a_model_file(tmp_path):
+    ds = random_movie(8, 16, 16, seed=11)
+    base, _ = fit("fsrcnn", ds, scale=2, **{**FAST, "epochs": 1}, **TINY)
+    path = save_model(base, tmp_path / "base")
+    tuned, _ = fit(path, ds, **{**FAST, "epochs": 1})
+    assert tuned.arch == "fsrcnn"
+    with pytest.raises(ValueError, match="disagrees"):
+        fit(path, ds, scale=3, **FAST)
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_unknown_model_name():
+    with pytest.raises(ValueError, match="neither an architecture"):
+        fit("no-such-net", random_movie(6, 16, 16), scale=2, **FAST)
+
+
+@pytest.mark.parametrize("scale", [0, 2.5])
+def test_scale_the_architecture_cannot_do(scale):
+    with pytest.raises(ValueError, match="scale"):
+        fit("fsrcnn", random_movie(6, 16, 16), scale=scale, **FAST)
+
+
+def test_scale_required_for_arch_name():
+    with pytest.raises(ValueError, match="scale= is required"):
+        fit("fsrcnn", random_movie(6, 16, 16), **FAST)
+
+
+def test_missing_variables():
+    with pytest.raises(ValueError, match=r"variables \['sst'\] are not in the data"):
+        fit("fsrcnn", random_movie(6, 16, 16), variables=["sst"], scale=2, **FAST)
+
+
+def test_fewer_frames_than_window():
+    with pytest.raises(ValueError, match="fewer than the model's window of 5"):
+        fit("srnet3d", random_movie(4, 16, 16), scale=2, features=4, shrink=2, **FAST)
+
+
+def test_nan_only_patch_is_reported_or_skipped():
+    ds = random_movie(8, 32, 32, seed=12)
+    ds["h"][:, :16, :16] = np.nan  # a "land" quadrant: whole patches of NaN
+    with pytest.raises(ValueError, match=r"entirely NaN.*nan_patches='skip'"):
+        fit("fsrcnn", ds, scale=2, **FAST, **TINY)
+    _, hist = fit("fsrcnn", ds, scale=2, nan_patches="skip", **FAST, **TINY)
+    assert np.isfinite(hist["val_psnr"]).all()
+
+
+def test_all_nan_variable():
+    ds = random_movie(8, 16, 16, seed=13)
+    ds["h"][:] = np.nan
+    with pytest.raises(ValueError, match="entirely NaN in the training split"):
+        fit("fsrcnn", ds, scale=2, **FAST)
+
+
+def test_corrupted_model_file(tmp_path):
+    path = save_model(get_model("fsrcnn", scale=2, **TINY), tmp_path / "m")
+    path.write_bytes(b"not a safetensors file")
+    with pytest.raises(ValueError, match=r"m\.safetensors"):
+        fit(path, random_movie(6, 16, 16), **FAST)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"degrade": "nearest"}, "degrade must be one of"),
+        ({"loss": "huber"}, "loss must be one of"),
+        ({"lr_schedule": "step"}, "lr_schedule must be one of"),
+        ({"epochs": 0}, "epochs must be a positive integer"),
+        ({"patch_size": 64}, "use a smaller patch_size"),
+        ({"resume": True}, "needs checkpoint="),
+        ({"nan_patches": "drop"}, "nan_patches must be one of"),
+        ({"time_dim": "t"}, "time_dim='t' is not a dimension"),
+        ({"stage": 0}, "needs a 'chain' model"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        fit("fsrcnn", random_movie(6, 16, 16), scale=2, **{**FAST, **kwargs})
+
+
+def test_bad_data_type():
+    with pytest.raises(TypeError, match="xarray Dataset or DataArray"):
+        fit("fsrcnn", np.zeros((4, 8, 8)), scale=2, **FAST)
