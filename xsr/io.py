@@ -1,0 +1,493 @@
+"""Readers for the movie formats the report used that xarray does not read itself.
+
+* :func:`open_mat`: MATLAB ``.mat`` files, both v4/v5/v7 (via :func:`scipy.io.loadmat`) and v7.3
+  (HDF5, via h5py), such as the report's climate movie ``H_Field_NI5.mat``;
+* :func:`open_y4m`: YUV4MPEG2 (``.y4m``) videos, such as the Xiph "derf" collection.
+
+NetCDF and Zarr are read with :func:`xarray.open_dataset` / :func:`xarray.open_zarr` directly.
+Malformed or truncated files raise :class:`FileFormatError` (a ``ValueError``) naming the file
+and what is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Hashable, Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import xarray as xr
+
+__all__ = ["FileFormatError", "open_mat", "open_y4m"]
+
+
+class FileFormatError(ValueError):
+    """A file is malformed, truncated or not of the expected format."""
+
+
+def _existing(path: str | os.PathLike[str]) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"No such file: '{p}'.")
+    if p.is_dir():
+        raise IsADirectoryError(f"Expected a file, got the directory '{p}'.")
+    return p
+
+
+# ---------------------------------------------------------------------------- MATLAB
+
+_MAT_SKIP_CLASSES = {"char", "cell", "struct", "function_handle", "object"}
+
+
+def _read_mat_v5(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    import scipy.io
+
+    try:
+        major, _minor = scipy.io.matlab.matfile_version(str(path))
+    except Exception as err:
+        raise FileFormatError(
+            f"'{path}' is not a readable MATLAB file: no valid v4/v5/v7.3 header ({err})."
+        ) from None
+    try:
+        raw = scipy.io.loadmat(str(path), squeeze_me=False, mat_dtype=False)
+    except Exception as err:
+        raise FileFormatError(
+            f"'{path}' is a damaged or truncated MATLAB v{major + 4 if major else 4} file: "
+            f"{type(err).__name__}: {err}."
+        ) from None
+    header = raw.get("__header__", b"")
+    attrs = {
+        "mat_version": "4" if major == 0 else "5",
+        "mat_header": header.decode("latin-1", "replace").strip() if header else "",
+    }
+    arrays = {k: v for k, v in raw.items() if not k.startswith("__") and isinstance(v, np.ndarray)}
+    return arrays, attrs
+
+
+def _read_mat_v73(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    import h5py
+
+    arrays: dict[str, np.ndarray] = {}
+    try:
+        with h5py.File(path, "r") as f:
+            header = b""
+            if f.userblock_size >= 128:
+                with open(path, "rb") as fh:
+                    header = fh.read(116)
+            for name, obj in f.items():
+                if not isinstance(obj, h5py.Dataset) or name.startswith("#"):
+                    continue
+                cls = obj.attrs.get("MATLAB_class", b"")
+                cls = cls.decode() if isinstance(cls, bytes) else str(cls)
+                if cls in _MAT_SKIP_CLASSES or obj.attrs.get("MATLAB_empty", 0):
+                    continue
+                if obj.dtype.kind not in "biuf":
+                    continue
+                # MATLAB is column-major: HDF5 holds the transpose of the MATLAB array
+                data = np.asarray(obj[()]).T
+                if cls == "logical":
+                    data = data.astype(bool)
+                arrays[name] = data
+    except OSError as err:
+        raise FileFormatError(
+            f"'{path}' is a damaged or truncated MATLAB v7.3 (HDF5) file: {err}."
+        ) from None
+    attrs = {
+        "mat_version": "7.3",
+        "mat_header": header.rstrip(b"\x00 ").decode("latin-1", "replace"),
+    }
+    return arrays, attrs
+
+
+def _mat_dims(
+    shape: tuple[int, ...], dims: Sequence[Hashable] | None, time_axis: int | None, time_dim: str
+) -> tuple[tuple[Hashable, ...], int]:
+    """Names of the axes of a 3-D array (MATLAB order) and the index of the time axis."""
+    if time_axis is not None:
+        if isinstance(time_axis, bool) or not isinstance(time_axis, (int, np.integer)):
+            raise ValueError(f"time_axis must be 0, 1, 2 or -1..-3, got {time_axis!r}.")
+        if not -3 <= time_axis <= 2:
+            raise ValueError(f"time_axis must be 0, 1, 2 or -1..-3, got {time_axis}.")
+        t = int(time_axis) % 3
+        if dims is not None and time_dim in dims and list(dims).index(time_dim) != t:
+            raise ValueError(
+                f"time_axis={time_axis} disagrees with dims={tuple(dims)!r}, which puts "
+                f"{time_dim!r} at axis {list(dims).index(time_dim)}; give one or make them agree."
+            )
+    elif dims is not None and time_dim in dims:
+        t = list(dims).index(time_dim)
+    else:
+        sizes = list(shape)
+        equal = [(i, j) for i in range(3) for j in range(i + 1, 3) if sizes[i] == sizes[j]]
+        if len(equal) == 1:
+            t = ({0, 1, 2} - set(equal[0])).pop()
+        else:
+            t = 2
+    if dims is None:
+        spatial = iter(("y", "x"))
+        names = tuple(time_dim if i == t else next(spatial) for i in range(3))
+    else:
+        names = tuple(dims)
+        if names[t] != time_dim:
+            names = tuple(time_dim if i == t else n for i, n in enumerate(names))
+    return names, t
+
+
+def open_mat(
+    path: str | os.PathLike[str],
+    *,
+    variables: Sequence[str] | None = None,
+    dims: Sequence[Hashable] | None = None,
+    time_axis: int | None = None,
+    time_dim: str = "time",
+) -> xr.Dataset:
+    """Read the numeric 3-D (and 2-D) arrays of a MATLAB ``.mat`` file as a Dataset.
+
+    v4/v5/v7 files are read with :func:`scipy.io.loadmat`, v7.3 (HDF5 with a 512-byte MATLAB
+    userblock) with h5py, transposed back to MATLAB's (column-major) axis order. Everything is
+    loaded into memory. Character arrays, cells, structs, complex arrays and vectors (arrays
+    with a length-1 axis) are skipped unless named in ``variables`` (then they raise).
+
+    The time axis of a 3-D array ``(a0, a1, a2)`` (in MATLAB order) is, in order of priority:
+    ``time_axis`` if given; the position of ``time_dim`` in ``dims`` if given; the one axis
+    whose length differs when the other two are equal (square frames); otherwise the **last**
+    axis, since MATLAB stacks frames as ``H(:, :, k)``. The two other axes are the spatial
+    ``(y, x)`` in that order (rows, columns), named by ``dims`` or ``"y"``, ``"x"``. Each 3-D
+    variable is returned as ``(time, y, x)``; 2-D variables get the spatial names.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The ``.mat`` file.
+    variables : sequence of str, optional
+        Names to read; default every numeric 2-D/3-D array.
+    dims : sequence of three str, optional
+        Names of the axes of 3-D arrays in MATLAB order, e.g. ``("lat", "lon", "time")``. The
+        axis chosen as time is renamed ``time_dim``.
+    time_axis : int, optional
+        MATLAB-order axis (0, 1, 2 or negative) that holds time; overrides detection.
+    time_dim : str
+        Name of the time dimension.
+
+    Returns
+    -------
+    xarray.Dataset
+        Variables in their stored dtype (``logical`` becomes bool). Attributes: ``source``,
+        ``mat_version`` (``"4"``, ``"5"`` or ``"7.3"``) and the ``mat_header`` text. No
+        coordinates are invented.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    FileFormatError
+        If the file is not a MATLAB file, is damaged or truncated, holds no numeric 2-D/3-D
+        array, or its variables disagree on dimension sizes.
+    ValueError
+        Bad ``dims`` / ``time_axis`` / ``variables``.
+
+    Examples
+    --------
+    >>> import tempfile, os, scipy.io
+    >>> tmp = os.path.join(tempfile.mkdtemp(), "field.mat")
+    >>> frames = np.zeros((32, 32, 5), dtype="float32")      # MATLAB: H(:, :, k) is frame k
+    >>> scipy.io.savemat(tmp, {"H": frames})
+    >>> ds = open_mat(tmp)
+    >>> ds["H"].dims, ds["H"].shape
+    (('time', 'y', 'x'), (5, 32, 32))
+    """
+    p = _existing(path)
+    if dims is not None and (isinstance(dims, str) or len(dims) != 3 or len(set(dims)) != 3):
+        raise ValueError(
+            f"dims must name the three axes of the 3-D arrays in MATLAB order, e.g. "
+            f"('y', 'x', 'time'); got {dims!r}."
+        )
+    import h5py
+
+    arrays, attrs = _read_mat_v73(p) if h5py.is_hdf5(p) else _read_mat_v5(p)
+
+    if variables is not None:
+        if isinstance(variables, str):
+            variables = [variables]
+        missing = [v for v in variables if v not in arrays]
+        if missing:
+            raise ValueError(
+                f"variables {missing!r} are not numeric arrays in '{p}'; it has {sorted(arrays)!r}."
+            )
+        selected = {v: arrays[v] for v in variables}
+    else:
+        selected = arrays
+
+    data_vars: dict[str, tuple[tuple[Hashable, ...], np.ndarray]] = {}
+    for name, arr in selected.items():
+        usable = arr.dtype.kind in "biuf" and arr.ndim in (2, 3) and min(arr.shape, default=0) > 1
+        if not usable:
+            if variables is not None:
+                raise ValueError(
+                    f"Variable {name!r} in '{p}' is not a numeric 2-D/3-D array (dtype "
+                    f"{arr.dtype}, shape {arr.shape}); xsr reads movies and 2-D fields only."
+                )
+            continue
+        if arr.ndim == 3:
+            names, t = _mat_dims(arr.shape, dims, time_axis, time_dim)
+            spatial = tuple(n for i, n in enumerate(names) if i != t)
+            data_vars[name] = ((time_dim, *spatial), np.moveaxis(arr, t, 0))
+        else:
+            if dims is not None:
+                names, t = _mat_dims((0, 0, 0), dims, time_axis, time_dim)
+                spatial = tuple(n for i, n in enumerate(names) if i != t)
+            else:
+                spatial = ("y", "x")
+            data_vars[name] = (spatial, arr)
+    if not data_vars:
+        raise FileFormatError(
+            f"'{p}' holds no numeric 2-D or 3-D array (found {sorted(arrays)!r}); it may be "
+            "truncated or hold only text, cells or structs."
+        )
+    try:
+        ds = xr.Dataset(data_vars)
+    except ValueError as err:
+        raise FileFormatError(
+            f"The arrays of '{p}' disagree on dimension sizes ({err}); read them one at a time "
+            "with variables=[...] or give dims=/time_axis=."
+        ) from None
+    ds.attrs = {"source": str(p), **attrs}
+    return ds
+
+
+# ---------------------------------------------------------------------------- YUV4MPEG2
+
+_Y4M_MAGIC = b"YUV4MPEG2"
+#: colourspace tag -> (horizontal, vertical) chroma subsampling; None for mono
+_Y4M_CHROMA: dict[str, tuple[int, int] | None] = {
+    "420jpeg": (2, 2),
+    "420paldv": (2, 2),
+    "420mpeg2": (2, 2),
+    "420": (2, 2),
+    "422": (2, 1),
+    "411": (4, 1),
+    "444": (1, 1),
+    "444alpha": (1, 1),
+    "mono": None,
+}
+_Y4M_HEADER_MAX = 4096
+
+
+def _parse_y4m_header(path: Path, line: bytes) -> dict[str, Any]:
+    if not line.startswith(_Y4M_MAGIC + b" ") and line != _Y4M_MAGIC:
+        raise FileFormatError(
+            f"'{path}' is not a YUV4MPEG2 file: it does not start with 'YUV4MPEG2 '."
+        )
+    fields: dict[str, Any] = {"comments": []}
+    for token in line[len(_Y4M_MAGIC) :].decode("ascii", "replace").split():
+        key, value = token[0], token[1:]
+        if key == "X":
+            fields["comments"].append(value)
+        else:
+            fields[key] = value
+    for key in ("W", "H"):
+        if key not in fields:
+            raise FileFormatError(f"'{path}': the YUV4MPEG2 header has no '{key}' parameter.")
+        if not fields[key].isdigit() or int(fields[key]) <= 0:
+            raise FileFormatError(f"'{path}': bad {key} in the YUV4MPEG2 header: {fields[key]!r}.")
+    return fields
+
+
+def _y4m_colorspace(path: Path, tag: str) -> tuple[str, tuple[int, int] | None, int]:
+    m = re.fullmatch(r"(420jpeg|420paldv|420mpeg2|444alpha|420|422|411|444|mono)(?:p(\d+))?", tag)
+    if m is None:
+        m2 = re.fullmatch(r"(mono)(\d+)", tag)  # e.g. mono16
+        if m2 is None:
+            raise FileFormatError(
+                f"'{path}': unsupported YUV4MPEG2 colourspace C{tag}; supported: "
+                f"{sorted(_Y4M_CHROMA)} (optionally with p10/p12/p16)."
+            )
+        base, bits = m2.group(1), int(m2.group(2))
+    else:
+        base, bits = m.group(1), int(m.group(2) or 8)
+    if not 8 <= bits <= 16:
+        raise FileFormatError(f"'{path}': unsupported bit depth {bits} in C{tag}.")
+    return base, _Y4M_CHROMA[base], bits
+
+
+def open_y4m(
+    path: str | os.PathLike[str],
+    *,
+    chroma: Literal["none", "native", "upsample"] = "none",
+    raw: bool = False,
+) -> xr.Dataset:
+    """Read a YUV4MPEG2 (``.y4m``) video as a ``(time, y, x)`` movie.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The ``.y4m`` file (8-bit, or 9-16-bit with ``C...p10`` style tags, little-endian).
+    chroma : {"none", "native", "upsample"}
+        ``"none"``: luma only. ``"native"``: also ``U``/``V`` on their own, subsampled grid with
+        dims ``(time, y_c, x_c)`` (``ceil(H/sy), ceil(W/sx)``; coordinates are the chroma
+        sample positions in luma pixels, ``(i + 0.5) * s - 0.5``, ignoring the fine siting
+        differences between 420jpeg/420mpeg2/420paldv). ``"upsample"``: ``U``/``V`` repeated to
+        the luma grid (nearest neighbour) with dims ``(time, y, x)``. Mono videos have no
+        chroma; asking for it raises.
+    raw : bool
+        ``False`` (default): float32 in ``[0, 1]`` (sample / (2**bits - 1)). ``True``: the stored
+        integers (uint8, or uint16 for deeper videos).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``Y`` (luma) ``(time, y, x)``, optional chroma ``U``, ``V`` (upper case, the YUV
+        notation: a data variable cannot share the name of the ``y`` dimension); ``time`` in
+        seconds from the frame rate (frame index if the header has none), ``y``/``x`` pixel
+        indices. Attributes carry
+        the header: ``width``, ``height``, ``frame_rate`` (``"num:den"``), ``interlacing``,
+        ``pixel_aspect``, ``colorspace``, ``bit_depth``, ``comments``, ``source``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    FileFormatError
+        Bad magic or header, unsupported colourspace, a missing ``FRAME`` marker, no frame, or
+        a truncated frame (with its index and byte counts).
+    ValueError
+        Bad ``chroma`` option, or chroma asked of a mono video.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> tmp = os.path.join(tempfile.mkdtemp(), "clip.y4m")
+    >>> frame = b"FRAME\\n" + bytes(4 * 4) + bytes(2 * 2) * 2      # 4x4 luma, 2x2 U and V
+    >>> with open(tmp, "wb") as f:
+    ...     _ = f.write(b"YUV4MPEG2 W4 H4 F25:1 Ip A1:1 C420jpeg\\n" + frame * 3)
+    >>> ds = open_y4m(tmp)
+    >>> ds["Y"].shape, ds["time"].values.tolist()
+    ((3, 4, 4), [0.0, 0.04, 0.08])
+    """
+    p = _existing(path)
+    if chroma not in ("none", "native", "upsample"):
+        raise ValueError(f"chroma must be 'none', 'native' or 'upsample', got {chroma!r}.")
+    size = p.stat().st_size
+    with open(p, "rb") as fh:
+        head = fh.read(_Y4M_HEADER_MAX)
+    end = head.find(b"\n")
+    if end < 0:
+        if not head.startswith(_Y4M_MAGIC):
+            raise FileFormatError(
+                f"'{p}' is not a YUV4MPEG2 file: it does not start with 'YUV4MPEG2 '."
+            )
+        raise FileFormatError(f"'{p}': the YUV4MPEG2 header line is not terminated (truncated?).")
+    fields = _parse_y4m_header(p, head[:end])
+    width, height = int(fields["W"]), int(fields["H"])
+    tag = fields.get("C", "420jpeg")
+    base, sub, bits = _y4m_colorspace(p, tag)
+    if chroma != "none" and sub is None:
+        raise ValueError(f"'{p}' is a mono (luma-only) video; use chroma='none'.")
+    sample = 1 if bits == 8 else 2
+    planes = [(height, width)]
+    if sub is not None:
+        ch, cw = -(-height // sub[1]), -(-width // sub[0])
+        planes += [(ch, cw), (ch, cw)]
+        if base == "444alpha":
+            planes.append((height, width))
+    frame_bytes = sum(h * w for h, w in planes) * sample
+
+    mm = np.memmap(p, dtype=np.uint8, mode="r") if size else np.zeros(0, np.uint8)
+    offsets = []
+    pos = end + 1
+    index = 0
+    while pos < size:
+        marker = bytes(mm[pos : pos + 5])
+        if marker != b"FRAME":
+            raise FileFormatError(
+                f"'{p}': expected 'FRAME' at byte {pos} (frame {index}), found {marker!r}; the "
+                "file is damaged or its header does not match its frames."
+            )
+        nl = -1
+        search = bytes(mm[pos + 5 : pos + 5 + _Y4M_HEADER_MAX])
+        nl = search.find(b"\n")
+        if nl < 0:
+            raise FileFormatError(f"'{p}': frame {index} header is not terminated (truncated).")
+        start = pos + 5 + nl + 1
+        if start + frame_bytes > size:
+            raise FileFormatError(
+                f"'{p}' is truncated: frame {index} has {size - start} of its {frame_bytes} "
+                f"bytes ({width}x{height} C{tag})."
+            )
+        offsets.append(start)
+        pos = start + frame_bytes
+        index += 1
+    if not offsets:
+        raise FileFormatError(f"'{p}' holds a YUV4MPEG2 header but no frame.")
+
+    dtype = np.dtype("uint8") if sample == 1 else np.dtype("<u2")
+    nt = len(offsets)
+    stacks = [np.empty((nt, h, w), dtype=dtype) for h, w in planes]
+    for i, start in enumerate(offsets):
+        o = start
+        for stack, (h, w) in zip(stacks, planes):
+            n = h * w * sample
+            stack[i] = np.frombuffer(mm[o : o + n], dtype=dtype).reshape(h, w)
+            o += n
+    del mm
+
+    def convert(a: np.ndarray) -> np.ndarray:
+        if raw:
+            return a.astype(dtype.newbyteorder("="), copy=False)
+        return (a.astype("float32") / np.float32(2**bits - 1)).astype("float32")
+
+    rate = fields.get("F", "")
+    m = re.fullmatch(r"(\d+):(\d+)", rate)
+    if m and int(m.group(1)) > 0 and int(m.group(2)) > 0:
+        fps = Fraction(int(m.group(1)), int(m.group(2)))
+        times = np.arange(nt, dtype="float64") * (fps.denominator / fps.numerator)
+        time_attrs = {"units": "s", "long_name": "time since the first frame", "axis": "T"}
+    else:
+        times = np.arange(nt, dtype="float64")
+        time_attrs = {"units": "1", "long_name": "frame index (no frame rate in header)"}
+    coords: dict[str, Any] = {
+        "time": ("time", times, time_attrs),
+        "y": ("y", np.arange(height, dtype="float64"), {"long_name": "pixel row", "axis": "Y"}),
+        "x": ("x", np.arange(width, dtype="float64"), {"long_name": "pixel column", "axis": "X"}),
+    }
+    value_attrs = (
+        {"units": "1", "valid_range": [0, 2**bits - 1]}
+        if raw
+        else {"units": "1", "valid_range": [0.0, 1.0]}
+    )
+    data_vars: dict[str, Any] = {
+        "Y": (("time", "y", "x"), convert(stacks[0]), {"long_name": "luma (Y')", **value_attrs})
+    }
+    if chroma != "none" and sub is not None:
+        sx, sy = sub
+        for name, stack in (("U", stacks[1]), ("V", stacks[2])):
+            attrs = {"long_name": f"chroma {name} (C{'b' if name == 'U' else 'r'})"}
+            if chroma == "upsample":
+                up = np.repeat(np.repeat(stack, sy, axis=1), sx, axis=2)[:, :height, :width]
+                data_vars[name] = (("time", "y", "x"), convert(up), {**attrs, **value_attrs})
+            else:
+                data_vars[name] = (("time", "y_c", "x_c"), convert(stack), {**attrs, **value_attrs})
+        if chroma == "native":
+            ch, cw = planes[1]
+            coords["y_c"] = ("y_c", (np.arange(ch) + 0.5) * sy - 0.5, {"long_name": "chroma row"})
+            coords["x_c"] = (
+                "x_c",
+                (np.arange(cw) + 0.5) * sx - 0.5,
+                {"long_name": "chroma column"},
+            )
+    attrs = {
+        "source": str(p),
+        "format": "YUV4MPEG2",
+        "width": width,
+        "height": height,
+        "frame_rate": rate,
+        "interlacing": fields.get("I", "?"),
+        "pixel_aspect": fields.get("A", "0:0"),
+        "colorspace": tag,
+        "bit_depth": bits,
+        "comments": " ".join(fields["comments"]),
+    }
+    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
