@@ -789,6 +789,9 @@ def fit(
     if best_state is not None:
         net.load_state_dict(best_state)
     net.eval()
+    for name, param in net.named_parameters():
+        if name in frozen:  # freezing is part of this fit, not of the returned model
+            param.requires_grad_(True)
 
     # ---- history and card --------------------------------------------------------------------
     units = {v: str(ds[v].attrs.get("units", "")) for v in variables}
