@@ -155,6 +155,28 @@ def test_area_weighted_coarsen_on_latlon():
     xr.testing.assert_allclose(lazy.compute(), out)
 
 
+def test_area_weighted_with_2d_latitude_and_nan_land():
+    ny, nx = 4, 6
+    lat2d = 10.0 + 15.0 * np.arange(ny)[:, None] + 2.0 * np.arange(nx)[None, :]
+    rng = np.random.default_rng(2)
+    field = rng.normal(size=(3, ny, nx))
+    field[:, 0, 0] = np.nan  # a land cell
+    ds = xr.Dataset(
+        {"sst": (("time", "y", "x"), field)},
+        coords={"nav_lat": (("y", "x"), lat2d), "nav_lon": (("y", "x"), lat2d * 0 + 1)},
+    )
+    out = degrade(ds, scale=2, area_weighted=True)
+    w = np.cos(np.deg2rad(lat2d))
+    block, wb = field[1, :2, :2], w[:2, :2]
+    valid = ~np.isnan(block)
+    expected = np.nansum(block * wb) / wb[valid].sum()
+    assert float(out["sst"][1, 0, 0]) == pytest.approx(expected)
+    np.testing.assert_allclose(out["nav_lat"].values, lat2d.reshape(2, 2, 3, 2).mean(axis=(1, 3)))
+    with raise_if_dask_computes():
+        lazy = degrade(ds.chunk({"time": 1, "x": 3}), scale=2, area_weighted=True)
+    xr.testing.assert_allclose(lazy.compute(), out)
+
+
 def test_area_weighted_needs_latitude():
     ds = random_movie(2, 4, 4)
     with pytest.raises(ValueError, match="area_weighted=True needs"):

@@ -86,9 +86,12 @@ def _block_mean(
     # accumulate in float64 whatever the input precision: the rounded result then does not
     # depend on the summation order, so chunked and eager results agree
     filled = blocks.fillna(0).astype("float64")
-    if weights is not None and weights.dims[0] in dims:
-        wdim = weights.dims[0]
-        w = weights.astype("float64").coarsen({wdim: scale}).construct({wdim: names[wdim]})
+    if weights is not None and set(weights.dims) <= set(dims):
+        w = xr.DataArray(weights.data, dims=weights.dims).astype("float64")
+        w = _align_chunks(w, w.dims, scale)
+        w = w.coarsen(dict.fromkeys(w.dims, scale), boundary="exact").construct(
+            {d: names[d] for d in w.dims}
+        )
         total = (filled * w).sum(block_dims)
         count = (valid * w).sum(block_dims)
     else:
@@ -141,6 +144,20 @@ def _is_latitude(coord: xr.DataArray, name: Hashable) -> bool:
         str(name).lower() in _LAT_NAMES
         or str(attrs.get("standard_name", "")).strip() in _LAT_STANDARD_NAMES
         or str(attrs.get("units", "")).strip().lower() in _LAT_UNITS
+    )
+
+
+def _find_latitude(obj: xr.Dataset | xr.DataArray, ydim: Hashable, xdim: Hashable) -> xr.DataArray:
+    """The latitude (degrees) of the cell centres: the 1-D ``ydim`` coordinate or a 2-D one."""
+    if ydim in obj.coords and _is_latitude(obj.coords[ydim], ydim):
+        return obj.coords[ydim]
+    for name, coord in obj.coords.items():
+        if set(coord.dims) == {ydim, xdim} and _is_latitude(coord, name):
+            return coord.transpose(ydim, xdim)
+    raise ValueError(
+        f"area_weighted=True needs a latitude in degrees: the y dimension {ydim!r} as a latitude "
+        f"coordinate, or a 2-D ({ydim!r}, {xdim!r}) coordinate named lat/latitude/nav_lat or "
+        "with units='degrees_north'; use area_weighted=False for projected grids."
     )
 
 
@@ -242,9 +259,12 @@ def degrade(
         ``"exact"`` raises when a spatial size is not a multiple of ``scale``; ``"trim"`` drops
         the trailing rows/columns that do not fill a whole block.
     area_weighted : bool
-        ``coarsen`` only: weight each cell by ``cos(latitude)`` of its centre (the y dimension
-        must be a latitude in degrees: named ``lat``/``latitude``/``rlat``, or with CF
-        ``standard_name`` ``latitude``/``grid_latitude`` or ``units`` ``degrees_north``).
+        ``coarsen`` only: weight each cell by ``cos(latitude)`` of its centre. The latitude (in
+        degrees) is the y dimension coordinate (named ``lat``/``latitude``/``rlat``, or with CF
+        ``standard_name`` ``latitude``/``grid_latitude`` or ``units`` ``degrees_north``) or else
+        a 2-D ``(y, x)`` coordinate recognised the same way (e.g. NEMO's ``nav_lat``). NaN
+        cells carry no weight. Variables with a single spatial dim and a 2-D latitude are
+        averaged unweighted.
 
     Returns
     -------
@@ -312,14 +332,8 @@ def degrade(
 
     weights: xr.DataArray | None = None
     if area_weighted:
-        if ydim not in obj.coords or not _is_latitude(obj.coords[ydim], ydim):
-            raise ValueError(
-                f"area_weighted=True needs the y dimension {ydim!r} to be a latitude coordinate "
-                "in degrees (named lat/latitude, or with units='degrees_north'); "
-                "use area_weighted=False for projected grids."
-            )
-        lat = np.asarray(obj.coords[ydim].values, dtype="float64")
-        weights = xr.DataArray(np.cos(np.deg2rad(lat)).clip(min=0.0), dims=(ydim,))
+        lat = _find_latitude(obj, ydim, xdim)
+        weights = np.cos(np.deg2rad(xr.DataArray(lat.variable).astype("float64"))).clip(min=0.0)
 
     spatial = (ydim, xdim)
     bounds = _bounds_names(obj, spatial)
