@@ -1,0 +1,233 @@
+"""Model files: bit-exact round trips, and clear refusals of anything that does not match."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+
+import pytest
+import torch
+
+from xsr.models import files, pretrained
+from xsr.models.card import ModelCard
+from xsr.models.files import ModelFileError, load_model, save_model, weights_sha256
+from xsr.models.registry import get_model
+
+ARCHS = [
+    ("bicubic", {"scale": 2}),
+    ("srcnn", {"scale": 3, "channels": 2}),
+    ("fsrcnn", {"scale": 2, "variant": "original"}),
+    ("srnet3d", {"scale": 2, "features": 8, "shrink": 4}),
+    ("xsrnet", {"scale": 4, "window": 5, "conserve": True}),
+    ("chain", {"stages": [{"arch": "fsrcnn", "scale": 2}, {"arch": "srnet3d", "scale": 1}]}),
+]
+
+
+@pytest.fixture
+def saved(tmp_path):
+    model = get_model("fsrcnn", scale=2)
+    path = save_model(
+        model,
+        tmp_path / "fsrcnn-test",
+        variables=[{"name": "h", "units": "m", "long_name": "layer depth"}],
+        normalisation={"h": {"mean": 10.0, "std": 0.5}},
+        degradation={"method": "coarsen", "scale": 2},
+    )
+    return model, path
+
+
+@pytest.mark.parametrize(("name", "config"), ARCHS)
+def test_round_trip_is_bit_exact(tmp_path, name, config):
+    model = get_model(name, **config)
+    with torch.no_grad():  # make buffers/params distinctive
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.01)
+    path = save_model(model, tmp_path / name)
+    assert path == tmp_path / f"{name}.safetensors"
+    assert (tmp_path / f"{name}.json").exists()
+    loaded = load_model(tmp_path / name)
+    assert not loaded.training
+    assert loaded.config == model.config
+    original, restored = model.state_dict(), loaded.state_dict()
+    assert list(original) == list(restored)
+    for k in original:
+        assert torch.equal(original[k], restored[k]), k
+    model.eval()
+    shape = (2, model.channels, 5, 6)
+    if model.window > 1:
+        shape = (2, model.channels, model.window, 5, 6)
+    x = torch.randn(shape)
+    with torch.no_grad():
+        assert torch.equal(model(x), loaded(x))
+    card = loaded.card
+    assert isinstance(card, ModelCard)
+    assert (card.arch, card.scale, card.window) == (name, model.scale, model.window)
+    assert card.receptive_radius == model.receptive_radius
+    assert card.parameters == model.parameter_count()
+    assert card.sha256 == weights_sha256(path)
+
+
+def test_paths_with_or_without_suffix(tmp_path, saved):
+    _, path = saved
+    for ref in (path, str(path), path.with_suffix(""), path.with_suffix(".json")):
+        assert load_model(ref).card.name == "fsrcnn-test"
+    again = save_model(get_model("srcnn"), tmp_path / "x.json")
+    assert again.name == "x.safetensors"
+
+
+def test_card_fields_are_kept(saved):
+    _, path = saved
+    card = load_model(path).card
+    assert card.variables[0]["units"] == "m"
+    assert card.normalisation == {"h": {"mean": 10.0, "std": 0.5}}
+    assert card.degradation == {"method": "coarsen", "scale": 2}
+
+
+def test_resave_keeps_the_card_and_updates_the_hash(tmp_path, saved):
+    _, path = saved
+    model = load_model(path)
+    with torch.no_grad():
+        next(model.parameters()).add_(1.0)
+    new = save_model(model, tmp_path / "again", metrics={"psnr": 30.0, "data_range": 2.0})
+    card = load_model(new).card
+    assert card.variables[0]["name"] == "h"
+    assert card.metrics["psnr"] == 30.0
+    assert card.sha256 != load_model(path).card.sha256
+
+
+def test_nothing_is_unpickled(saved, monkeypatch):
+    _, path = saved
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("unpickling attempted")
+
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    monkeypatch.setattr(torch, "load", refuse)
+    load_model(path)
+    header_len = int.from_bytes(path.read_bytes()[:8], "little")
+    header = json.loads(path.read_bytes()[8 : 8 + header_len])
+    assert header["__metadata__"]["arch"] == "fsrcnn"
+
+
+def test_tampered_weights_are_refused(saved):
+    _, path = saved
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match="sha256 mismatch") as info:
+        load_model(path)
+    assert str(path) in str(info.value)
+
+
+def _edit_card(path, **changes):
+    card_path = path.with_suffix(".json")
+    data = json.loads(card_path.read_text())
+    data.update(changes)
+    card_path.write_text(json.dumps(data))
+
+
+def test_truncated_weights_are_refused(saved):
+    _, path = saved
+    path.write_bytes(path.read_bytes()[:100])
+    _edit_card(path, sha256=weights_sha256(path))  # even with a matching hash
+    with pytest.raises(ModelFileError, match="not a readable safetensors file"):
+        load_model(path)
+
+
+def test_weights_from_another_architecture_are_refused(tmp_path, saved):
+    _, path = saved
+    other = save_model(get_model("fsrcnn", scale=2, d=16), tmp_path / "other")
+    path.write_bytes(other.read_bytes())
+    _edit_card(path, sha256=weights_sha256(path))
+    with pytest.raises(ModelFileError, match=r"tensors do not match.*shape mismatches"):
+        load_model(path)
+
+
+def test_card_config_for_another_architecture_is_refused(saved):
+    _, path = saved
+    _edit_card(path, arch="srcnn", config=get_model("srcnn", scale=2).config)
+    with pytest.raises(ModelFileError, match=r"missing \[.*unexpected \["):
+        load_model(path)
+
+
+def test_card_contract_numbers_must_match(saved):
+    _, path = saved
+    _edit_card(path, receptive_radius=1)
+    with pytest.raises(ModelFileError, match="receptive_radius: card 1 vs architecture 4"):
+        load_model(path)
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"arch": "esrgan"}, "unknown architecture 'esrgan'"),
+        ({"config": {"scale": 2, "blocks": 7}}, "cannot rebuild 'fsrcnn'"),
+        ({"sha256": "xyz"}, "invalid model card: .*sha256"),
+        ({"extra_field": 1}, r"unknown fields \['extra_field'\]"),
+        ({"normalisation": {"h": {"mean": 0.0, "std": 0.0}}}, "normalisation"),
+        ({"degradation": {"method": "gaussian", "scale": 2}}, "degradation"),
+    ],
+)
+def test_bad_cards_are_refused(saved, change, match):
+    _, path = saved
+    _edit_card(path, **change)
+    with pytest.raises(ModelFileError, match=match):
+        load_model(path)
+
+
+def test_missing_or_unreadable_files(tmp_path, saved):
+    _, path = saved
+    card_path = path.with_suffix(".json")
+    text = card_path.read_text()
+    card_path.write_text(text[:-20])
+    with pytest.raises(ModelFileError, match="not readable JSON"):
+        load_model(path)
+    card_path.unlink()
+    with pytest.raises(ModelFileError, match="model card missing"):
+        load_model(path)
+    card_path.write_text(text)
+    path.unlink()
+    with pytest.raises(ModelFileError, match="weights file missing"):
+        load_model(path)
+    with pytest.raises(ModelFileError, match="no pretrained model of that name"):
+        load_model(tmp_path / "nothing-here")
+    with pytest.raises(ModelFileError, match="no pretrained model of that name"):
+        load_model("fsrcnn-swe-x2")
+    assert issubclass(ModelFileError, ValueError)
+
+
+def test_save_refuses_derived_fields_and_bad_variables(tmp_path):
+    model = get_model("srcnn", scale=2)
+    with pytest.raises(ValueError, match=r"\['scale'\] are derived from the model"):
+        save_model(model, tmp_path / "m", scale=4)
+    with pytest.raises(ValueError, match="one variable per channel"):
+        save_model(model, tmp_path / "m", variables=[{"name": "u", "units": "m/s"}] * 2)
+    with pytest.raises(TypeError, match="SRModel"):
+        save_model(torch.nn.Linear(2, 2), tmp_path / "m")
+    assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_pretrained_names_resolve(tmp_path, monkeypatch):
+    save_model(get_model("xsrnet", scale=2), tmp_path / "xsrnet-test-x2", description="demo")
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setitem(pretrained.PRETRAINED, "xsrnet-test-x2", "xsrnet-test-x2")
+    model = load_model("xsrnet-test-x2")
+    assert model.arch == "xsrnet"
+    summary = pretrained.list_pretrained()["xsrnet-test-x2"]
+    assert summary["arch"] == "xsrnet"
+    assert summary["description"] == "demo"
+    assert summary["variables"] == ["var0"]
+
+
+def test_device_argument(saved):
+    _, path = saved
+    model = load_model(path, device="cpu")
+    assert next(model.parameters()).device.type == "cpu"
+
+
+def test_weights_sha256_hashes_the_bytes(saved):
+    _, path = saved
+    assert weights_sha256(path) == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert files.model_paths(path)[1] == path.with_suffix(".json")
