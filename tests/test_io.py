@@ -361,3 +361,26 @@ def test_open_y4m_bad_files(tmp_path):
     ok.write_bytes(b"YUV4MPEG2 W4 H4 C420jpeg\nFRAME\n" + bytes(24))
     with pytest.raises(ValueError, match="chroma must be"):
         open_y4m(ok, chroma="yes")
+
+
+def test_open_y4m_lazy_chunks_match_eager(tmp_path):
+    import pickle
+
+    rng = np.random.default_rng(7)
+    path = tmp_path / "lazy.y4m"
+    frames = [_planes_420(t, 6, 8, rng) for t in range(5)]
+    write_y4m(path, frames, "W8 H6 F25:1 Ip A1:1 C420jpeg")
+    eager = open_y4m(path, chroma="upsample")
+    with raise_if_dask_computes():
+        lazy = open_y4m(path, chroma="upsample", chunks=2)
+        native = open_y4m(path, chroma="native", raw=True, chunks=3)
+    assert lazy["Y"].chunks == ((2, 2, 1), (6,), (8,))
+    xr.testing.assert_identical(lazy.compute(), eager)
+    np.testing.assert_array_equal(native["U"].values[4], frames[4][1])
+    assert native["U"].dtype == np.uint8
+    # the lazy graph pickles (it holds the path and offsets, not the data)
+    restored = pickle.loads(pickle.dumps(lazy["Y"].data))
+    np.testing.assert_array_equal(np.asarray(restored), eager["Y"].values)
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="chunks must be a positive number of frames"):
+            open_y4m(path, chunks=bad)

@@ -313,11 +313,53 @@ def _y4m_colorspace(path: Path, tag: str) -> tuple[str, tuple[int, int] | None, 
     return base, _Y4M_CHROMA[base], bits
 
 
+class _Y4MPlane:
+    """Array-like view of one plane of every frame of a .y4m file, read on demand.
+
+    Holds only the path and offsets (so it pickles); each ``__getitem__`` memory-maps the file
+    and copies the frames it needs.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        offsets: tuple[int, ...],
+        plane_offset: int,
+        shape: tuple[int, int],
+        dtype: np.dtype,
+    ) -> None:
+        self.path = path
+        self.offsets = offsets
+        self.plane_offset = plane_offset
+        self.shape = (len(offsets), *shape)
+        self.dtype = dtype
+        self.ndim = 3
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        if not isinstance(key, tuple):
+            key = (key,)
+        frames = np.arange(self.shape[0])[key[0]]
+        h, w = self.shape[1:]
+        n = h * w * self.dtype.itemsize
+        mm = np.memmap(self.path, dtype=np.uint8, mode="r")
+        try:
+            out = np.empty((np.size(frames), h, w), dtype=self.dtype)
+            for k, i in enumerate(np.atleast_1d(frames)):
+                start = self.offsets[i] + self.plane_offset
+                out[k] = np.frombuffer(mm[start : start + n], dtype=self.dtype).reshape(h, w)
+        finally:
+            del mm
+        if np.ndim(frames) == 0:
+            out = out[0]
+        return out[(Ellipsis, *key[1:])] if len(key) > 1 else out
+
+
 def open_y4m(
     path: str | os.PathLike[str],
     *,
     chroma: Literal["none", "native", "upsample"] = "none",
     raw: bool = False,
+    chunks: int | None = None,
 ) -> xr.Dataset:
     """Read a YUV4MPEG2 (``.y4m``) video as a ``(time, y, x)`` movie.
 
@@ -335,6 +377,11 @@ def open_y4m(
     raw : bool
         ``False`` (default): float32 in ``[0, 1]`` (sample / (2**bits - 1)). ``True``: the stored
         integers (uint8, or uint16 for deeper videos).
+    chunks : int, optional
+        Frames per dask chunk. Default ``None`` reads the whole video into memory; an integer
+        returns lazy dask-backed variables that read their frames from the file on demand (the
+        graph holds only the path and frame offsets, so it pickles for distributed workers).
+        The file is scanned once either way, to find and check every frame.
 
     Returns
     -------
@@ -370,6 +417,10 @@ def open_y4m(
     p = _existing(path)
     if chroma not in ("none", "native", "upsample"):
         raise ValueError(f"chroma must be 'none', 'native' or 'upsample', got {chroma!r}.")
+    if chunks is not None and (
+        isinstance(chunks, bool) or not isinstance(chunks, (int, np.integer)) or chunks < 1
+    ):
+        raise ValueError(f"chunks must be a positive number of frames or None, got {chunks!r}.")
     size = p.stat().st_size
     with open(p, "rb") as fh:
         head = fh.read(_Y4M_HEADER_MAX)
@@ -425,18 +476,26 @@ def open_y4m(
 
     dtype = np.dtype("uint8") if sample == 1 else np.dtype("<u2")
     nt = len(offsets)
-    stacks = [np.empty((nt, h, w), dtype=dtype) for h, w in planes]
-    for i, start in enumerate(offsets):
-        o = start
-        for stack, (h, w) in zip(stacks, planes):
-            n = h * w * sample
-            stack[i] = np.frombuffer(mm[o : o + n], dtype=dtype).reshape(h, w)
-            o += n
+    stacks: list[Any] = []
+    plane_offset = 0
+    for h, w in planes:
+        plane = _Y4MPlane(str(p), tuple(offsets), plane_offset, (h, w), dtype)
+        if chunks is None:
+            stacks.append(plane[:])
+        else:
+            import dask.array as dsa
+            from dask.base import tokenize
+
+            token = tokenize(str(p), p.stat().st_mtime_ns, size, plane_offset, chunks)
+            stacks.append(
+                dsa.from_array(plane, chunks=(chunks, h, w), name=f"y4m-{token}", asarray=True)
+            )
+        plane_offset += h * w * sample
     del mm
 
-    def convert(a: np.ndarray) -> np.ndarray:
+    def convert(a: Any) -> Any:
         if raw:
-            return a.astype(dtype.newbyteorder("="), copy=False)
+            return a.astype(dtype.newbyteorder("="))
         return (a.astype("float32") / np.float32(2**bits - 1)).astype("float32")
 
     rate = fields.get("F", "")
@@ -466,7 +525,7 @@ def open_y4m(
         for name, stack in (("U", stacks[1]), ("V", stacks[2])):
             attrs = {"long_name": f"chroma {name} (C{'b' if name == 'U' else 'r'})"}
             if chroma == "upsample":
-                up = np.repeat(np.repeat(stack, sy, axis=1), sx, axis=2)[:, :height, :width]
+                up = stack.repeat(sy, axis=1).repeat(sx, axis=2)[:, :height, :width]
                 data_vars[name] = (("time", "y", "x"), convert(up), {**attrs, **value_attrs})
             else:
                 data_vars[name] = (("time", "y_c", "x_c"), convert(stack), {**attrs, **value_attrs})
