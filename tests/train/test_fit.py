@@ -12,7 +12,7 @@ import xarray as xr
 from xsr.models.files import load_model, save_model
 from xsr.models.registry import get_model
 from xsr.testing import raise_if_dask_computes, random_movie
-from xsr.train.fit import fit, resolve_device
+from xsr.train.trainer import fit, resolve_device
 
 TINY = {"d": 8, "s": 4, "m": 1}  # a small FSRCNN: fast on one CPU thread
 FAST = {

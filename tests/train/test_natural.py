@@ -64,3 +64,47 @@ def test_bad_arguments():
         natural_image_patches(0, 8)
     with pytest.raises(ValueError, match="patch_size"):
         natural_image_patches(2, 1)
+
+
+def test_pretrain_on_natural_images_then_transfer(tmp_path):
+    from xsr.models.files import save_model
+    from xsr.testing import random_movie
+    from xsr.train.trainer import fit
+
+    photos = natural_images(24, 16, seed=0)
+    natural, hist = fit(
+        "fsrcnn",
+        photos,
+        variables=["image"],
+        scale=2,
+        epochs=2,
+        batch_size=8,
+        patch_size=8,
+        patches_per_epoch=16,
+        progress=False,
+        d=8,
+        s=4,
+        m=1,
+    )
+    assert hist.sizes["epoch"] == 2
+    assert natural.card.training["data_attrs"]["generator"] == "xsr.train.natural_images"
+    path = save_model(natural, tmp_path / "fsrcnn-natural-x2")
+    movie = random_movie(8, 16, 16, seed=1)
+    model, hist = fit(
+        "fsrcnn",
+        movie,
+        scale=2,
+        init_from=path,
+        freeze=["features.0"],
+        epochs=1,
+        batch_size=8,
+        patch_size=8,
+        patches_per_epoch=8,
+        progress=False,
+        d=8,
+        s=4,
+        m=1,
+    )
+    np.testing.assert_array_equal(
+        model.features[0].weight.detach().numpy(), natural.features[0].weight.detach().numpy()
+    )

@@ -9,7 +9,7 @@ from torch import nn
 from xsr.models.files import save_model
 from xsr.models.registry import get_model
 from xsr.testing import random_movie
-from xsr.train.fit import fit
+from xsr.train.trainer import fit
 from xsr.train.transfer import freeze, layer_names, param_groups, transfer_weights
 
 TINY = {"d": 8, "s": 4, "m": 1}
