@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
-from scipy import ndimage
 
 from xsr.coords import spatial_dims
 
@@ -253,6 +252,8 @@ def ssim_frames(
     c1 = (k1 * r) ** 2
     c2 = (k2 * r) ** 2
     axes = (p.ndim - 2, p.ndim - 1)
+
+    from scipy import ndimage
 
     def gauss(a: np.ndarray) -> np.ndarray:
         return ndimage.gaussian_filter(
