@@ -92,6 +92,7 @@ def test_config_rebuilds(checks):
         ({"scale": 4, "deconv_kernel": 3}, "would leave holes"),
         ({"scale": -2}, "scale must be an integer >= 1"),
         ({"d": 0}, "d, s >= 1"),
+        ({"scale": 1, "deconv_kernel": 4}, "needs an odd kernel"),
     ],
 )
 def test_bad_config(config, match):

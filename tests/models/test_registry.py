@@ -92,3 +92,24 @@ def test_flops_scale_with_channels_and_window():
     one = get_model("xsrnet", scale=2, window=1).flops_per_output_pixel()
     three = get_model("xsrnet", scale=2, window=3).flops_per_output_pixel()
     assert three - one == pytest.approx(2 * 9 * 32 * 2 / 4)  # two more input maps in the head
+
+
+def test_models_layer_imports_torch_only():
+    """Layering (DESIGN.md): models never import xarray or dask (nor numpy-heavy I/O)."""
+    import ast
+    from pathlib import Path
+
+    import xsr.models
+
+    banned = {"xarray", "dask", "numpy", "distributed", "zarr", "netCDF4", "h5py", "pickle"}
+    for path in Path(xsr.models.__file__).parent.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            for name in names:
+                assert name.split(".")[0] not in banned, f"{path.name} imports {name}"

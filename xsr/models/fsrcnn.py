@@ -115,6 +115,11 @@ class FSRCNN(SRModel):
                 f"({deconv_kernel}), which would leave holes in the output; use scale <= "
                 f"{deconv_kernel} or pass deconv_kernel >= {self.scale}."
             )
+        if self.scale == 1 and deconv_kernel % 2 == 0:
+            raise ValueError(
+                f"fsrcnn: at scale=1 the transposed convolution needs an odd kernel to keep the "
+                f"frame size, got deconv_kernel={deconv_kernel}; use an odd deconv_kernel."
+            )
         c = self.channels
         layers: list[nn.Module] = [nn.Conv2d(c, d, 5, padding=2), nn.PReLU(d, init=prelu_init)]
         layers += [nn.Conv2d(d, s, 1), nn.PReLU(s, init=prelu_init)]
