@@ -314,8 +314,8 @@ def plot_compare(
 
 def _curves(
     table_or_dict: xr.Dataset | Mapping[str, Any], metric: str, variable: Hashable | None
-) -> tuple[list[tuple[Hashable | None, dict[str, xr.DataArray]]], str]:
-    """``([(variable, {candidate: 1-D DataArray})...], range note)`` from a table or a dict."""
+) -> list[tuple[Hashable | None, dict[str, xr.DataArray], str]]:
+    """``[(variable, {candidate: per-frame DataArray}, range note), ...]``, one per panel."""
     if isinstance(table_or_dict, xr.Dataset):
         table = table_or_dict
         if metric not in table.data_vars or "candidate" not in table.dims:
@@ -333,35 +333,40 @@ def _curves(
             groups = [(v, da.sel(variable=v, drop=True)) for v in names]
         else:
             groups = [(None, da)]
-        out = []
-        for var, sub in groups:
-            out.append(
-                (var, {str(c): sub.sel(candidate=c, drop=True) for c in sub["candidate"].values})
+        return [
+            (
+                var,
+                {str(c): sub.sel(candidate=c, drop=True) for c in sub["candidate"].values},
+                _range_note(sub, table.attrs),
             )
-        note = _range_note(da)
-        return out, note
+            for var, sub in groups
+        ]
     if isinstance(table_or_dict, Mapping):
         if not table_or_dict:
             raise ValueError("table_or_dict is empty: give at least one candidate")
         curves = {}
         for key, value in table_or_dict.items():
-            curves[str(key)] = value if isinstance(value, xr.DataArray) else xr.DataArray(value)
+            if not isinstance(value, xr.DataArray):
+                value = np.asarray(value)
+                value = xr.DataArray(value, dims=["frame"] if value.ndim == 1 else None)
+            curves[str(key)] = value
         first = next(iter(curves.values()))
-        return [(None, curves)], _range_note(first)
+        return [(None, curves, _range_note(first, {}))]
     raise TypeError(
         "table_or_dict must be an xarray.Dataset from xsr.metrics.compare or a dict of "
         f"per-frame DataArrays, got {type(table_or_dict).__name__}"
     )
 
 
-def _range_note(da: xr.DataArray) -> str:
+def _range_note(da: xr.DataArray, table_attrs: Mapping[str, Any]) -> str:
+    """How the PSNR/SSIM data range was set, as far as ``da`` and its table say."""
     for key, coord in da.coords.items():
         if str(key).startswith("data_range") and coord.ndim == 0:
             return f"data range {float(coord.values):.4g}"
     value = da.attrs.get("data_range")
-    if isinstance(value, (int, float)):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
         return f"data range {value:.4g}"
-    source = da.attrs.get("data_range_source")
+    source = da.attrs.get("data_range_source") or table_attrs.get("data_range_source")
     return f"data range: {source}" if source else ""
 
 
@@ -371,7 +376,6 @@ def plot_psnr_over_time(
     *,
     metric: str = "psnr",
     variable: Hashable | None = None,
-    time_dim: Hashable = "time",
     ax: Any = None,
     figsize: tuple[float, float] | None = None,
     dpi: int = 120,
@@ -389,8 +393,6 @@ def plot_psnr_over_time(
         Metric variable of the table to draw (``"ssim"``, ``"rmse"``, ...).
     variable : hashable, optional
         Draw only this variable of a multi-variable table.
-    time_dim : hashable, default "time"
-        Dimension along the x axis (its coordinate values when present, else frame numbers).
     ax : matplotlib Axes, optional
         Axes to draw into (single-panel plots only); default: a new figure.
     figsize : (float, float), optional
@@ -401,7 +403,15 @@ def plot_psnr_over_time(
     Returns
     -------
     matplotlib.figure.Figure
-        The figure (not shown; built without ``pyplot``).
+        The figure (not shown; built without ``pyplot``). The x axis is the curve's one
+        dimension (its coordinate values, with units, when present); PSNR and SSIM panels state
+        their data range. Infinite values (identical frames) leave a gap.
+
+    Raises
+    ------
+    ValueError
+        A table without ``metric`` or ``candidate``, an empty dict, an unknown ``variable``, or
+        curves that are not one value per frame.
 
     Examples
     --------
@@ -415,7 +425,7 @@ def plot_psnr_over_time(
     """
     from matplotlib.figure import Figure
 
-    groups, note = _curves(table_or_dict, metric, variable)
+    groups = _curves(table_or_dict, metric, variable)
     n = len(groups)
     if ax is None:
         fig = Figure(figsize=figsize or (5.5 * n, 3.6), layout="constrained")
@@ -428,7 +438,8 @@ def plot_psnr_over_time(
         axes = [ax]
         fig = ax.figure
     unit = "dB" if metric == "psnr" else ""
-    for axis, (var, curves) in zip(axes, groups):
+    with_range = metric in ("psnr", "ssim")
+    for axis, (var, curves, note) in zip(axes, groups):
         for cand, curve in curves.items():
             curve = curve.squeeze(drop=True)
             if curve.ndim != 1:
@@ -444,12 +455,10 @@ def plot_psnr_over_time(
             units = curve[dim].attrs.get("units") if dim in curve.coords else None
             axis.set_xlabel(f"{dim} ({units})" if units else str(dim))
         axis.set_ylabel(f"{metric.upper()}{f' ({unit})' if unit else ''}")
-        if var is not None:
-            axis.set_title(str(var), fontsize="medium")
+        title = str(var) if var is not None else f"{metric.upper()} per frame"
+        axis.set_title(f"{title}{f' ({note})' if with_range and note else ''}", fontsize="medium")
         axis.grid(True, alpha=0.3)
         axis.legend(fontsize="small")
-    if note:
-        fig.suptitle(f"{metric.upper()} per frame; {note}", fontsize="medium")
     if path is not None:
         fig.savefig(path, dpi=dpi)
     return fig
