@@ -315,3 +315,18 @@ def test_empty_arrays():
     empty_time = xr.DataArray(np.zeros((0, 4, 4)), dims=("time", "y", "x"))
     with pytest.raises(ValueError, match="is empty"):
         degrade(empty_time, scale=2, method="bicubic")
+
+
+def test_longitude_wrapping_across_the_date_line():
+    lon = np.roll(np.arange(0.5, 360.0, 10.0), 17)  # 350.5 is followed by 0.5 inside a block
+    lat = np.array([-5.0, 5.0])
+    da = xr.DataArray(
+        np.ones((2, lon.size)),
+        dims=("lat", "lon"),
+        coords={"lat": lat, "lon": ("lon", lon, {"units": "degrees_east"})},
+    )
+    out = degrade(da, scale=2)
+    expected = np.unwrap(lon, period=360.0).reshape(-1, 2).mean(1) % 360.0
+    np.testing.assert_allclose(out["lon"].values, expected)
+    assert 355.5 in out["lon"].values  # the block (350.5, 0.5) is centred on 355.5, not 175.5
+    assert out["lon"].attrs["units"] == "degrees_east"

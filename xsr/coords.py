@@ -430,7 +430,8 @@ def refine_bounds(bounds: Any, scale: int) -> np.ndarray:
 def is_global_longitude(values: Any, units: str | None = None) -> bool:
     """Whether a 1-D longitude coordinate of cell centres spans a full circle.
 
-    True when the coordinate is uniformly spaced with step ``d`` and ``n * |d|`` equals 360
+    True when the coordinate, unwrapped across the date line (so ``[180.5, ..., 359.5, 0.5,
+    ..., 179.5]`` counts), is uniformly spaced with step ``d`` and ``n * |d|`` equals 360
     degrees (or ``2 pi`` for radian units) within 1 % of a step.
 
     Parameters
@@ -466,8 +467,9 @@ def is_global_longitude(values: Any, units: str | None = None) -> bool:
     arr = np.asarray(values)
     if arr.ndim != 1 or arr.size < 2 or not np.issubdtype(arr.dtype, np.number):
         return False
+    unwrapped = np.unwrap(arr.astype("float64"), period=period)  # a rolled grid is still global
     try:
-        d = check_uniform(arr, "longitude", rtol=1e-3)
+        d = check_uniform(unwrapped, "longitude", rtol=1e-3)
     except ValueError:
         return False
     return bool(abs(arr.size * abs(d) - period) <= 0.01 * abs(d))

@@ -33,6 +33,9 @@ _BY = "_xsr_block_y"
 _BX = "_xsr_block_x"
 _LAT_NAMES = {"lat", "latitude", "rlat", "nav_lat"}
 _LAT_STANDARD_NAMES = {"latitude", "grid_latitude"}
+_LON_NAMES = {"lon", "longitude", "rlon", "nav_lon"}
+_LON_STANDARD_NAMES = {"longitude", "grid_longitude"}
+_LON_UNITS = {"degrees_east", "degree_east", "degrees_e", "degree_e", "degreese", "degreee"}
 _LAT_UNITS = {"degrees_north", "degree_north", "degrees_n", "degree_n", "degreesn", "degreen"}
 
 
@@ -145,6 +148,31 @@ def _is_latitude(coord: xr.DataArray, name: Hashable) -> bool:
         or str(attrs.get("standard_name", "")).strip() in _LAT_STANDARD_NAMES
         or str(attrs.get("units", "")).strip().lower() in _LAT_UNITS
     )
+
+
+def _is_longitude(coord: xr.Variable, name: Hashable) -> bool:
+    attrs = coord.attrs
+    return (
+        str(name).lower() in _LON_NAMES
+        or str(attrs.get("standard_name", "")).strip() in _LON_STANDARD_NAMES
+        or str(attrs.get("units", "")).strip().lower() in _LON_UNITS
+    )
+
+
+def _coarsen_dim_coord(name: Hashable, var: xr.Variable, scale: int) -> np.ndarray:
+    """Block means of a 1-D dimension coordinate; a longitude that wraps is unwrapped first."""
+    values = np.asarray(var.values)
+    if (
+        values.size > 1
+        and np.issubdtype(values.dtype, np.floating)
+        and _is_longitude(var, name)
+        and np.any(np.abs(np.diff(values)) > 180.0)
+    ):
+        lo = float(np.min(values))
+        unwrapped = np.unwrap(values.astype("float64"), period=360.0)
+        coarse = (coarsen_coord(unwrapped, scale) - lo) % 360.0 + lo
+        return coarse.astype(values.dtype)
+    return coarsen_coord(values, scale)
 
 
 def _find_latitude(obj: xr.Dataset | xr.DataArray, ydim: Hashable, xdim: Hashable) -> xr.DataArray:
@@ -272,7 +300,8 @@ def degrade(
         Same type as ``obj``. Data variables (and 2-D auxiliary coordinates) with the spatial
         dims are degraded; variables holding only one spatial dim are block-averaged along it;
         the rest pass through unchanged. The coarse 1-D coordinates are the block means of the
-        fine ones (:func:`xsr.coords.coarsen_coord`), CF bounds variables are recomputed
+        fine ones (:func:`xsr.coords.coarsen_coord`; a longitude that jumps across the date
+        line is unwrapped first and wrapped back into its original range), CF bounds variables are recomputed
         (:func:`xsr.coords.coarsen_bounds`), attributes are kept (``coarsen`` adds a CF
         ``cell_methods`` entry), and a line is appended to ``history``.
 
@@ -348,8 +377,7 @@ def degrade(
         if name in bounds:
             return _coarsen_bounds_var(var, bounds[name], scale)
         if name in spatial and var.dims == (name,):
-            values = coarsen_coord(np.asarray(var.values), scale)
-            return xr.Variable((name,), values, attrs=var.attrs)
+            return xr.Variable((name,), _coarsen_dim_coord(name, var, scale), attrs=var.attrs)
         return _degrade_array(
             xr.DataArray(var), name, ydim, xdim, scale, method, weights, is_coord=is_coord
         )
