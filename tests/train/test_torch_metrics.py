@@ -52,18 +52,26 @@ def test_ssim_per_channel_range():
         assert got[0, c] == pytest.approx(ref, rel=1e-6)
 
 
-def test_ssim_against_xsr_metrics_kernel_when_present():
-    metrics = pytest.importorskip("xsr.metrics")
-    kernel = getattr(metrics, "ssim_frames", None)
-    if kernel is None:
-        pytest.skip("xsr.metrics.ssim_frames not available")
-    a, b = _pair(2, shape=(4, 1, 24, 24))
-    try:
-        ref = np.asarray(kernel(a[:, 0], b[:, 0], data_range=4.0))
-    except TypeError:
-        pytest.skip("xsr.metrics.ssim_frames has another signature")
-    got = ssim(torch.tensor(a), torch.tensor(b), 4.0).numpy()[:, 0]
-    np.testing.assert_allclose(got, ref, rtol=1e-5)
+def test_agrees_with_xsr_metrics_kernels_including_nan_masks():
+    from xsr import metrics
+
+    a, b = _pair(2, shape=(4, 2, 24, 24))
+    b[1, 0, :3, :5] = np.nan  # a masked corner
+    ta, tb = torch.tensor(a), torch.tensor(b)
+    mask = torch.isfinite(tb)
+    rng = np.array([4.0, 2.0])
+    np.testing.assert_allclose(mse(ta, tb, mask).numpy(), metrics.mse_frames(a, b), rtol=1e-12)
+    np.testing.assert_allclose(mae(ta, tb, mask).numpy(), metrics.mae_frames(a, b), rtol=1e-12)
+    np.testing.assert_allclose(
+        psnr(ta, tb, torch.tensor(rng), mask).numpy(),
+        metrics.psnr_frames(a, b, rng[None, :]),
+        rtol=1e-12,
+    )
+    np.testing.assert_allclose(
+        ssim(ta, tb, torch.tensor(rng), mask).numpy(),
+        metrics.ssim_frames(a, b, rng[None, :]),
+        rtol=1e-6,
+    )
 
 
 def test_mse_mae_psnr_definitions():

@@ -10,8 +10,6 @@ use_sample_covariance=False, data_range=...)``; the tests check this.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
@@ -133,7 +131,10 @@ def _gaussian_window(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
 
 
 def ssim(
-    pred: torch.Tensor, target: torch.Tensor, data_range: torch.Tensor | float
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    data_range: torch.Tensor | float,
+    mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Structural similarity per sample and channel (Gaussian window, valid region).
 
@@ -144,6 +145,10 @@ def ssim(
         window are compared with a window cropped to the frame.
     data_range : float or torch.Tensor
         Peak-to-peak range of the data, a scalar or one value per channel ``(C,)``.
+    mask : torch.Tensor, optional
+        Boolean ``(N, C, H, W)`` of valid pixels. As in :func:`xsr.metrics.ssim_frames`, the
+        local statistics become mask-normalised Gaussian averages over valid pixels and the
+        map is averaged over valid pixels only.
 
     Returns
     -------
@@ -175,24 +180,26 @@ def ssim(
     def blur(t: torch.Tensor) -> torch.Tensor:
         return F.conv2d(F.conv2d(t, gy), gx)
 
-    mu_x, mu_y = blur(x), blur(y)
-    sxx = blur(x * x) - mu_x**2
-    syy = blur(y * y) - mu_y**2
-    sxy = blur(x * y) - mu_x * mu_y
+    valid = None
+    norm: torch.Tensor | float = 1.0
+    if mask is not None and not bool(mask.all()):
+        valid = mask.reshape(n * c, 1, h, w)
+        x = torch.where(valid, x, torch.zeros_like(x))
+        y = torch.where(valid, y, torch.zeros_like(y))
+        weight = blur(valid.to(dtype))
+        norm = torch.where(weight > 1e-12, 1.0 / weight.clamp_min(1e-12), torch.nan)
+    mu_x, mu_y = blur(x) * norm, blur(y) * norm
+    sxx = blur(x * x) * norm - mu_x**2
+    syy = blur(y * y) * norm - mu_y**2
+    sxy = blur(x * y) * norm - mu_x * mu_y
     rng = torch.as_tensor(data_range, dtype=dtype, device=pred.device)
     rng = rng.reshape(1, -1).expand(n, c).reshape(n * c, 1, 1, 1) if rng.ndim else rng
     c1 = (_K1 * rng) ** 2
     c2 = (_K2 * rng) ** 2
     s = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))
-    return s.mean(dim=(-3, -2, -1)).reshape(n, c).to(pred.dtype)
-
-
-def finite_psnr(value: float) -> float:
-    """Replace an infinite PSNR (exact match) by a large finite number for JSON and plots.
-
-    Examples
-    --------
-    >>> finite_psnr(float("inf"))
-    200.0
-    """
-    return 200.0 if math.isinf(value) and value > 0 else value
+    if valid is None:
+        return s.mean(dim=(-3, -2, -1)).reshape(n, c).to(pred.dtype)
+    keep = valid[..., ry : h - ry, rx : w - rx] & torch.isfinite(s)
+    total = torch.where(keep, s, torch.zeros_like(s)).sum(dim=(-3, -2, -1))
+    out = total / keep.sum(dim=(-3, -2, -1))
+    return out.reshape(n, c).to(pred.dtype)

@@ -17,7 +17,6 @@ Tensors go through :mod:`safetensors`, the rest through JSON; nothing is unpickl
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -264,17 +263,3 @@ class Checkpoint:
                 if key in g and isinstance(g[key], list):
                     g[key] = tuple(g[key])
         return weights, {"state": opt_state, "param_groups": groups}, state
-
-
-def finite(value: float) -> float | None:
-    """``None`` for NaN (JSON has no NaN); infinities kept as large floats.
-
-    Examples
-    --------
-    >>> finite(float("nan")) is None, finite(2.0)
-    (True, 2.0)
-    """
-    value = float(value)
-    if math.isnan(value):
-        return None
-    return value
