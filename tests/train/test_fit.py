@@ -85,7 +85,7 @@ def test_history_and_card_are_complete(swe, tmp_path):
     assert set(card.metrics["data_range"]) == {"h", "u", "v"}
     # normalisation: mean/std of the training split only (the last 20% of frames held out)
     train = swe.isel(time=slice(0, 13))
-    assert card.training["train_blocks"] == [[0, 13]] or card.training["train_blocks"] == [(0, 13)]
+    assert card.training["train_blocks"] == [[0, 13]]
     for v in ("h", "u", "v"):
         assert card.normalisation[v]["mean"] == pytest.approx(float(train[v].mean()), rel=1e-5)
         assert card.normalisation[v]["std"] == pytest.approx(float(train[v].std()), rel=1e-5)

@@ -1,0 +1,79 @@
+"""More fit options: validation layouts, degradations, grids, schedulers and devices."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+from xsr.testing import random_movie
+from xsr.train.trainer import fit
+
+TINY = {"d": 8, "s": 4, "m": 1}
+FAST = {"epochs": 2, "batch_size": 8, "patch_size": 8, "patches_per_epoch": 16, "progress": False}
+
+
+def test_no_validation_split_trains_on_everything():
+    ds = random_movie(6, 16, 16, seed=1)
+    model, hist = fit("fsrcnn", ds, scale=2, val_fraction=0.0, **FAST, **TINY)
+    assert np.isnan(hist["val_psnr"]).all()
+    assert "bicubic_val_psnr" not in hist.attrs
+    assert hist.attrs["val_blocks"] == "[]"
+    np.testing.assert_array_equal(hist["val_loss"], hist["loss"])  # best epoch by train loss
+    assert model.card.metrics["bicubic"] == {}
+
+
+def test_several_validation_blocks():
+    ds = random_movie(20, 16, 16, seed=2)
+    model, hist = fit("fsrcnn", ds, scale=2, val_fraction=0.3, val_blocks=2, **FAST, **TINY)
+    assert model.card.training["val_blocks"] == [[7, 10], [17, 20]]
+    assert model.card.training["train_blocks"] == [[0, 7], [10, 17]]
+    assert np.isfinite(hist["val_psnr"]).all()
+
+
+def test_bicubic_degradation_is_recorded():
+    ds = random_movie(8, 16, 16, seed=3)
+    model, hist = fit("fsrcnn", ds, scale=2, degrade="bicubic", **FAST, **TINY)
+    assert model.card.degradation == {"method": "bicubic", "scale": 2}
+    assert hist.attrs["degradation"] == "bicubic"
+
+
+def test_latitude_longitude_grid_descending_latitude_and_odd_sizes():
+    ds = random_movie(8, 17, 19, seed=4, variables=("ua", "va"))
+    ds = ds.rename({"y": "lat", "x": "lon"}).assign_coords(
+        lat=("lat", np.linspace(60, 20, 17), {"units": "degrees_north"}),
+        lon=("lon", np.linspace(0, 36, 19), {"units": "degrees_east"}),
+    )
+    model, hist = fit("fsrcnn", ds, scale=2, **FAST, **TINY)  # 17x19 trimmed to 16x18
+    assert [v["name"] for v in model.card.variables] == ["ua", "va"]
+    assert model.card.training["dims"] == {"time": "time", "y": "lat", "x": "lon"}
+    assert np.isfinite(hist["train_mse"]).all()
+
+
+def test_patches_per_epoch_larger_than_the_data_draws_with_replacement():
+    ds = random_movie(4, 16, 16, seed=5)
+    _, hist = fit("fsrcnn", ds, scale=2, **{**FAST, "patches_per_epoch": 500}, **TINY)
+    assert hist.attrs["train_batches_per_epoch"] == 63
+
+
+def test_runs_under_a_distributed_client():
+    distributed = pytest.importorskip("distributed")
+    ds = random_movie(8, 16, 16, seed=6).chunk({"time": 2})
+    with distributed.Client(
+        processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None
+    ):
+        _, hist = fit("fsrcnn", ds, scale=2, **FAST, **TINY)
+    _, eager = fit("fsrcnn", ds.compute(), scale=2, **FAST, **TINY)
+    xr.testing.assert_allclose(hist, eager)  # same patches, same numbers
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_fit_on_cuda_matches_cpu_closely():
+    ds = random_movie(8, 16, 16, seed=7)
+    model, hist = fit("fsrcnn", ds, scale=2, device="auto", **FAST, **TINY)
+    assert hist.attrs["device"].startswith("cuda")
+    assert next(model.parameters()).is_cuda
+    _, cpu = fit("fsrcnn", ds, scale=2, device="cpu", **FAST, **TINY)
+    np.testing.assert_allclose(hist["val_psnr"], cpu["val_psnr"], rtol=1e-2)
