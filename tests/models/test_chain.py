@@ -95,6 +95,22 @@ def test_trainable_stage_by_stage():
         torch.testing.assert_close(v, frozen[k], rtol=0, atol=0)
 
 
+def test_run_stages_gives_what_each_stage_is_fed():
+    """The report's two-stage method: the 3D stage is trained on the 2D stage's outputs."""
+    torch.manual_seed(2)
+    model = get_model("chain", stages=TWO_THEN_THREE).eval()
+    x = torch.randn(2, 1, 5, 4, 6)
+    with torch.no_grad():
+        assert torch.equal(model.run_stages(x, 0), x)
+        mid = model.run_stages(x, 1)
+        assert mid.shape == (2, 1, 5, 8, 12)
+        torch.testing.assert_close(mid[:, :, 3], model.stages[0](x[:, :, 3]))
+        torch.testing.assert_close(model.stages[1](mid), model(x))
+        assert model.run_stages(x, 2).shape == (2, 1, 1, 8, 12)
+    with pytest.raises(ValueError, match="stop must be an integer in"):
+        model.run_stages(x, 3)
+
+
 def test_config_rebuilds_and_lists_full_stage_configs(checks):
     model = get_model("chain", stages=THREE_THEN_TWO)
     assert json.loads(json.dumps(model.config))["stages"][1]["variant"] == "report"

@@ -9,7 +9,7 @@ from torch import nn
 from xsr.models.registry import get_model
 
 
-@pytest.mark.parametrize("variant", ["report", "original"])
+@pytest.mark.parametrize("variant", ["report", "original", "small"])
 @pytest.mark.parametrize("scale", [1, 2, 3, 4])
 @pytest.mark.parametrize(("h", "w"), [(1, 1), (5, 7), (8, 3)])
 def test_output_shape(checks, variant, scale, h, w):
@@ -48,6 +48,18 @@ def test_original_layers():
         (56, 1, (9, 9)),
     ]
     assert _layers(model)[-1].stride == (3, 3)
+
+
+def test_small_variant_is_fsrcnn_s():
+    model = get_model("fsrcnn", scale=2, variant="small")
+    got = [(m.in_channels, m.out_channels, m.kernel_size) for m in _layers(model)]
+    assert got == [
+        (1, 32, (5, 5)),
+        (32, 5, (1, 1)),
+        (5, 5, (3, 3)),
+        (5, 32, (1, 1)),
+        (32, 1, (9, 9)),
+    ]
 
 
 def test_gradients(checks):

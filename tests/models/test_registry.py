@@ -49,6 +49,18 @@ def test_bad_inputs_give_clear_errors(name):
         model(torch.zeros((0, *good[1:])))
 
 
+@pytest.mark.parametrize("name", list_models())
+def test_models_pickle_for_dask_workers(name):
+    import pickle
+
+    model = get_model(name, **DEFAULTS.get(name, {})).eval()
+    clone = pickle.loads(pickle.dumps(model))
+    shape = (1, 1, 4, 5) if model.window == 1 else (1, 1, model.window, 4, 5)
+    x = torch.randn(shape)
+    with torch.no_grad():
+        assert torch.equal(clone(x), model(x))
+
+
 def test_unknown_name():
     with pytest.raises(ValueError, match="Unknown model architecture 'esrgan'; available"):
         get_model("esrgan")

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from xsr.models.consistency import conserve as _conserve
+
 __all__ = [
     "BicubicUpsample",
     "SRModel",
@@ -383,13 +385,23 @@ class SRModel(nn.Module):
         -------
         torch.Tensor
             ``(N, C, scale*H, scale*W)``: the (centre) frame at high resolution.
+
+        Raises
+        ------
+        TypeError, ValueError
+            For a wrong type, rank, channel count or window length (see :meth:`check_input`).
+
+        Examples
+        --------
+        >>> import torch
+        >>> from xsr.models.registry import get_model
+        >>> get_model("xsrnet", scale=2, window=3)(torch.zeros(4, 1, 3, 8, 8)).shape
+        torch.Size([4, 1, 16, 16])
         """
         self.check_input(x)
         y = self._forward(x)
         if self.conserve:
-            from xsr.models.consistency import conserve
-
-            y = conserve(y, self.centre_frame(x), self.scale)
+            y = _conserve(y, self.centre_frame(x), self.scale)
         return y
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -110,11 +110,44 @@ class Chain(SRModel):
             radius = stage.receptive_radius + hr_to_lr_radius(radius, stage.scale)
         return radius
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+    def run_stages(self, x: torch.Tensor, stop: int) -> torch.Tensor:
+        """The movie after the first ``stop`` stages: what stage ``stop`` is fed.
+
+        For the report's two-stage method, compute ``run_stages(x, 1)`` once (under
+        ``torch.no_grad()``) with the trained first stage and train ``stages[1]`` on it.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            A valid chain input (``(N, C, H, W)`` when ``window == 1``, else
+            ``(N, C, window, H, W)``).
+        stop : int
+            Number of stages to run, ``0 <= stop <= len(stages)``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(N, C, T, H', W')`` with ``T = window - sum(window_i - 1)`` over the stages run.
+
+        Examples
+        --------
+        >>> import torch
+        >>> chain = Chain(stages=[{"arch": "fsrcnn", "scale": 2}, {"arch": "srnet3d", "scale": 1}])
+        >>> chain.run_stages(torch.zeros(1, 1, 5, 4, 4), 1).shape
+        torch.Size([1, 1, 5, 8, 8])
+        """
+        if isinstance(stop, bool) or not isinstance(stop, int) or not 0 <= stop <= len(self.stages):
+            raise ValueError(
+                f"chain: stop must be an integer in [0, {len(self.stages)}], got {stop!r}."
+            )
+        self.check_input(x)
         movie = x if self.window > 1 else x[:, :, None]  # (N, C, T, H, W)
-        for stage in self.stages:
+        for stage in self.stages[:stop]:
             movie = _apply_stage(stage, movie)
-        return movie[:, :, 0]
+        return movie
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.run_stages(x, len(self.stages))[:, :, 0]
 
 
 def _apply_stage(stage: SRModel, movie: torch.Tensor) -> torch.Tensor:

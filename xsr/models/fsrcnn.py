@@ -5,6 +5,9 @@ Two forms, chosen by ``variant``:
 ``"original"`` (Dong, Loy & Tang 2016)
     conv 5x5 (d=56) - conv 1x1 (s=12) - m=4 x conv 3x3 (s) - conv 1x1 (d) - 9x9 transposed
     convolution with stride ``scale`` to ``channels`` outputs.
+``"small"`` (FSRCNN-s, the form the report describes as its starting point)
+    conv 5x5 (32) - conv 1x1 (5) - conv 3x3 (5) - conv 1x1 (32) - 9x9 transposed convolution
+    with stride ``scale``; the same layer layout as ``"original"``.
 ``"report"`` (the report's variant, section 2)
     conv 5x5 (32) - conv 1x1 (8) - conv 3x3 (8) - conv 1x1 (32) - transposed convolution with
     32 filters whose kernel and stride are ``scale`` (2x2 at x2) - conv 5x5 to ``channels``.
@@ -36,6 +39,7 @@ __all__ = ["FSRCNN", "VARIANTS"]
 #: Default hyper-parameters of the two forms: (d, s, m, deconvolution kernel or None for scale).
 VARIANTS: dict[str, dict[str, int | None]] = {
     "original": {"d": 56, "s": 12, "m": 4, "deconv_kernel": 9},
+    "small": {"d": 32, "s": 5, "m": 1, "deconv_kernel": 9},
     "report": {"d": 32, "s": 8, "m": 1, "deconv_kernel": None},
 }
 
@@ -57,11 +61,11 @@ class FSRCNN(SRModel):
         Upscaling factor; at most the transposed convolution's kernel size.
     channels : int, default 1
         Number of variables (in = out).
-    variant : {"report", "original"}, default "report"
+    variant : {"report", "original", "small"}, default "report"
         Which form (see the module notes).
     d, s, m : int, optional
         Feature, shrinking and mapping sizes; default to the variant's (56, 12, 4 original;
-        32, 8, 1 report).
+        32, 5, 1 small; 32, 8, 1 report).
     deconv_kernel : int, optional
         Kernel of the transposed convolution; defaults to 9 (original) or ``scale`` (report).
     prelu_init : float, default 0.0
@@ -133,7 +137,7 @@ class FSRCNN(SRModel):
         padding, output_padding = _deconv_padding(deconv_kernel, self.scale)
         self._deconv_geometry = (deconv_kernel, padding)
         out_act = output_activation_layer(output_activation, c, prelu_init, self.arch)
-        if variant == "original":
+        if variant != "report":
             self.upsample = nn.ConvTranspose2d(
                 d, c, deconv_kernel, stride=self.scale, padding=padding,
                 output_padding=output_padding,
