@@ -219,6 +219,10 @@ def test_pretrained_names_resolve(tmp_path, monkeypatch):
     assert summary["arch"] == "xsrnet"
     assert summary["description"] == "demo"
     assert summary["variables"] == ["var0"]
+    table = pretrained.format_pretrained_table()
+    assert "xsrnet-test-x2" in table.splitlines()[1]
+    monkeypatch.delitem(pretrained.PRETRAINED, "xsrnet-test-x2")
+    assert "no pretrained models shipped yet" in pretrained.format_pretrained_table()
 
 
 def test_device_argument(saved):

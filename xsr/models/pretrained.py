@@ -10,7 +10,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PRETRAINED", "WEIGHTS_DIR", "list_pretrained", "pretrained_path"]
+__all__ = [
+    "PRETRAINED",
+    "WEIGHTS_DIR",
+    "format_pretrained_table",
+    "list_pretrained",
+    "pretrained_path",
+]
 
 #: Folder of the shipped ``.safetensors`` + ``.json`` model files.
 WEIGHTS_DIR = Path(__file__).with_name("weights")
@@ -73,3 +79,52 @@ def list_pretrained() -> dict[str, dict[str, Any]]:
         card = ModelCard.from_dict(json.loads(card_path.read_text(encoding="utf-8")))
         out[name] = card.summary()
     return out
+
+
+def _headline_psnr(metrics: dict[str, Any]) -> str:
+    """A PSNR to show: ``metrics["psnr"]`` or the mean of per-variable ``best`` PSNRs."""
+    psnr = metrics.get("psnr")
+    if isinstance(psnr, int | float) and not isinstance(psnr, bool):
+        return f"{psnr:.2f}"
+    best = metrics.get("best")
+    if isinstance(best, dict):
+        values = [v.get("psnr") for v in best.values() if isinstance(v, dict)]
+        values = [v for v in values if isinstance(v, int | float)]
+        if values:
+            return f"{sum(values) / len(values):.2f}"
+    return "-"
+
+
+def format_pretrained_table() -> str:
+    """A plain-text table of the shipped models (for ``xsr models``).
+
+    Returns
+    -------
+    str
+        One line per pretrained model (name, arch, scale, window, variables, validation PSNR,
+        parameters), or a note that none is shipped yet.
+
+    Examples
+    --------
+    >>> print(format_pretrained_table().splitlines()[0])  # doctest: +ELLIPSIS
+    name...
+    """
+    header = ("name", "arch", "scale", "window", "variables", "psnr", "parameters")
+    rows = [header]
+    for name, info in list_pretrained().items():
+        rows.append(
+            (
+                name,
+                str(info["arch"]),
+                str(info["scale"]),
+                str(info["window"]),
+                ",".join(info["variables"]),
+                _headline_psnr(info["metrics"]),
+                str(info["parameters"]),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    if len(rows) == 1:
+        lines.append("(no pretrained models shipped yet; train one with xsr.train.fit)")
+    return "\n".join(lines)
