@@ -15,6 +15,7 @@ torch is imported only inside the bicubic kernel.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Hashable, Sequence
 from typing import Any, Literal
 
@@ -54,17 +55,62 @@ def _is_dask(data: Any) -> bool:
     return hasattr(data, "dask") or type(data).__module__.startswith("dask")
 
 
-def _align_chunks(da: xr.DataArray, dims: Sequence[Hashable], scale: int) -> xr.DataArray:
-    """Rechunk dask-backed ``dims`` so that every chunk holds whole blocks of ``scale``."""
-    if da.chunks is None:
-        return da
-    new: dict[Hashable, int] = {}
-    for dim in dims:
-        chunks = da.chunksizes.get(dim, ())
-        if any(c % scale for c in chunks[:-1]) or (chunks and chunks[-1] % scale):
-            target = max(scale, round(float(np.mean(chunks)) / scale) * scale)
-            new[dim] = target
-    return da.chunk(new) if new else da
+def _aligned_chunks(chunks: tuple[int, ...], scale: int) -> tuple[int, ...] | int:
+    """Chunks along one axis holding whole blocks of ``scale`` (unchanged when they already do)."""
+    if not any(c % scale for c in chunks):
+        return chunks
+    return max(scale, round(float(np.mean(chunks)) / scale) * scale)
+
+
+def _block_sum(x: np.ndarray, axes: tuple[int, ...], scale: int) -> np.ndarray:
+    """Sums over consecutive ``scale``-blocks along ``axes`` (strided adds: fast in numpy)."""
+    for ax in axes:
+        if x.shape[ax] == 1:  # a broadcast weight axis
+            x = x * scale
+            continue
+        parts = [x[(slice(None),) * ax + (slice(k, None, scale),)] for k in range(scale)]
+        total = parts[0].copy()
+        for part in parts[1:]:
+            total += part
+        x = total
+    return x
+
+
+def _block_mean_kernel(
+    a: np.ndarray,
+    w: np.ndarray | None = None,
+    *,
+    axes: tuple[int, ...],
+    scale: int,
+    dtype: np.dtype,
+) -> np.ndarray:
+    """NaN-ignoring (optionally weighted) means over ``scale``-blocks along ``axes`` of ``a``.
+
+    ``w`` (or None) has ``a``'s ndim with size 1 on the axes it does not vary along. Sums are
+    accumulated in float64, so the rounded result does not depend on the chunking.
+    """
+    x = np.array(a, dtype="float64")
+    nan = np.isnan(x)
+    has_nan = bool(nan.any())
+    if has_nan:
+        x[nan] = 0.0
+    if w is not None:
+        w = np.asarray(w, dtype="float64")
+        x *= w
+    total = _block_sum(x, axes, scale)
+    if not has_nan:
+        if w is None:
+            count: Any = float(scale ** len(axes))
+        else:
+            count = _block_sum(w, axes, scale)
+    else:
+        valid = (~nan).astype("float64")
+        count = _block_sum(valid if w is None else valid * w, axes, scale)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = total / count
+    if has_nan or w is not None:
+        out = np.where(np.broadcast_to(count, out.shape) > 0, out, np.nan)
+    return out.astype(dtype, copy=False)
 
 
 def _block_mean(
@@ -75,33 +121,42 @@ def _block_mean(
 ) -> xr.DataArray:
     """NaN-ignoring (optionally weighted) mean over ``scale``-blocks along ``dims``.
 
-    All-NaN blocks give NaN. Integers and booleans give float64.
+    All-NaN blocks give NaN. Integers and booleans give float64; floats keep their dtype.
     """
-    if not np.issubdtype(da.dtype, np.floating):
-        da = da.astype("float64")
-    bare = xr.DataArray(da.data, dims=da.dims)
-    bare = _align_chunks(bare, dims, scale)
-    windows = dict.fromkeys(dims, scale)
-    names = {d: (d, _BY if i == 0 else _BX) for i, d in enumerate(dims)}
-    block_dims = [names[d][1] for d in dims]
-    blocks = bare.coarsen(windows, boundary="exact").construct(names)
-    valid = blocks.notnull()
-    # accumulate in float64 whatever the input precision: the rounded result then does not
-    # depend on the summation order, so chunked and eager results agree
-    filled = blocks.fillna(0).astype("float64")
+    dtype = da.dtype if np.issubdtype(da.dtype, np.floating) else np.dtype("float64")
+    axes = tuple(sorted(da.get_axis_num(d) for d in dims))
+    w = None
     if weights is not None and set(weights.dims) <= set(dims):
-        w = xr.DataArray(weights.data, dims=weights.dims).astype("float64")
-        w = _align_chunks(w, w.dims, scale)
-        w = w.coarsen(dict.fromkeys(w.dims, scale), boundary="exact").construct(
-            {d: names[d] for d in w.dims}
+        missing = [d for d in da.dims if d not in weights.dims]
+        w = weights.expand_dims(missing).transpose(*da.dims).data
+    kernel = functools.partial(_block_mean_kernel, axes=axes, scale=scale, dtype=dtype)
+    data = da.data
+    if not _is_dask(data):
+        return xr.DataArray(
+            kernel(np.asarray(data), None if w is None else np.asarray(w)), dims=da.dims
         )
-        total = (filled * w).sum(block_dims)
-        count = (valid * w).sum(block_dims)
+
+    import dask.array as dsa
+
+    data = data.rechunk({ax: _aligned_chunks(data.chunks[ax], scale) for ax in axes})
+    out_chunks = tuple(
+        tuple(c // scale for c in ch) if ax in axes else ch for ax, ch in enumerate(data.chunks)
+    )
+    if w is None:
+        out = dsa.map_blocks(
+            kernel,
+            data,
+            chunks=out_chunks,
+            dtype=dtype,
+            meta=np.array((), dtype),
+        )
     else:
-        total = filled.sum(block_dims)
-        count = valid.sum(block_dims).astype("float64")
-    out = total / count.where(count > 0)
-    return out.astype(da.dtype, copy=False)
+        w_chunks = tuple(data.chunks[ax] if w.shape[ax] > 1 else (1,) for ax in range(data.ndim))
+        w = dsa.asarray(w).rechunk(w_chunks)
+        out = dsa.map_blocks(
+            kernel, data, w, chunks=out_chunks, dtype=dtype, meta=np.array((), dtype)
+        )
+    return xr.DataArray(out, dims=da.dims)
 
 
 def _bicubic_kernel(arr: np.ndarray, scale: int) -> np.ndarray:
