@@ -330,3 +330,32 @@ def test_longitude_wrapping_across_the_date_line():
     np.testing.assert_allclose(out["lon"].values, expected)
     assert 355.5 in out["lon"].values  # the block (350.5, 0.5) is centred on 355.5, not 175.5
     assert out["lon"].attrs["units"] == "degrees_east"
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    scale=st.integers(2, 4),
+    nb=st.integers(1, 3),
+    nan_fraction=st.sampled_from([0.0, 0.3, 0.9]),
+    weighted=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_coarsen_matches_reference_nan_weighted_mean(scale, nb, nan_fraction, weighted, seed):
+    rng = np.random.default_rng(seed)
+    n = nb * scale
+    a = rng.normal(size=(2, n, n + scale))
+    a[rng.random(a.shape) < nan_fraction] = np.nan
+    lat = np.linspace(-80.0, 80.0, n)
+    da = xr.DataArray(a, dims=("time", "lat", "lon"), coords={"lat": lat})
+    out = degrade(da, scale=scale, area_weighted=weighted).values
+    w = np.cos(np.deg2rad(lat)) if weighted else np.ones(n)
+    blocks = a.reshape(2, nb, scale, (n + scale) // scale, scale)
+    wb = np.broadcast_to(w.reshape(1, nb, scale, 1, 1), blocks.shape)
+    valid = ~np.isnan(blocks)
+    num = np.where(valid, blocks * wb, 0.0).sum(axis=(2, 4))
+    den = np.where(valid, wb, 0.0).sum(axis=(2, 4))
+    with np.errstate(invalid="ignore"):
+        expected = np.where(den > 0, num / den, np.nan)
+    np.testing.assert_allclose(out, expected, rtol=1e-12, equal_nan=True)
+    lazy = degrade(da.chunk({"lat": scale, "lon": 3}), scale=scale, area_weighted=weighted)
+    np.testing.assert_allclose(lazy.values, out, rtol=1e-12, equal_nan=True)
