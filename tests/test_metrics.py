@@ -246,6 +246,14 @@ def test_alignment_errors():
     xr.testing.assert_allclose(mae(wobbly, truth), mae(pred, truth))
 
 
+def test_ssim_small_frames_fail_early_even_when_lazy():
+    small = random_movie(2, 8, 16, dtype="float64")["h"].chunk({"time": 1})
+    with raise_if_dask_computes(), pytest.raises(ValueError, match=r"11 x 11.*'y' has 8"):
+        ssim(small, small)
+    with raise_if_dask_computes(), pytest.raises(ValueError, match="11 x 11"):
+        evaluate(small, small)
+
+
 def test_empty_and_non_numeric_inputs():
     empty = xr.DataArray(np.zeros((2, 0, 4)), dims=("time", "y", "x"))
     with pytest.raises(ValueError, match="empty along 'y'"):

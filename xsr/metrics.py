@@ -373,6 +373,11 @@ def _metric_dataarray(
     for dim in (ydim, xdim):
         if prediction.sizes[dim] == 0:
             raise ValueError(f"prediction and truth are empty along {dim!r}.")
+        if name == "ssim" and prediction.sizes[dim] < SSIM_WIN:
+            raise ValueError(
+                f"SSIM needs frames of at least {SSIM_WIN} x {SSIM_WIN} pixels (its Gaussian "
+                f"window); {dim!r} has {prediction.sizes[dim]}."
+            )
 
     def prep(a: xr.DataArray) -> xr.DataArray:
         if a.dtype.kind not in "biuf":
