@@ -179,6 +179,16 @@ def test_open_mat_errors(tmp_path):
         open_mat(text_only)
 
 
+def test_open_mat_refuses_plain_hdf5(tmp_path):
+    import h5py
+
+    path = tmp_path / "plain.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("H", data=np.zeros((3, 12, 12), dtype="float32"))
+    with pytest.raises(FileFormatError, match=r"plain\.h5' is an HDF5 file without a MATLAB 7\.3"):
+        open_mat(path)
+
+
 @pytest.mark.parametrize("cut", [0.5, 0.9, 0.999])
 def test_open_mat_v5_truncated(tmp_path, cut):
     path = tmp_path / "full.mat"

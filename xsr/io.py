@@ -77,6 +77,12 @@ def _read_mat_v73(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
             if f.userblock_size >= 128:
                 with open(path, "rb") as fh:
                     header = fh.read(116)
+            if not header.startswith(b"MATLAB"):
+                raise FileFormatError(
+                    f"'{path}' is an HDF5 file without a MATLAB 7.3 header (no 512-byte MATLAB "
+                    "userblock), so its axis order is unknown; read netCDF-4/HDF5 files with "
+                    "xarray.open_dataset(...) or h5py instead."
+                )
             for name, obj in f.items():
                 if not isinstance(obj, h5py.Dataset) or name.startswith("#"):
                     continue
