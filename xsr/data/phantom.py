@@ -271,8 +271,11 @@ def phantom(
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    np_dtype = np.dtype(dtype)
-    if np_dtype not in (np.dtype("float32"), np.dtype("float64")):
+    try:
+        np_dtype = np.dtype(dtype)
+    except TypeError:
+        np_dtype = np.dtype("O")
+    if dtype is None or np_dtype.name not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
     track = motion(
         seed=seed, drift=drift, deformation=deformation, rotation=rotation, period=period
