@@ -359,3 +359,12 @@ def test_coarsen_matches_reference_nan_weighted_mean(scale, nb, nan_fraction, we
     np.testing.assert_allclose(out, expected, rtol=1e-12, equal_nan=True)
     lazy = degrade(da.chunk({"lat": scale, "lon": 3}), scale=scale, area_weighted=weighted)
     np.testing.assert_allclose(lazy.values, out, rtol=1e-12, equal_nan=True)
+
+
+@pytest.mark.parametrize("method", ["coarsen", "bicubic"])
+def test_lazy_graph_pickles_for_distributed_workers(method):
+    cloudpickle = pytest.importorskip("cloudpickle")
+    lat_ds = random_movie(4, 8, 8).rename({"y": "lat", "x": "lon"}).chunk({"time": 2})
+    lazy = degrade(lat_ds, scale=2, method=method, area_weighted=method == "coarsen")
+    restored = cloudpickle.loads(cloudpickle.dumps(lazy))
+    xr.testing.assert_identical(restored.compute(), lazy.compute())

@@ -339,3 +339,11 @@ def test_format_table_text():
     assert "a / u" in multi
     with pytest.raises(ValueError, match="lacks the metric variables"):
         format_table(table[["mae"]])
+
+
+def test_lazy_metrics_graph_pickles():
+    cloudpickle = pytest.importorskip("cloudpickle")
+    pred, truth = _pair(nt=4)
+    lazy = compare(truth.chunk({"time": 2}), model=pred.chunk({"time": 1}))
+    restored = cloudpickle.loads(cloudpickle.dumps(lazy))
+    xr.testing.assert_identical(restored.compute(), lazy.compute())
