@@ -330,6 +330,8 @@ def test_format_table_text():
     assert "data range: 5" in lines[-1]
     assert "mean over time" in lines[-1]
     assert len({len(line) for line in lines[:3]}) == 1  # aligned columns
+    lazy_table = compare(truth.chunk({"time": 1}), model=pred, offset=truth + 1.0, data_range=5.0)
+    assert format_table(lazy_table) == text
     single = format_table(evaluate(pred, truth))
     assert single.splitlines()[1].startswith("prediction")
     assert "truth.max() - truth.min()" in single
