@@ -597,3 +597,16 @@ def test_upscale_file_errors(tmp_path):
     upscale_file(src, tmp_path / "done.zarr", model="bicubic", scale=2, progress=False)
     with pytest.raises(StoreExistsError, match="--overwrite"):
         upscale_file(src, tmp_path / "done.zarr", model="bicubic", scale=2, progress=False)
+
+
+def test_file_backed_input_without_dask_is_never_loaded_whole(tmp_path):
+    src = tmp_path / "in.nc"
+    random_movie(6, 8, 8).to_netcdf(src)
+    with xr.open_dataset(src) as ds:  # lazily indexed file variables, no dask
+        out = write_zarr_resumable(ds, tmp_path / "out.zarr", region_size=2, progress=False)
+        assert not ds["h"].variable._in_memory
+    identity = store_status(tmp_path / "out.zarr")["fingerprint"]["job"]["dataset"]
+    assert identity["variables"]["h"]["source"] == str(src)  # identified by the file's stat
+    assert "mtime_ns" in identity["variables"]["h"]
+    assert out["h"].chunks[0] == (2, 2, 2)
+    xr.testing.assert_identical(out.compute(), random_movie(6, 8, 8))

@@ -100,8 +100,27 @@ class ReadOnlyStoreError(ArchiveError, PermissionError):
 # --------------------------------------------------------------------------------------------
 
 
-def _is_dask(data: Any) -> bool:
-    return hasattr(data, "dask") and hasattr(data, "chunks") and data.chunks is not None
+def _is_dask(var: xr.Variable | xr.DataArray) -> bool:
+    """Whether ``var`` is dask-backed (asked without touching ``.data``, which would load a
+    lazily indexed file variable into memory)."""
+    return var.chunks is not None
+
+
+def _in_memory(var: xr.Variable) -> bool:
+    return bool(getattr(var, "_in_memory", True))
+
+
+def _source_identity(var: xr.Variable) -> dict[str, Any]:
+    """Identity of a variable still in its file (opened without dask): the file's stat."""
+    source = var.encoding.get("source")
+    if source and os.path.exists(source):
+        stat = os.stat(source)
+        return {
+            "source": os.path.abspath(source),
+            "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
+        }
+    return {"sha256": _hash_values(var.values)}
 
 
 def _jsonable(value: Any) -> Any:
@@ -168,13 +187,15 @@ def _dataset_identity(
             "dtype": str(var.dtype),
             "coord": name in ds.coords,
         }
-        if _is_dask(var.data):
+        if _is_dask(var):
             if chunks:
                 entry["chunks"] = [list(c) for c in var.chunks]
             if content:
                 entry["dask_name"] = str(var.data.name)
-        elif name in ds.coords or content:
+        elif name in ds.coords or (content and _in_memory(var)):
             entry["sha256"] = _hash_values(var.values)
+        elif content:
+            entry.update(_source_identity(var))
         if attrs:
             entry["attrs"] = _jsonable({k: v for k, v in var.attrs.items() if k != "history"})
         variables[str(name)] = entry
@@ -440,7 +461,7 @@ def _default_region_size(ds: xr.Dataset, dim: Hashable, target_bytes: int) -> in
     length = int(ds.sizes[dim])
     sizes = []
     for name, var in ds.variables.items():
-        if dim in var.dims and name not in ds.indexes and _is_dask(var.data):
+        if dim in var.dims and name not in ds.indexes and _is_dask(var):
             along = var.chunks[var.dims.index(dim)]
             uniform = _uniform_chunk(along)
             sizes.append(uniform if uniform is not None else max(along))
@@ -488,7 +509,7 @@ def _prepare(ds: xr.Dataset, dim: Hashable, region_size: int) -> tuple[xr.Datase
             for axis, d in enumerate(var.dims):
                 if d == dim:
                     wanted[d] = region_size
-                elif _is_dask(var.data):
+                elif _is_dask(var):
                     size = _uniform_chunk(var.chunks[axis])
                     wanted[d] = size if size is not None else max(var.chunks[axis])
                 else:
@@ -496,7 +517,7 @@ def _prepare(ds: xr.Dataset, dim: Hashable, region_size: int) -> tuple[xr.Datase
             var = var.chunk(wanted)
             var.encoding["chunks"] = tuple(int(c[0]) for c in var.chunks)
             region_vars.append(str(name))
-        elif _is_dask(var.data):
+        elif _is_dask(var):
             static_lazy[name] = var
         variables[name] = var
     if static_lazy:
@@ -935,7 +956,7 @@ def upscale_to_zarr(
         call_kwargs["scale"] = scale
 
     if region_size is None:
-        probe_input = ds if any(_is_dask(v.data) for v in ds.data_vars.values()) else ds.chunk()
+        probe_input = ds if any(_is_dask(v) for v in ds.data_vars.values()) else ds.chunk()
         probe = upscale(probe_input, model, **call_kwargs)
         probe_ds = probe if isinstance(probe, xr.Dataset) else probe.to_dataset(name=_UNNAMED)
         region_size = _default_region_size(probe_input, dim, DEFAULT_REGION_BYTES)
