@@ -70,7 +70,9 @@ def _seconds(value: Any, name: str) -> float:
         raise TypeError(
             f"{name} must be seconds, a string such as '1h' or a timedelta, got {value!r}"
         )
-    if isinstance(value, (int, float, np.integer, np.floating)):
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, np.timedelta64
+    ):
         seconds = float(value)
     else:
         try:
@@ -279,7 +281,8 @@ def shallow_water(
         blocks = []
         for member_seed in seeds:
             member = dict(settings, seed=int(member_seed))
-            task = dask.delayed(_run_member, pure=True)(member, str(device), compile)
+            key = f"shallow_water-member-{dask.base.tokenize(member, str(device), compile)}"
+            task = dask.delayed(_run_member)(member, str(device), compile, dask_key_name=key)
             shape = (len(FIELDS), nt, ny, nx)
             blocks.append(da.from_delayed(task, shape=shape, dtype=settings["dtype"]))
         stacked = da.stack(blocks)
