@@ -1043,6 +1043,7 @@ def _to_netcdf_streamed(source: Any, path: Path, *, progress: bool) -> None:
             _Bar(bar),
         ):
             dask.compute(delayed, scheduler="threads")
+            bar.update(bar.total - bar.n)  # not every task reports back: finish the bar
     os.replace(part, path)
 
 
