@@ -128,12 +128,13 @@ def test_small_chunks_are_rechunked_with_a_warning() -> None:
 
 
 def test_nan_mask_is_kept_on_the_fine_grid() -> None:
-    ds = _movie(6, 8, 8)
+    ds = _movie(6, 8, 16)
     ds["h"][:, 2:4, 1:3] = np.nan
+    ds["h"][3, 5, 12] = np.nan
     out = upscale(ds, MODELS["srnet3d"])
     land = np.isnan(ds["h"].values).repeat(2, axis=1).repeat(2, axis=2)
     np.testing.assert_array_equal(np.isnan(out["h"].values), land)
-    lazy = upscale(ds.chunk({"time": 3, "x": 4}), MODELS["srnet3d"])
+    lazy = upscale(ds.chunk({"time": 3, "x": 8}), MODELS["srnet3d"])
     _close(lazy.compute(), out)
 
 
@@ -328,9 +329,10 @@ def test_no_shipped_model_yet(monkeypatch: pytest.MonkeyPatch) -> None:
 # ---------------------------------------------------------------- distributed
 
 
+@pytest.mark.slow  # 10 s idle, 30 s on the shared 2-core machine (cluster start-up)
 def test_distributed_cluster_builds_each_model_once_per_worker() -> None:
     distributed = pytest.importorskip("distributed")
-    ds = _movie(12, 8, 10)
+    ds = _movie(12, 8, 16)
     model = MODELS["srnet3d"]
     eager = upscale(ds, model)
     with (
@@ -339,7 +341,7 @@ def test_distributed_cluster_builds_each_model_once_per_worker() -> None:
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
-        lazy = upscale(ds.chunk({"time": 3, "x": 5}), model)
+        lazy = upscale(ds.chunk({"time": 3, "x": 8}), model)
         result = lazy.compute()
         infos = client.run(engine.cache_info)
     _close(result, eager)
