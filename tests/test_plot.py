@@ -220,3 +220,16 @@ def test_plot_psnr_over_time_bad_input():
         plot_psnr_over_time([1.0, 2.0])
     with pytest.raises(ValueError, match="one value per frame"):
         plot_psnr_over_time({"a": np.zeros((2, 3))})
+
+
+def test_lazy_table_is_computed_once():
+    truth = random_movie(4, 16, 16, dtype="float64").chunk(time=1)
+    table = compare(truth, a=truth + 0.1, b=truth + 0.2)  # lazy, with a lazy data range
+    with raise_if_dask_computes(max_computes=1):
+        fig = plot_psnr_over_time(table)
+    eager = compare(truth.compute(), a=truth.compute() + 0.1, b=truth.compute() + 0.2)
+    (axis,) = fig.axes
+    np.testing.assert_allclose(
+        axis.get_lines()[1].get_ydata(), eager["psnr"].sel(variable="h", candidate="b").values
+    )
+    assert "data range" in axis.get_title()

@@ -314,8 +314,11 @@ def plot_compare(
 
 def _curves(
     table_or_dict: xr.Dataset | Mapping[str, Any], metric: str, variable: Hashable | None
-) -> list[tuple[Hashable | None, dict[str, xr.DataArray], str]]:
-    """``[(variable, {candidate: per-frame DataArray}, range note), ...]``, one per panel."""
+) -> list[tuple[Hashable | None, dict[str, xr.DataArray], xr.DataArray]]:
+    """``[(variable, {candidate: per-frame curve}, metric DataArray), ...]``, one per panel.
+
+    The metric DataArray of each panel carries the data range (coordinate or attributes).
+    """
     if isinstance(table_or_dict, xr.Dataset):
         table = table_or_dict
         if metric not in table.data_vars or "candidate" not in table.dims:
@@ -324,6 +327,8 @@ def _curves(
                 "variable with a 'candidate' dimension) or a dict {name: per-frame DataArray}"
             )
         da = table[metric]
+        if "data_range_source" not in da.attrs and "data_range_source" in table.attrs:
+            da = da.assign_attrs(data_range_source=table.attrs["data_range_source"])
         if "variable" in da.dims:
             names = list(da["variable"].values)
             if variable is not None:
@@ -334,11 +339,7 @@ def _curves(
         else:
             groups = [(None, da)]
         return [
-            (
-                var,
-                {str(c): sub.sel(candidate=c, drop=True) for c in sub["candidate"].values},
-                _range_note(sub, table.attrs),
-            )
+            (var, {str(c): sub.sel(candidate=c, drop=True) for c in sub["candidate"].values}, sub)
             for var, sub in groups
         ]
     if isinstance(table_or_dict, Mapping):
@@ -350,23 +351,22 @@ def _curves(
                 value = np.asarray(value)
                 value = xr.DataArray(value, dims=["frame"] if value.ndim == 1 else None)
             curves[str(key)] = value
-        first = next(iter(curves.values()))
-        return [(None, curves, _range_note(first, {}))]
+        return [(None, curves, next(iter(curves.values())))]
     raise TypeError(
         "table_or_dict must be an xarray.Dataset from xsr.metrics.compare or a dict of "
         f"per-frame DataArrays, got {type(table_or_dict).__name__}"
     )
 
 
-def _range_note(da: xr.DataArray, table_attrs: Mapping[str, Any]) -> str:
-    """How the PSNR/SSIM data range was set, as far as ``da`` and its table say."""
+def _range_note(da: xr.DataArray) -> str:
+    """How the PSNR/SSIM data range was set, as far as ``da`` says."""
     for key, coord in da.coords.items():
         if str(key).startswith("data_range") and coord.ndim == 0:
             return f"data range {float(coord.values):.4g}"
     value = da.attrs.get("data_range")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return f"data range {value:.4g}"
-    source = da.attrs.get("data_range_source") or table_attrs.get("data_range_source")
+    source = da.attrs.get("data_range_source")
     return f"data range: {source}" if source else ""
 
 
@@ -423,9 +423,20 @@ def plot_psnr_over_time(
     >>> [line.get_label() for line in fig.axes[0].get_lines()]
     ['good', 'bad']
     """
+    import dask
     from matplotlib.figure import Figure
 
     groups = _curves(table_or_dict, metric, variable)
+    for _, curves, _ in groups:
+        for cand, curve in curves.items():
+            curves[cand] = curve = curve.squeeze(drop=True)
+            if curve.ndim != 1:
+                raise ValueError(
+                    f"the {metric} curve of {cand!r} has dims {curve.dims}; give one value per "
+                    "frame (a 1-D DataArray along time)"
+                )
+    # One compute for every curve and data range of a lazy table.
+    (groups,) = dask.compute(groups)
     n = len(groups)
     if ax is None:
         fig = Figure(figsize=figsize or (5.5 * n, 3.6), layout="constrained")
@@ -439,14 +450,8 @@ def plot_psnr_over_time(
         fig = ax.figure
     unit = "dB" if metric == "psnr" else ""
     with_range = metric in ("psnr", "ssim")
-    for axis, (var, curves, note) in zip(axes, groups):
+    for axis, (var, curves, source) in zip(axes, groups):
         for cand, curve in curves.items():
-            curve = curve.squeeze(drop=True)
-            if curve.ndim != 1:
-                raise ValueError(
-                    f"the {metric} curve of {cand!r} has dims {curve.dims}; give one value per "
-                    "frame (a 1-D DataArray along time)"
-                )
             dim = curve.dims[0]
             x = curve[dim].values if dim in curve.coords else np.arange(curve.size)
             y = np.asarray(curve.values, dtype="float64")
@@ -456,7 +461,8 @@ def plot_psnr_over_time(
             axis.set_xlabel(f"{dim} ({units})" if units else str(dim))
         axis.set_ylabel(f"{metric.upper()}{f' ({unit})' if unit else ''}")
         title = str(var) if var is not None else f"{metric.upper()} per frame"
-        axis.set_title(f"{title}{f' ({note})' if with_range and note else ''}", fontsize="medium")
+        note = _range_note(source) if with_range else ""
+        axis.set_title(f"{title}{f' ({note})' if note else ''}", fontsize="medium")
         axis.grid(True, alpha=0.3)
         axis.legend(fontsize="small")
     if path is not None:
