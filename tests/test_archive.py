@@ -508,6 +508,9 @@ def test_upscale_to_zarr_resume_computes_only_missing_regions(tmp_path):
     with raise_if_dask_computes(max_computes=2) as sched:
         out = upscale_to_zarr(ds, store, **kwargs)
     assert sched.total_computes == 2
+    # Identical but for the timestamp of the provenance line of each run.
+    assert "upscale" in out.attrs.pop("history")
+    assert "upscale" in reference.attrs.pop("history")
     xr.testing.assert_identical(out.compute(), reference.compute())
 
 
@@ -610,3 +613,24 @@ def test_file_backed_input_without_dask_is_never_loaded_whole(tmp_path):
     assert "mtime_ns" in identity["variables"]["h"]
     assert out["h"].chunks[0] == (2, 2, 2)
     xr.testing.assert_identical(out.compute(), random_movie(6, 8, 8))
+
+
+def test_upscale_to_zarr_fingerprint_hashes_model_weights(tmp_path):
+    import torch
+
+    from xsr.archive import upscale_to_zarr
+    from xsr.models import get_model
+
+    torch.manual_seed(0)
+    model = get_model("fsrcnn", scale=2, channels=1).eval()
+    ds = random_movie(4, 8, 8).chunk(time=2)
+    store = tmp_path / "net.zarr"
+    upscale_to_zarr(ds, store, model=model, progress=False)
+    identity = store_status(store)["fingerprint"]["job"]["model"]
+    assert identity["arch"] == "fsrcnn"
+    assert len(identity["state_sha256"]) == 64
+    _interrupt(store, [0])
+    with torch.no_grad():
+        next(model.parameters()).add_(0.01)  # fine-tuned in memory: another job
+    with pytest.raises(JobMismatchError, match=r"job\.model\.state_sha256"):
+        upscale_to_zarr(ds, store, model=model, progress=False)

@@ -831,23 +831,30 @@ def _model_identity(model: Any) -> Any:
         if shipped is not None:
             return {"name": text, "sha256": _sha256_file(shipped)}
         return {"name": text}
+    state_dict = getattr(model, "state_dict", None)
+    if callable(state_dict):
+        # The weights themselves, not the card's hash: a model fine-tuned in memory after
+        # loading keeps its card but is another job.
+        digest = hashlib.sha256()
+        for key, tensor in sorted(state_dict().items()):
+            digest.update(key.encode())
+            digest.update(str(tuple(tensor.shape)).encode())
+            values = tensor.detach().cpu()
+            try:
+                digest.update(np.ascontiguousarray(values.numpy()).tobytes())
+            except TypeError:  # dtypes numpy lacks (bfloat16)
+                digest.update(np.ascontiguousarray(values.double().numpy()).tobytes())
+        return {
+            "arch": getattr(model, "arch", type(model).__name__),
+            "config": _jsonable(getattr(model, "config", None)),
+            "state_sha256": digest.hexdigest(),
+        }
     card = getattr(model, "card", None)
     sha = getattr(card, "sha256", None) if card is not None else None
     if sha is None and isinstance(card, Mapping):
         sha = card.get("sha256")
     if sha:
         return {"arch": getattr(model, "arch", type(model).__name__), "sha256": str(sha)}
-    state_dict = getattr(model, "state_dict", None)
-    if callable(state_dict):
-        digest = hashlib.sha256()
-        for key, tensor in sorted(state_dict().items()):
-            digest.update(key.encode())
-            digest.update(np.ascontiguousarray(tensor.detach().cpu().numpy()).tobytes())
-        return {
-            "arch": getattr(model, "arch", type(model).__name__),
-            "config": _jsonable(getattr(model, "config", None)),
-            "state_sha256": digest.hexdigest(),
-        }
     return {"repr": repr(model)}
 
 
@@ -952,6 +959,7 @@ def upscale_to_zarr(
         raise ValueError("pass model=<name, file or model> or scale=<int> (or both)")
     dim = _time_dim(ds, upscale_kwargs.get("time_dim"))
     call_kwargs = dict(upscale_kwargs)
+    call_kwargs.setdefault("time_dim", dim)
     if scale is not None:
         call_kwargs["scale"] = scale
 
