@@ -681,8 +681,8 @@ def write_zarr_resumable(
     -----
     A failed region (an exception while computing it) leaves the store resumable: the regions
     written before it stay complete, and the next call with the same arguments continues.
-    The ``history`` attribute is left out of the fingerprint, as are the chunks of ``obj``
-    along other dimensions.
+    The ``history`` attribute is left out of the fingerprint (its timestamps differ between
+    runs). Zarr output only: see :func:`upscale_file` for NetCDF.
 
     Examples
     --------
