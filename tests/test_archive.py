@@ -634,3 +634,14 @@ def test_upscale_to_zarr_fingerprint_hashes_model_weights(tmp_path):
         next(model.parameters()).add_(0.01)  # fine-tuned in memory: another job
     with pytest.raises(JobMismatchError, match=r"job\.model\.state_sha256"):
         upscale_to_zarr(ds, store, model=model, progress=False)
+
+
+def test_writes_through_a_distributed_client(tmp_path):
+    distributed = pytest.importorskip("distributed")
+
+    with distributed.Client(
+        processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None
+    ):
+        out = write_zarr_resumable(lazy_movie(4, chunk=2), tmp_path / "d.zarr", progress=False)
+        xr.testing.assert_identical(out.compute(), expected_movie(4))
+    assert store_status(tmp_path / "d.zarr")["finished"]
