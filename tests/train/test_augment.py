@@ -95,6 +95,8 @@ def test_mirror_x_negates_u_only():
             [(0, 1)],
             [],
         ),
+        (["uu", "vv"], ["sea_water_x_velocity", "sea_water_y_velocity"], [(0, 1)], []),
+        (["h"], ["sea_floor_depth_below_sea_surface"], [], []),
         (["u"], None, [], [0]),
         (["h", "sst", "value"], None, [], []),
     ],

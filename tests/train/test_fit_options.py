@@ -11,11 +11,11 @@ from xsr.testing import random_movie
 from xsr.train.trainer import fit
 
 TINY = {"d": 8, "s": 4, "m": 1}
-FAST = {"epochs": 2, "batch_size": 8, "patch_size": 8, "patches_per_epoch": 16, "progress": False}
+FAST = {"epochs": 2, "batch_size": 8, "patch_size": 4, "patches_per_epoch": 16, "progress": False}
 
 
 def test_no_validation_split_trains_on_everything():
-    ds = random_movie(6, 16, 16, seed=1)
+    ds = random_movie(6, 32, 32, seed=1)
     model, hist = fit("fsrcnn", ds, scale=2, val_fraction=0.0, **FAST, **TINY)
     assert np.isnan(hist["val_psnr"]).all()
     assert "bicubic_val_psnr" not in hist.attrs
@@ -25,7 +25,7 @@ def test_no_validation_split_trains_on_everything():
 
 
 def test_several_validation_blocks():
-    ds = random_movie(20, 16, 16, seed=2)
+    ds = random_movie(20, 32, 32, seed=2)
     model, hist = fit("fsrcnn", ds, scale=2, val_fraction=0.3, val_blocks=2, **FAST, **TINY)
     assert model.card.training["val_blocks"] == [[7, 10], [17, 20]]
     assert model.card.training["train_blocks"] == [[0, 7], [10, 17]]
@@ -33,33 +33,34 @@ def test_several_validation_blocks():
 
 
 def test_bicubic_degradation_is_recorded():
-    ds = random_movie(8, 16, 16, seed=3)
+    ds = random_movie(8, 32, 32, seed=3)
     model, hist = fit("fsrcnn", ds, scale=2, degrade="bicubic", **FAST, **TINY)
     assert model.card.degradation == {"method": "bicubic", "scale": 2}
     assert hist.attrs["degradation"] == "bicubic"
 
 
 def test_latitude_longitude_grid_descending_latitude_and_odd_sizes():
-    ds = random_movie(8, 17, 19, seed=4, variables=("ua", "va"))
+    ds = random_movie(8, 33, 35, seed=4, variables=("ua", "va"))
     ds = ds.rename({"y": "lat", "x": "lon"}).assign_coords(
-        lat=("lat", np.linspace(60, 20, 17), {"units": "degrees_north"}),
-        lon=("lon", np.linspace(0, 36, 19), {"units": "degrees_east"}),
+        lat=("lat", np.linspace(60, 20, 33), {"units": "degrees_north"}),
+        lon=("lon", np.linspace(0, 34, 35), {"units": "degrees_east"}),
     )
-    model, hist = fit("fsrcnn", ds, scale=2, **FAST, **TINY)  # 17x19 trimmed to 16x18
+    model, hist = fit("fsrcnn", ds, scale=2, **FAST, **TINY)  # 33x35 trimmed to 32x34
     assert [v["name"] for v in model.card.variables] == ["ua", "va"]
     assert model.card.training["dims"] == {"time": "time", "y": "lat", "x": "lon"}
     assert np.isfinite(hist["train_mse"]).all()
 
 
 def test_patches_per_epoch_larger_than_the_data_draws_with_replacement():
-    ds = random_movie(4, 16, 16, seed=5)
-    _, hist = fit("fsrcnn", ds, scale=2, **{**FAST, "patches_per_epoch": 500}, **TINY)
-    assert hist.attrs["train_batches_per_epoch"] == 63
+    ds = random_movie(4, 32, 32, seed=5)
+    _, hist = fit("fsrcnn", ds, scale=2, **{**FAST, "epochs": 1, "patches_per_epoch": 200}, **TINY)
+    assert hist.attrs["n_train_patches"] < 200
+    assert hist.attrs["train_batches_per_epoch"] == 25
 
 
 def test_runs_under_a_distributed_client():
     distributed = pytest.importorskip("distributed")
-    ds = random_movie(8, 16, 16, seed=6).chunk({"time": 2})
+    ds = random_movie(8, 32, 32, seed=6).chunk({"time": 2})
     with distributed.Client(
         processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None
     ):
@@ -71,9 +72,28 @@ def test_runs_under_a_distributed_client():
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_fit_on_cuda_matches_cpu_closely():
-    ds = random_movie(8, 16, 16, seed=7)
+    ds = random_movie(8, 32, 32, seed=7)
     model, hist = fit("fsrcnn", ds, scale=2, device="auto", **FAST, **TINY)
     assert hist.attrs["device"].startswith("cuda")
     assert next(model.parameters()).is_cuda
     _, cpu = fit("fsrcnn", ds, scale=2, device="cpu", **FAST, **TINY)
     np.testing.assert_allclose(hist["val_psnr"], cpu["val_psnr"], rtol=1e-2)
+
+
+def test_seeded_fit_leaves_the_global_torch_rng_alone():
+    ds = random_movie(6, 32, 32, seed=8)
+    torch.manual_seed(1234)
+    expected = torch.rand(3)
+    torch.manual_seed(1234)
+    fit("fsrcnn", ds, scale=2, **{**FAST, "epochs": 1}, **TINY)
+    torch.testing.assert_close(torch.rand(3), expected)
+
+
+def test_history_writes_to_netcdf(tmp_path):
+    ds = random_movie(6, 32, 32, seed=9)
+    _, hist = fit("fsrcnn", ds, scale=2, **{**FAST, "epochs": 1}, **TINY)
+    hist.to_netcdf(tmp_path / "history.nc")
+    back = xr.open_dataset(tmp_path / "history.nc")
+    np.testing.assert_allclose(back["val_psnr"], hist["val_psnr"])
+    assert back.attrs["best_epoch"] == 1
+    back.close()

@@ -71,7 +71,7 @@ def test_pretrain_on_natural_images_then_transfer(tmp_path):
     from xsr.testing import random_movie
     from xsr.train.trainer import fit
 
-    photos = natural_images(24, 16, seed=0)
+    photos = natural_images(24, 32, seed=0)
     natural, hist = fit(
         "fsrcnn",
         photos,
@@ -79,7 +79,7 @@ def test_pretrain_on_natural_images_then_transfer(tmp_path):
         scale=2,
         epochs=2,
         batch_size=8,
-        patch_size=8,
+        patch_size=4,
         patches_per_epoch=16,
         progress=False,
         d=8,
@@ -89,7 +89,7 @@ def test_pretrain_on_natural_images_then_transfer(tmp_path):
     assert hist.sizes["epoch"] == 2
     assert natural.card.training["data_attrs"]["generator"] == "xsr.train.natural_images"
     path = save_model(natural, tmp_path / "fsrcnn-natural-x2")
-    movie = random_movie(8, 16, 16, seed=1)
+    movie = random_movie(8, 32, 32, seed=1)
     model, hist = fit(
         "fsrcnn",
         movie,
@@ -98,7 +98,7 @@ def test_pretrain_on_natural_images_then_transfer(tmp_path):
         freeze=["features.0"],
         epochs=1,
         batch_size=8,
-        patch_size=8,
+        patch_size=4,
         patches_per_epoch=8,
         progress=False,
         d=8,

@@ -119,5 +119,5 @@ def test_load_is_one_compute_per_batch_on_dask():
 
 def test_patch_larger_than_data():
     ds = random_movie(4, 8, 8)
-    with pytest.raises(ValueError, match="patch_size=8 is larger"):
+    with pytest.raises(ValueError, match="patch_size=8 with halo=0 needs 8"):
         _patchset(ds, p=8, window=1)

@@ -13,7 +13,7 @@ from xsr.train.trainer import fit
 from xsr.train.transfer import freeze, layer_names, param_groups, transfer_weights
 
 TINY = {"d": 8, "s": 4, "m": 1}
-FAST = {"epochs": 2, "batch_size": 8, "patch_size": 8, "patches_per_epoch": 16, "progress": False}
+FAST = {"epochs": 2, "batch_size": 8, "patch_size": 4, "patches_per_epoch": 16, "progress": False}
 
 
 def _fsrcnn(channels: int = 1, seed: int = 0):
@@ -87,7 +87,7 @@ def test_freeze_and_param_groups():
 def test_fit_init_from_copies_and_freeze_keeps_fixed(tmp_path):
     source = _fsrcnn(seed=5)
     path = save_model(source, tmp_path / "natural")
-    ds = random_movie(8, 16, 16, seed=1)
+    ds = random_movie(8, 32, 32, seed=1)
     model, hist = fit("fsrcnn", ds, scale=2, init_from=path, freeze=["features.0"], **FAST, **TINY)
     assert "features.0.weight" in hist.attrs["transferred"]
     assert hist.attrs["frozen"] == "features.0.weight, features.0.bias"
@@ -100,7 +100,7 @@ def test_fit_init_from_copies_and_freeze_keeps_fixed(tmp_path):
 
 
 def test_fit_layer_lr_slows_a_layer():
-    ds = random_movie(8, 16, 16, seed=2)
+    ds = random_movie(8, 32, 32, seed=2)
     torch.manual_seed(0)
     start = _fsrcnn(seed=0)
     model, _ = fit(start, ds, layer_lr={"features.4": 1e-12}, **FAST)
@@ -111,7 +111,7 @@ def test_fit_layer_lr_slows_a_layer():
 
 
 def test_fit_chain_stage_trains_one_stage_only():
-    ds = random_movie(10, 16, 16, seed=3)
+    ds = random_movie(10, 32, 32, seed=3)
     chain = get_model(
         "chain",
         stages=[
@@ -120,7 +120,7 @@ def test_fit_chain_stage_trains_one_stage_only():
         ],
     )
     before = {k: v.clone() for k, v in chain.state_dict().items()}
-    model, _ = fit(chain, ds, stage=1, **{**FAST, "epochs": 1})
+    model, _ = fit(chain, ds, stage=1, halo=3, **{**FAST, "epochs": 1})
     after = model.state_dict()
     assert all(torch.equal(after[k], before[k]) for k in before if k.startswith("stages.0."))
     assert any(not torch.equal(after[k], before[k]) for k in before if k.startswith("stages.1."))

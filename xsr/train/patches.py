@@ -2,9 +2,10 @@
 
 The high-resolution (HR) movie is degraded lazily with the same operator as evaluation
 (:func:`xsr.degrade.degrade`). :class:`xbatcher.BatchGenerator` cuts the low-resolution (LR)
-movie into ``(time=window, y=p, x=p)`` patches; each patch carries its integer LR position, and the
-HR target is the centre frame of the window at the corresponding fine location
-``[scale*i0, scale*(i0+p))``. Patches are loaded a batch at a time (one dask compute per batch),
+movie into ``(time=window, y=p+2*halo, x=p+2*halo)`` patches; each patch carries its integer LR
+position, and the HR target is the centre frame of the window over the patch's core, at the fine
+location ``[scale*(i0+halo), scale*(i0+halo+p))``. The halo gives the model real context on every
+side (as the engine does at inference), so the loss never sees the model's zero padding. Patches are loaded a batch at a time (one dask compute per batch),
 so the archive is never read whole.
 
 Time is split into contiguous blocks: the last ``val_fraction`` of the frames (optionally spread
@@ -104,11 +105,12 @@ class Batch:
     Attributes
     ----------
     lr : numpy.ndarray
-        ``(N, C, T, p, p)`` low-resolution windows (``T = window``).
+        ``(N, C, T, p+2*halo, p+2*halo)`` low-resolution windows (``T = window``).
     hr : numpy.ndarray
-        ``(N, C, scale*p, scale*p)`` high-resolution centre frames.
+        ``(N, C, scale*p, scale*p)`` high-resolution centre frames over the patch cores.
     positions : numpy.ndarray
-        ``(N, 3)`` integer LR ``(t0, i0, j0)`` of each window's first frame and corner.
+        ``(N, 3)`` integer LR ``(t0, i0, j0)`` of each window's first frame and of the core's
+        corner (the LR input starts ``halo`` cells before it).
     """
 
     lr: np.ndarray
@@ -131,7 +133,10 @@ class PatchSet:
     blocks : sequence of (int, int)
         Time blocks ``(start, stop)`` to cut patches from (no patch crosses a block edge).
     stride : int, optional
-        Spatial step between patch corners in LR pixels (default ``patch_size``: no overlap).
+        Spatial step between patch corners in LR pixels (default ``patch_size``: cores do not
+        overlap).
+    halo : int, default 0
+        LR context cells around each core (the model's receptive radius).
     time_dim : str
         Name of the time dimension.
     dims : (str, str)
@@ -146,6 +151,11 @@ class PatchSet:
     ...               blocks=[(0, 6)], time_dim="time", dims=("y", "x"))
     >>> len(ps), ps.load([0]).hr.shape
     (16, (1, 1, 8, 8))
+    >>> ps = PatchSet(hr, lr, variables=["h"], scale=2, window=1, patch_size=4, halo=2,
+    ...               blocks=[(0, 6)], time_dim="time", dims=("y", "x"))
+    >>> b = ps.load([0])
+    >>> b.lr.shape, b.hr.shape, b.positions[0].tolist()
+    ((1, 1, 1, 8, 8), (1, 1, 8, 8), [0, 2, 2])
     """
 
     def __init__(
@@ -161,6 +171,7 @@ class PatchSet:
         time_dim: Hashable = "time",
         dims: tuple[Hashable, Hashable] = ("y", "x"),
         stride: int | None = None,
+        halo: int = 0,
     ) -> None:
         from xbatcher import BatchGenerator
 
@@ -170,14 +181,16 @@ class PatchSet:
         self.radius = self.window // 2
         self.hr = hr
         stride = int(stride or patch_size)
+        self.halo = int(halo)
         ydim, xdim = self.dims
-        p = self.patch_size
+        p = self.patch_size + 2 * self.halo
         for dim in (ydim, xdim):
             if lr.sizes[dim] < p:
                 raise ValueError(
-                    f"patch_size={p} is larger than the low-resolution {dim!r} size "
-                    f"{lr.sizes[dim]} (data {hr.sizes[dim]} / scale {scale}); use a smaller "
-                    "patch_size"
+                    f"patch_size={self.patch_size} with halo={self.halo} needs {p} "
+                    f"low-resolution cells along {dim!r}, the data has {lr.sizes[dim]} "
+                    f"({hr.sizes[dim]} / scale {scale}); use a smaller patch_size or halo, or "
+                    "larger data"
                 )
         lr = lr[self.variables].assign_coords(
             {
@@ -218,15 +231,15 @@ class PatchSet:
         Batch
         """
         ydim, xdim = self.dims
-        s, p, r = self.scale, self.patch_size, self.radius
+        s, p, r, h = self.scale, self.patch_size, self.radius, self.halo
         order = (SAMPLE_DIM, self.time_dim, ydim, xdim)
         lr_parts, hr_parts, positions = [], [], []
         for k in indices:
             g, i = self.index[int(k)]
             patch = self.generators[g][i]
             t0 = int(patch[_POS[0]].values[0])
-            i0 = int(patch[_POS[1]].values[0])
-            j0 = int(patch[_POS[2]].values[0])
+            i0 = int(patch[_POS[1]].values[0]) + h
+            j0 = int(patch[_POS[2]].values[0]) + h
             target = self.hr.isel(
                 {
                     self.time_dim: t0 + r,

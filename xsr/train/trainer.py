@@ -320,6 +320,7 @@ def fit(
     epochs: int = 50,
     batch_size: int = 16,
     patch_size: int = 32,
+    halo: int | None = None,
     patches_per_epoch: int | None = None,
     val_fraction: float = 0.2,
     val_blocks: int = 1,
@@ -346,8 +347,8 @@ def fit(
     Low-resolution inputs are made from ``data`` by :func:`xsr.degrade.degrade` (the operator
     used at evaluation), normalised with the per-variable mean and standard deviation of the
     training split (computed lazily), and cut with :mod:`xbatcher` into aligned
-    ``(time=window, y=patch_size, x=patch_size)`` windows whose target is the high-resolution
-    centre frame. The last ``val_fraction`` of the time axis (in ``val_blocks`` contiguous blocks)
+    ``(time=window, y=patch_size, x=patch_size)`` windows (plus a ``halo`` of context) whose
+    target is the high-resolution centre frame. The last ``val_fraction`` of the time axis (in ``val_blocks`` contiguous blocks)
     is held out; no window crosses a split. Patches are loaded one batch at a time, so a
     dask/Zarr-backed archive is streamed, never loaded whole.
 
@@ -374,6 +375,11 @@ def fit(
     batch_size : int, default 16
     patch_size : int, default 32
         Low-resolution patch side (the target is ``scale * patch_size``).
+    halo : int, optional
+        Low-resolution context cells added around every patch, whose output is cropped away
+        before the loss, as the engine does at inference. Default: the model's
+        ``receptive_radius``, so no target pixel sees the model's zero padding; 0 trains on
+        bare patches.
     patches_per_epoch : int, optional
         Training patches drawn (seeded) per epoch; default all of them (half-overlapping grid).
         Also caps the validation set at a proportional number of patches.
@@ -436,11 +442,55 @@ def fit(
     --------
     >>> from xsr.testing import random_movie
     >>> ds = random_movie(12, 32, 32, seed=0)
-    >>> model, hist = fit("fsrcnn", ds, variables=["h"], scale=2, epochs=2, patch_size=8,
+    >>> model, hist = fit("fsrcnn", ds, variables=["h"], scale=2, epochs=2, patch_size=4,
     ...                   batch_size=4, patches_per_epoch=8, progress=False)
     >>> hist.sizes["epoch"], model.card.scale
     (2, 2)
     """
+    args = dict(locals())
+    args.update(args.pop("model_config"))
+    dev = resolve_device(device)
+    cuda = [dev.index or 0] if dev.type == "cuda" else []
+    # seeding inside fork_rng: a seeded fit leaves the caller's global torch RNG untouched
+    with torch.random.fork_rng(devices=cuda):
+        return _fit(**args)
+
+
+def _fit(
+    model: Any,
+    data: xr.Dataset | xr.DataArray,
+    *,
+    variables: Sequence[str] | str | None,
+    scale: int | None,
+    degrade: str,
+    dims: Sequence[Hashable] | None,
+    time_dim: Hashable,
+    epochs: int,
+    batch_size: int,
+    patch_size: int,
+    halo: int | None,
+    patches_per_epoch: int | None,
+    val_fraction: float,
+    val_blocks: int,
+    lr: float,
+    lr_schedule: str | None,
+    patience: int | None,
+    augment: bool,
+    init_from: Any,
+    freeze: str | Sequence[str],
+    layer_lr: Mapping[str, float] | None,
+    checkpoint: str | os.PathLike | None,
+    resume: bool,
+    device: str | torch.device,
+    seed: int,
+    progress: bool,
+    loss: str,
+    stage: int | None,
+    nan_patches: str,
+    callback: Callable[[int, dict[str, Any]], None] | None,
+    **model_config: Any,
+) -> tuple[torch.nn.Module, xr.Dataset]:
+    """The body of :func:`fit` (same arguments), run inside a forked torch RNG."""
     from xsr.degrade import METHODS
     from xsr.degrade import degrade as degrade_fn
 
@@ -491,6 +541,11 @@ def fit(
     scale = int(net.scale)
     window = int(net.window)
     radius = window // 2
+    if halo is None:
+        halo = int(net.receptive_radius)
+    elif isinstance(halo, bool) or not isinstance(halo, (int, np.integer)) or halo < 0:
+        raise ValueError(f"halo must be a non-negative integer or None, got {halo!r}")
+    halo = int(halo)
     transferred: list[str] = []
     if init_from is not None:
         transferred = list(transfer_weights(net, init_from))
@@ -527,10 +582,12 @@ def fit(
         n_time, window=window, val_fraction=val_fraction, val_blocks=val_blocks
     )
     for dim in (ydim, xdim):
-        if ds.sizes[dim] < scale * patch_size:
+        need = scale * (patch_size + 2 * halo)
+        if ds.sizes[dim] < need:
             raise ValueError(
-                f"patch_size={patch_size} at scale={scale} needs {scale * patch_size} cells along "
-                f"{dim!r}, the data has {ds.sizes[dim]}; use a smaller patch_size"
+                f"patch_size={patch_size} with halo={halo} at scale={scale} needs {need} cells "
+                f"along {dim!r}, the data has {ds.sizes[dim]}; use a smaller patch_size, a "
+                "smaller halo= (default: the model's receptive radius) or larger data"
             )
     sub = ds[variables]
     lowres = degrade_fn(sub, scale=scale, method=degrade, dims=(ydim, xdim), boundary="trim")
@@ -546,6 +603,7 @@ def fit(
         "patch_size": int(patch_size),
         "time_dim": time_dim,
         "dims": (ydim, xdim),
+        "halo": halo,
     }
     train_set = PatchSet(hr_s, lr_s, blocks=train_blocks, stride=max(1, patch_size // 2), **common)
     val_set = PatchSet(hr_s, lr_s, blocks=val_blocks_, **common) if val_blocks_ else None
@@ -571,6 +629,7 @@ def fit(
             "epochs": int(epochs),
             "batch_size": int(batch_size),
             "patch_size": int(patch_size),
+            "halo": halo,
             "patches_per_epoch": patches_per_epoch,
             "val": [val_fraction, val_blocks],
             "lr": float(lr),
@@ -681,9 +740,14 @@ def fit(
             raise ValueError("every validation patch is NaN; use another val_fraction or region")
         return meter.loss / meter.n, meter.means()
 
+    core = slice(scale * halo, scale * (halo + int(patch_size)))
+
+    def crop(pred: torch.Tensor) -> torch.Tensor:
+        return pred[..., core, core]
+
     def bicubic(lr_t: torch.Tensor) -> torch.Tensor:
         centre = lr_t if window == 1 else lr_t[:, :, radius]
-        return F.interpolate(centre, scale_factor=scale, mode="bicubic", align_corners=False)
+        return crop(F.interpolate(centre, scale_factor=scale, mode="bicubic", align_corners=False))
 
     # ---- bicubic baseline on the validation patches ---------------------------------------
     if resumed is not None:
@@ -728,7 +792,7 @@ def fit(
             if augment:
                 lr_t, hr_t, mask = _augment(lr_t, hr_t, mask, rng, symmetry, y_ascending)
             optimizer.zero_grad(set_to_none=True)
-            pred = net(lr_t)
+            pred = crop(net(lr_t))
             value = _loss(pred, hr_t, mask, loss)
             value.backward()
             optimizer.step()
@@ -738,7 +802,7 @@ def fit(
         train_loss, train_metrics = meter.loss / meter.n, meter.means()
         if val_set is not None and len(val_idx):
             net.eval()
-            val_loss, val_metrics = evaluate(net)
+            val_loss, val_metrics = evaluate(lambda x: crop(net(x)))
         else:
             val_loss, val_metrics = train_loss, {m: [math.nan] * len(variables) for m in METRICS}
         current_lr = optimizer.param_groups[0]["lr"] / base_lr * float(lr)
@@ -809,6 +873,7 @@ def fit(
         "data_range": data_range.tolist(),
         "normalisation_mean": mean.tolist(),
         "normalisation_std": std.tolist(),
+        "halo": halo,
         "n_train_patches": len(train_set),
         "n_val_patches": len(val_idx),
         "train_batches_per_epoch": math.ceil(n_train / int(batch_size)),
@@ -858,6 +923,7 @@ def fit(
             "seed": int(seed),
             "batch_size": int(batch_size),
             "patch_size": int(patch_size),
+            "halo": halo,
             "patches_per_epoch": patches_per_epoch,
             "lr": float(lr),
             "lr_schedule": lr_schedule,
