@@ -110,7 +110,7 @@ def test_fit_layer_lr_slows_a_layer():
     assert float(slow) < 1e-8 < float(fast)
 
 
-def test_fit_chain_stage_trains_one_stage_only():
+def test_fit_chain_two_stage_method():
     ds = random_movie(10, 32, 32, seed=3)
     chain = get_model(
         "chain",
@@ -119,12 +119,26 @@ def test_fit_chain_stage_trains_one_stage_only():
             {"arch": "srnet3d", "scale": 1, "features": 4, "shrink": 2},
         ],
     )
-    before = {k: v.clone() for k, v in chain.state_dict().items()}
-    model, _ = fit(chain, ds, stage=1, halo=3, **{**FAST, "epochs": 1})
-    after = model.state_dict()
-    assert all(torch.equal(after[k], before[k]) for k in before if k.startswith("stages.0."))
-    assert any(not torch.equal(after[k], before[k]) for k in before if k.startswith("stages.1."))
-    assert model.card.training["stage"] == 1
-    assert all(p.requires_grad for p in model.parameters())  # the returned model is unfrozen
+
+    def changed(a, b, prefix):
+        return [k for k in a if k.startswith(prefix) and not torch.equal(a[k], b[k])]
+
+    start = {k: v.clone() for k, v in chain.state_dict().items()}
+    first, _ = fit(chain, ds, stage=0, halo=3, **{**FAST, "epochs": 1})
+    after0 = first.state_dict()
+    assert changed(after0, start, "stages.0.")
+    assert not changed(after0, start, "stages.1.")
+    second, _ = fit(first, ds, stage=1, halo=3, **{**FAST, "epochs": 1})
+    after1 = second.state_dict()
+    assert not changed(after1, after0, "stages.0.")
+    assert changed(after1, after0, "stages.1.")
+    assert second.card.training["stage"] == 1
+    assert all(p.requires_grad for p in second.parameters())  # the returned model is unfrozen
     with pytest.raises(ValueError, match="out of range"):
         fit(chain, ds, stage=2, **FAST)
+    upscale_last = get_model(
+        "chain",
+        stages=[{"arch": "srcnn", "scale": 1}, {"arch": "fsrcnn", "scale": 2, **TINY}],
+    )
+    with pytest.raises(ValueError, match=r"stages\[:1\] upscale by 1 but the chain by 2"):
+        fit(upscale_last, ds, stage=0, **FAST)

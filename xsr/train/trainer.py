@@ -414,8 +414,12 @@ def fit(
     loss : {"mse", "mae"}, default "mse"
         Training loss, on normalised values, ignoring NaN targets.
     stage : int, optional
-        For a ``"chain"`` model: train only ``model.stages[stage]``; the others stay fixed (the
-        report's two-stage method).
+        For a ``"chain"`` model, the report's two-stage method: train only
+        ``model.stages[stage]`` on the output of the earlier (fixed) stages; the loss and the
+        metrics are on the output of ``stages[:stage + 1]`` (its centre frame), so the later
+        stages are ignored. ``stages[:stage + 1]`` must already upscale by the chain's
+        ``scale`` (e.g. a 2D x2 stage then a 3D x1 refiner). Train ``stage=0`` first, then
+        ``stage=1`` from the returned model.
     nan_patches : {"raise", "skip"}, default "raise"
         What to do with a patch whose target is entirely NaN for a variable.
     callback : callable, optional
@@ -556,7 +560,17 @@ def _fit(
             raise ValueError(f"stage={stage} needs a 'chain' model; {net.arch!r} has no stages")
         if not 0 <= int(stage) < len(stages):
             raise ValueError(f"stage={stage} is out of range: the chain has {len(stages)} stages")
-        others = [f"stages.{i}" for i in range(len(stages)) if i != int(stage)]
+        stage = int(stage)
+        partial = 1
+        for st in stages[: stage + 1]:
+            partial *= int(st.scale)
+        if partial != net.scale:
+            raise ValueError(
+                f"stage={stage}: stages[:{stage + 1}] upscale by {partial} but the chain by "
+                f"{net.scale}; the two-stage method trains a prefix that already reaches the "
+                "chain's scale (put the refining scale-1 stages last)"
+            )
+        others = [f"stages.{i}" for i in range(len(stages)) if i != stage]
         others = [
             o for o in others if any(n.startswith(o + ".") for n, _ in net.named_parameters())
         ]
@@ -745,6 +759,13 @@ def _fit(
     def crop(pred: torch.Tensor) -> torch.Tensor:
         return pred[..., core, core]
 
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        if stage is None:
+            return crop(net(x))
+        # two-stage method: the fixed earlier stages record no graph (nothing requires grad)
+        movie = net.run_stages(x, stage + 1)
+        return crop(movie[:, :, movie.shape[2] // 2])
+
     def bicubic(lr_t: torch.Tensor) -> torch.Tensor:
         centre = lr_t if window == 1 else lr_t[:, :, radius]
         return crop(F.interpolate(centre, scale_factor=scale, mode="bicubic", align_corners=False))
@@ -792,7 +813,7 @@ def _fit(
             if augment:
                 lr_t, hr_t, mask = _augment(lr_t, hr_t, mask, rng, symmetry, y_ascending)
             optimizer.zero_grad(set_to_none=True)
-            pred = crop(net(lr_t))
+            pred = forward(lr_t)
             value = _loss(pred, hr_t, mask, loss)
             value.backward()
             optimizer.step()
@@ -802,7 +823,7 @@ def _fit(
         train_loss, train_metrics = meter.loss / meter.n, meter.means()
         if val_set is not None and len(val_idx):
             net.eval()
-            val_loss, val_metrics = evaluate(lambda x: crop(net(x)))
+            val_loss, val_metrics = evaluate(forward)
         else:
             val_loss, val_metrics = train_loss, {m: [math.nan] * len(variables) for m in METRICS}
         current_lr = optimizer.param_groups[0]["lr"] / base_lr * float(lr)
