@@ -645,3 +645,62 @@ def test_writes_through_a_distributed_client(tmp_path):
         out = write_zarr_resumable(lazy_movie(4, chunk=2), tmp_path / "d.zarr", progress=False)
         xr.testing.assert_identical(out.compute(), expected_movie(4))
     assert store_status(tmp_path / "d.zarr")["finished"]
+
+
+KILL_UPSCALE_SCRIPT = r"""
+import importlib, sys, time
+import numpy as np
+from xsr.archive import upscale_file
+
+module = importlib.import_module("xsr.upscale")
+real_upscale = module.upscale
+
+def slow(block):
+    time.sleep(float(sys.argv[3]))
+    return block
+
+def slow_upscale(*args, **kwargs):
+    # Same values, written slowly enough to be killed mid-run (a hook of this test only).
+    out = real_upscale(*args, **kwargs)
+    data = out["h"].data
+    return out.copy(data={"h": data.map_blocks(slow, dtype=data.dtype,
+                                               meta=np.array((), dtype=data.dtype))})
+
+module.upscale = slow_upscale
+upscale_file(sys.argv[1], sys.argv[2], model="bicubic", scale=2, region_size=1, progress=False)
+"""
+
+
+@pytest.mark.slow
+def test_killed_upscale_file_resumes_to_identical_store(tmp_path):
+    from xsr.archive import upscale_file
+
+    src = tmp_path / "in.nc"
+    random_movie(10, 8, 8).to_netcdf(src)
+    store = tmp_path / "killed.zarr"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILL_UPSCALE_SCRIPT, str(src), str(store), "0.3"],
+        env=dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while len(_completed(store)) < 2:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "the writer never recorded 2 regions"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+        proc.stderr.close()
+    status = store_status(store)
+    assert 2 <= len(status["completed"]) < 10
+    with raise_if_dask_computes(max_computes=len(status["missing"])):
+        upscale_file(src, store, model="bicubic", scale=2, region_size=1, progress=False)
+    reference = tmp_path / "reference.zarr"
+    upscale_file(src, reference, model="bicubic", scale=2, region_size=1, progress=False)
+    assert tree_bytes(store / "h") == tree_bytes(reference / "h")
+    a, b = xr.open_zarr(store), xr.open_zarr(reference)
+    assert a.attrs.pop("history") != b.attrs.pop("history")  # the runs' own timestamps
+    xr.testing.assert_identical(a, b)
