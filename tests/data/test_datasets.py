@@ -106,6 +106,13 @@ def test_domain_lengths_set_the_spacing():
     np.testing.assert_allclose(ds.y[-1], 200e3 - 10e3)
 
 
+def test_backends_give_the_same_dataset():
+    a = shallow_water(12, 12, frames=3, interval=1800.0, backend="torch")
+    b = shallow_water(12, 12, frames=3, interval=1800.0)
+    assert (a.attrs["backend"], b.attrs["backend"]) == ("torch", "numpy")
+    xr.testing.assert_allclose(a.drop_attrs(), b.drop_attrs(), rtol=1e-12, atol=1e-18)
+
+
 def test_float32_output():
     ds = shallow_water(8, 8, frames=2, dtype="float32")
     assert all(v.dtype == np.float32 for v in ds.data_vars.values())

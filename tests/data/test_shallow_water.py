@@ -18,6 +18,7 @@ from xsr.data.shallow_water import (
     SWParams,
     SWState,
     centred_fields,
+    choose_backend,
     configure,
     coriolis,
     initial_state,
@@ -231,8 +232,9 @@ def test_float32_tracks_float64():
 
 def test_run_backends_agree_and_driver_yields_frames():
     cfg = configure(12, 12, frames=3, interval=1800.0, seed=2)
-    a = run(cfg)
-    b = run(dict(cfg, backend="numpy"))
+    a = run(dict(cfg, backend="torch"))
+    b = run(cfg)
+    assert (a.settings["backend"], b.settings["backend"]) == ("torch", "numpy")
     for name in FIELDS:
         np.testing.assert_allclose(a.fields[name], b.fields[name], rtol=1e-12, atol=1e-18)
     p = _stable(_params(), 8, speed_bound(G, DEPTH, 0.2))
@@ -393,7 +395,7 @@ def test_blow_up_names_the_first_bad_step(backend):
         ({"f0": float("inf")}, "f0 must be a finite number"),
         ({"dtype": "int32"}, "dtype must be 'float32' or 'float64'"),
         ({"dtype": "nonsense"}, "dtype must be 'float32' or 'float64'"),
-        ({"backend": "jax"}, "backend must be 'torch' or 'numpy'"),
+        ({"backend": "jax"}, "backend must be one of"),
         ({"dt": 7.0, "interval": 100.0}, "interval=100 s must be a whole multiple of dt=7 s"),
     ],
 )
@@ -401,6 +403,19 @@ def test_bad_arguments_raise_clear_errors(kwargs, match):
     kwargs = {"nx": 16, "ny": 16, **kwargs}
     with pytest.raises((ValueError, TypeError), match=match):
         configure(kwargs.pop("nx"), kwargs.pop("ny"), **kwargs)
+
+
+def test_backend_choice():
+    assert choose_backend("auto") == "numpy"
+    assert choose_backend("auto", device="cuda") == "torch"
+    assert choose_backend("auto", compile=True) == "torch"
+    assert choose_backend("torch") == "torch"
+    with pytest.raises(ValueError, match="backend='numpy' runs on the CPU only"):
+        choose_backend("numpy", device="cuda")
+    with pytest.raises(ValueError, match="compile=True needs backend='torch'"):
+        choose_backend("numpy", compile=True)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        choose_backend("numba")
 
 
 def test_driver_argument_errors():

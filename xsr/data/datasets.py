@@ -26,7 +26,7 @@ import xarray as xr
 from xsr._version import __version__
 from xsr.coords import append_history
 from xsr.data.phantom import phantom as _phantom_array
-from xsr.data.shallow_water import FIELDS, configure, run
+from xsr.data.shallow_water import FIELDS, choose_backend, configure, run
 
 __all__ = ["PHANTOM_VARIABLES", "SHALLOW_WATER_VARIABLES", "phantom_movie", "shallow_water"]
 
@@ -143,7 +143,7 @@ def shallow_water(
     amplitude: float = 0.2,
     members: int | None = None,
     dtype: Any = "float64",
-    backend: str = "torch",
+    backend: str = "auto",
     device: Any = "cpu",
     compile: bool = False,
     progress: bool = False,
@@ -200,8 +200,10 @@ def shallow_water(
         and equals ``shallow_water(..., seed=int(ds.seed[m]))``.
     dtype : {"float64", "float32"}
         Precision of the integration and output.
-    backend : {"torch", "numpy"}
+    backend : {"auto", "torch", "numpy"}
         The torch fast path or the plain-numpy reference implementation of the same scheme.
+        ``"auto"`` (default) takes torch on an accelerator or with ``compile=True`` and numpy
+        otherwise (eager torch is no faster than numpy on a CPU for this stencil).
     device : str or torch.device
         Torch device (``"cpu"``, ``"cuda"``...).
     compile : bool
@@ -248,6 +250,7 @@ def shallow_water(
         isinstance(members, bool) or not isinstance(members, (int, np.integer)) or members < 1
     ):
         raise ValueError(f"members must be a positive integer or None, got {members!r}")
+    backend = choose_backend(backend, device, compile)
     settings = configure(
         nx,
         ny,
