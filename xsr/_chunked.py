@@ -28,6 +28,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+import dask
 import dask.array as da
 import numpy as np
 
@@ -300,6 +301,9 @@ def upscale_array(
         if overlap_depth[ax] == 0 and d:
             ch = (ch[0] - 2 * d,)
         out_chunks[ax] = ch if ax == nd - 3 else tuple(s * v for v in ch)
+    # The reference travels as one graph key that every task depends on (sent once to each
+    # worker), not as a copy of the weights inside every task.
+    fn_kwargs["model_ref"] = dask.delayed(model_ref, pure=True, traverse=False)
     return da.map_overlap(
         block_function,
         x,
