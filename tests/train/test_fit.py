@@ -163,9 +163,10 @@ def test_fit_from_chunked_zarr_never_loads_it_whole(tmp_path, monkeypatch):
     assert max(reads_per_compute[1:]) < n_chunks
 
 
-def test_resume_after_interrupt_continues_from_checkpoint(tmp_path):
+@pytest.mark.parametrize("schedule", ["cosine", "plateau"])
+def test_resume_after_interrupt_continues_from_checkpoint(tmp_path, schedule):
     ds = random_movie(10, 32, 32, seed=6)
-    kwargs = dict(scale=2, **{**FAST, "epochs": 4}, **TINY)
+    kwargs = dict(scale=2, lr_schedule=schedule, **{**FAST, "epochs": 4}, **TINY)
     full_model, full = fit("fsrcnn", ds, **kwargs)
 
     def interrupt(epoch, record):
@@ -333,3 +334,24 @@ def test_bad_arguments(kwargs, match):
 def test_bad_data_type():
     with pytest.raises(TypeError, match="xarray Dataset or DataArray"):
         fit("fsrcnn", np.zeros((4, 8, 8)), scale=2, **FAST)
+
+
+def test_corrupted_or_misplaced_checkpoint(tmp_path):
+    ds = random_movie(6, 32, 32, seed=14)
+    kwargs = dict(scale=2, checkpoint=tmp_path / "ck", **{**FAST, "epochs": 1}, **TINY)
+    fit("fsrcnn", ds, **kwargs)
+    (tmp_path / "ck" / "last.safetensors").write_bytes(b"\x00garbage")
+    with pytest.raises(ValueError, match="incomplete or corrupted"):
+        fit("fsrcnn", ds, resume=True, **kwargs)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="is a file; give a folder"):
+        fit("fsrcnn", ds, **{**kwargs, "checkpoint": tmp_path / "file"})
+
+
+def test_resume_without_a_checkpoint_yet_starts_fresh(tmp_path):
+    ds = random_movie(6, 32, 32, seed=15)
+    kwargs = dict(scale=2, **{**FAST, "epochs": 1}, **TINY)
+    _, fresh = fit("fsrcnn", ds, **kwargs)
+    _, resumed = fit("fsrcnn", ds, checkpoint=tmp_path / "new", resume=True, **kwargs)
+    xr.testing.assert_identical(fresh, resumed)
+    assert (tmp_path / "new" / "best.safetensors").is_file()

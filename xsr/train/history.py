@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 import xarray as xr
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 __all__ = ["METRICS", "Checkpoint", "history_dataset"]
@@ -189,7 +190,13 @@ class Checkpoint:
         -------
         dict of str to torch.Tensor
         """
-        return load_file(str(self.path / self.BEST))
+        try:
+            return load_file(str(self.path / self.BEST))
+        except (OSError, SafetensorError) as err:
+            raise ValueError(
+                f"checkpoint {os.fspath(self.path)!r}: best weights unreadable ({err}); delete "
+                "the folder or pass resume=False to start again"
+            ) from err
 
     def save_last(
         self,
@@ -246,7 +253,7 @@ class Checkpoint:
             state = json.loads((self.path / self.STATE).read_text())
             weights = load_file(str(self.path / self.LAST))
             opt_tensors = load_file(str(self.path / self.OPTIM))
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, KeyError, SafetensorError) as err:
             raise ValueError(
                 f"checkpoint {os.fspath(self.path)!r} is incomplete or corrupted ({err}); "
                 "delete it or pass resume=False to start again"
