@@ -97,3 +97,20 @@ def test_history_writes_to_netcdf(tmp_path):
     np.testing.assert_allclose(back["val_psnr"], hist["val_psnr"])
     assert back.attrs["best_epoch"] == 1
     back.close()
+
+
+def test_dimension_order_and_names_do_not_matter():
+    ds = random_movie(6, 32, 32, seed=10)
+    _, ref = fit("fsrcnn", ds, scale=2, **{**FAST, "epochs": 1}, **TINY)
+    odd = ds.transpose("x", "time", "y").rename({"y": "row", "x": "col", "time": "step"})
+    _, hist = fit(
+        "fsrcnn",
+        odd,
+        scale=2,
+        dims=("row", "col"),
+        time_dim="step",
+        **{**FAST, "epochs": 1},
+        **TINY,
+    )
+    np.testing.assert_allclose(hist["val_mse"], ref["val_mse"], rtol=1e-5)
+    np.testing.assert_allclose(hist["loss"], ref["loss"], rtol=1e-5)
