@@ -14,7 +14,7 @@ Design (beyond the report):
   bicubic.
 
 With the defaults (``features=32, blocks=3, window=3``) it costs about 29 kFLOP per output pixel
-at x2 and 7 kFLOP at x4, against about 358 kFLOP for the report's 3D network at any scale
+at x2 and 8 kFLOP at x4, against about 358 kFLOP for the report's 3D network at any scale
 (see :meth:`~xsr.models.base.SRModel.flops_per_output_pixel`).
 """
 
