@@ -397,3 +397,33 @@ def test_cuda_device_matches_cpu() -> None:
     _close(
         upscale(ds, MODELS["srnet3d"], device="cuda"), upscale(ds, MODELS["srnet3d"], device="cpu")
     )
+
+
+def test_single_frame_and_unnamed_dataarray_with_a_2d_model() -> None:
+    frame = _movie(1, 6, 8)["h"].isel(time=0)
+    out = upscale(frame, MODELS["fsrcnn"])
+    assert out.dims == ("y", "x")
+    assert out.shape == (12, 16)
+    assert "time" in out.coords  # the scalar time coordinate is kept
+    unnamed = frame.rename(None)
+    lazy = upscale(unnamed.chunk({"x": 4}), MODELS["fsrcnn"])
+    assert lazy.name is None
+    _close(lazy.compute(), out.rename(None))
+
+
+def test_static_fields_are_not_fed_to_a_windowed_model() -> None:
+    ds = _movie()
+    ds["depth"] = (("y", "x"), np.ones((8, 10), dtype="float32"))
+    with pytest.warns(UserWarning, match="'depth'"):
+        out = upscale(ds, MODELS["srnet3d"])
+    assert out["h"].shape == (8, 16, 20)
+    both = upscale(ds, MODELS["fsrcnn"])  # a 2-D model upscales the static field too
+    assert both["depth"].shape == (16, 20)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"), [({"batch_size": 0}, "batch_size"), ({"tile": -1}, "tile")]
+)
+def test_options_are_checked_before_computing(kwargs: dict, match: str) -> None:
+    with raise_if_dask_computes(), pytest.raises(ValueError, match=match):
+        upscale(_movie().chunk({"time": 4}), MODELS["fsrcnn"], **kwargs)

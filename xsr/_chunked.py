@@ -32,7 +32,7 @@ import dask
 import dask.array as da
 import numpy as np
 
-from xsr.engine import ModelRef, infer
+from xsr.engine import ModelRef, check_options, infer
 
 __all__ = ["HaloChunkWarning", "block_function", "halo_depths", "upscale_array"]
 
@@ -236,6 +236,7 @@ def upscale_array(
         if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
             raise ValueError(f"arr must be real numeric, got dtype {arr.dtype}.")
         arr = arr.astype("float32")
+    check_options(batch_size=batch_size, tile=tile)
     modes = _boundaries(time_boundary, periodic)
     depths = halo_depths(model_ref)
     s = int(model_ref.scale)

@@ -40,6 +40,7 @@ import torch
 __all__ = [
     "ModelRef",
     "cache_info",
+    "check_options",
     "clear_model_cache",
     "get_model_cached",
     "infer",
@@ -477,6 +478,36 @@ def _tile_pair(tile: Any) -> tuple[int, int] | None:
     )
 
 
+def check_options(*, batch_size: Any = "auto", tile: Any = None) -> None:
+    """Validate ``batch_size`` and ``tile`` early (before any lazy computation).
+
+    Parameters
+    ----------
+    batch_size : int or "auto"
+        Samples per forward.
+    tile : None, False, int or (int, int)
+        Tile size in low-resolution pixels.
+
+    Raises
+    ------
+    ValueError
+        Naming the argument and what it accepts.
+
+    Examples
+    --------
+    >>> check_options(batch_size=4, tile=(64, 64))
+    """
+    _tile_pair(tile)
+    if batch_size == "auto":
+        return
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, (int, np.integer))
+        or batch_size < 1
+    ):
+        raise ValueError(f"batch_size must be a positive int or 'auto', got {batch_size!r}.")
+
+
 def _sample_bytes(model: Any, h: int, w: int) -> int:
     """A conservative estimate of the activation bytes of one sample."""
     fine = (model.scale * h) * (model.scale * w)
@@ -498,17 +529,12 @@ def _plan(
                     tx = math.ceil(tx / 2)
     else:
         ty, tx = min(tiles[0], h), min(tiles[1], w)
+    check_options(batch_size=batch_size)
     if batch_size == "auto":
         r = int(model.receptive_radius)
         per = _sample_bytes(model, min(ty + 2 * r, h), min(tx + 2 * r, w))
-        bs = max(1, min(n, MEMORY_BUDGET_BYTES // per))
-    elif isinstance(batch_size, (int, np.integer)) and not isinstance(batch_size, bool):
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int or 'auto', got {batch_size!r}.")
-        bs = int(batch_size)
-    else:
-        raise ValueError(f"batch_size must be a positive int or 'auto', got {batch_size!r}.")
-    return bs, (ty, tx)
+        return max(1, min(n, MEMORY_BUDGET_BYTES // per)), (ty, tx)
+    return int(batch_size), (ty, tx)
 
 
 def _batch_bounds(n: int, batch: int) -> list[tuple[int, int]]:

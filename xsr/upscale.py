@@ -107,6 +107,8 @@ def best_pretrained(scale: int, variables: Sequence[Hashable] = ()) -> str:
             fits = True
         if fits:
             psnr = (card.get("metrics") or {}).get("psnr")
+            if isinstance(psnr, Mapping):
+                psnr = psnr.get("value", psnr.get("mean"))
             score = float(psnr) if isinstance(psnr, (int, float)) else -np.inf
             candidates.append((-len(names), -score, name))
     if candidates:
@@ -434,6 +436,10 @@ def upscale(
 
     net, model_name = _resolve_model(model, scale, candidates)
     ref = ModelRef.from_model(net, name=model_name)
+    if ref.window > 1 and variables is None and not (ref.card or {}).get("variables"):
+        # a windowed model without a card: static fields (no time axis) are not its input
+        timed = [k for k in candidates if time_dim in arrays[k].dims]
+        candidates = timed or candidates
     if scale is not None and int(scale) != ref.scale:
         raise ValueError(
             f"scale={scale} contradicts model {model_name!r}, which upscales by {ref.scale}; "
