@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from xsr.models.chain import Chain
+from xsr.models.chain import Chain, combination
 from xsr.models.registry import get_model
 
 SMALL3D = {"arch": "srnet3d", "scale": 1, "features": 8, "shrink": 4}
@@ -144,3 +144,14 @@ def test_bad_input_names_window():
     model = get_model("chain", stages=TWO_THEN_THREE)
     with pytest.raises(ValueError, match="needs window = 5"):
         model(torch.zeros(1, 1, 3, 4, 4))
+
+
+def test_named_combinations():
+    two_then_three = get_model("chain", stages=combination("2d+3d", scale=3, channels=2))
+    assert [m.arch for m in two_then_three.stages] == ["fsrcnn", "srnet3d"]
+    assert (two_then_three.scale, two_then_three.window, two_then_three.channels) == (3, 5, 2)
+    three_then_two = get_model("chain", stages=combination("3d+2d", two_d="srcnn", residual=True))
+    assert [m.arch for m in three_then_two.stages] == ["srnet3d", "srcnn"]
+    assert three_then_two.stages[1].residual
+    with pytest.raises(ValueError, match="kind must be one of"):
+        combination("2d+2d")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from xsr.models.base import SRModel
 from xsr.models.card import ModelCard, ModelFileError
+from xsr.models.chain import combination
 from xsr.models.consistency import block_mean, conserve
 from xsr.models.files import load_model, save_model, weights_sha256
 from xsr.models.pretrained import PRETRAINED, list_pretrained
@@ -22,6 +23,7 @@ __all__ = [
     "ModelFileError",
     "SRModel",
     "block_mean",
+    "combination",
     "conserve",
     "get_model",
     "list_models",

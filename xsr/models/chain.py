@@ -30,7 +30,56 @@ from torch import nn
 
 from xsr.models.base import SRModel, hr_to_lr_radius
 
-__all__ = ["Chain"]
+__all__ = ["COMBINATIONS", "Chain", "combination"]
+
+
+#: The report's combinations, by name (see :func:`combination`).
+COMBINATIONS = ("2d+3d", "3d+2d")
+
+
+def combination(
+    kind: str, *, scale: int = 2, channels: int = 1, two_d: str = "fsrcnn", **two_d_config: Any
+) -> list[dict[str, Any]]:
+    """Stage list of one of the report's combinations, for ``get_model("chain", stages=...)``.
+
+    ``"2d+3d"`` is the report's two-stage method and, trained jointly, its two-in-one network:
+    the 2D model upscales every frame, then the 3D network (``scale=1``) refines the window at
+    high resolution. ``"3d+2d"`` is the report's proposed alternative: the 3D network refines
+    the window at low resolution, then the 2D model upscales the result.
+
+    Parameters
+    ----------
+    kind : {"2d+3d", "3d+2d"}
+        Which combination.
+    scale : int, default 2
+        Overall upscaling factor (done by the 2D stage).
+    channels : int, default 1
+        Number of variables.
+    two_d : str, default "fsrcnn"
+        Architecture of the 2D stage (``"fsrcnn"``, ``"srcnn"``, ``"xsrnet"`` with ``window=1``).
+    **two_d_config
+        Further configuration of the 2D stage.
+
+    Returns
+    -------
+    list of dict
+        The stages.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``kind``.
+
+    Examples
+    --------
+    >>> combination("3d+2d", scale=4)
+    [{'arch': 'srnet3d', 'scale': 1, 'channels': 1}, {'arch': 'fsrcnn', 'scale': 4, 'channels': 1}]
+    """
+    if kind not in COMBINATIONS:
+        raise ValueError(f"combination: kind must be one of {COMBINATIONS}, got {kind!r}.")
+    flat = {"arch": two_d, "scale": scale, "channels": channels, **two_d_config}
+    refine = {"arch": "srnet3d", "scale": 1, "channels": channels}
+    return [flat, refine] if kind == "2d+3d" else [refine, flat]
 
 
 class Chain(SRModel):
