@@ -83,6 +83,16 @@ class BlowUpError(FloatingPointError):
     ----------
     step : int
         Number of the first time step whose result is bad (1 = the first step taken).
+
+    Examples
+    --------
+    >>> p = SWParams(dx=5e4, dy=5e4, g=9.81, f0=0.0, beta=0.0, nu4=0.0, dt=2000.0)
+    >>> s0 = initial_state(p, 16, 16, init="bumps")
+    >>> try:
+    ...     _ = list(integrate(s0, p, frames=10, steps_per_frame=10, backend="numpy"))
+    ... except BlowUpError as err:
+    ...     print(err.step > 0)
+    True
     """
 
     def __init__(self, message: str, step: int) -> None:
