@@ -114,3 +114,13 @@ def test_dimension_order_and_names_do_not_matter():
     )
     np.testing.assert_allclose(hist["val_mse"], ref["val_mse"], rtol=1e-5)
     np.testing.assert_allclose(hist["loss"], ref["loss"], rtol=1e-5)
+
+
+def test_file_opened_without_dask_is_streamed(tmp_path):
+    ds = random_movie(8, 32, 32, seed=11)
+    ds.to_netcdf(tmp_path / "run.nc")
+    with xr.open_dataset(tmp_path / "run.nc") as opened:  # lazily indexed, cache=True
+        _, hist = fit("fsrcnn", opened, scale=2, **{**FAST, "epochs": 1}, **TINY)
+        assert not opened["h"].variable._in_memory  # never loaded (and cached) whole
+    _, ref = fit("fsrcnn", ds, scale=2, **{**FAST, "epochs": 1}, **TINY)
+    np.testing.assert_allclose(hist["val_mse"], ref["val_mse"], rtol=1e-5)

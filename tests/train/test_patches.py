@@ -121,3 +121,16 @@ def test_patch_larger_than_data():
     ds = random_movie(4, 8, 8)
     with pytest.raises(ValueError, match="patch_size=8 with halo=0 needs 8"):
         _patchset(ds, p=8, window=1)
+
+
+def test_lazily_indexed_netcdf_is_read_patch_by_patch(tmp_path):
+    ds = random_movie(6, 16, 16, seed=4)
+    ds.to_netcdf(tmp_path / "m.nc")
+    with xr.open_dataset(tmp_path / "m.nc") as opened:  # no dask: a lazily indexed backend
+        lr = stack_samples(degrade(ds, scale=2), ["h"], "time", ("y", "x"))
+        hr = stack_samples(opened, ["h"], "time", ("y", "x"))
+        ps = PatchSet(hr, lr, variables=["h"], scale=2, window=3, patch_size=4, blocks=[(0, 6)])
+        batch = ps.load([0, 3])
+        assert not opened["h"].variable._in_memory  # only the patches were read, not cached
+        ref, _ = _patchset(ds, window=3)
+        np.testing.assert_array_equal(batch.hr, ref.load([0, 3]).hr)

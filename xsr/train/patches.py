@@ -1,12 +1,13 @@
 """Aligned low/high-resolution training patches, streamed from (dask-backed) xarray data.
 
 The high-resolution (HR) movie is degraded lazily with the same operator as evaluation
-(:func:`xsr.degrade.degrade`). :class:`xbatcher.BatchGenerator` cuts the low-resolution (LR)
-movie into ``(time=window, y=p+2*halo, x=p+2*halo)`` patches; each patch carries its integer LR
-position, and the HR target is the centre frame of the window over the patch's core, at the fine
-location ``[scale*(i0+halo), scale*(i0+halo+p))``. The halo gives the model real context on every
-side (as the engine does at inference), so the loss never sees the model's zero padding. Patches are loaded a batch at a time (one dask compute per batch),
-so the archive is never read whole.
+(:func:`xsr.degrade.degrade`). :class:`xbatcher.BatchSchema` (the patch grid behind
+``xbatcher.BatchGenerator``) lays ``(time=window, y=p+2*halo, x=p+2*halo)`` patches over the
+low-resolution (LR) movie; each patch is sliced from the LR variables, and the HR target is the
+centre frame of the window over the patch's core, at the fine location
+``[scale*(i0+halo), scale*(i0+halo+p))``. The halo gives the model real context on every side
+(as the engine does at inference), so the loss never sees the model's zero padding. Patches are
+loaded a batch at a time (one dask compute per batch), so the archive is never read whole.
 
 Time is split into contiguous blocks: the last ``val_fraction`` of the frames (optionally spread
 over several blocks) is validation, the rest training, and no window crosses a split.
@@ -24,7 +25,6 @@ import xarray as xr
 __all__ = ["Batch", "PatchSet", "split_time", "stack_samples"]
 
 SAMPLE_DIM = "_xsr_sample"
-_POS = ("_xsr_t", "_xsr_i", "_xsr_j")
 
 
 def split_time(
@@ -119,7 +119,7 @@ class Batch:
 
 
 class PatchSet:
-    """Aligned LR/HR patches over some time blocks, enumerated by :mod:`xbatcher`.
+    """Aligned LR/HR patches over some time blocks, on the grid of :class:`xbatcher.BatchSchema`.
 
     Parameters
     ----------
@@ -173,13 +173,12 @@ class PatchSet:
         stride: int | None = None,
         halo: int = 0,
     ) -> None:
-        from xbatcher import BatchGenerator
+        from xbatcher import BatchSchema
 
         self.variables = list(variables)
         self.scale, self.window, self.patch_size = int(scale), int(window), int(patch_size)
         self.time_dim, self.dims = time_dim, tuple(dims)
         self.radius = self.window // 2
-        self.hr = hr
         stride = int(stride or patch_size)
         self.halo = int(halo)
         ydim, xdim = self.dims
@@ -192,31 +191,33 @@ class PatchSet:
                     f"({hr.sizes[dim]} / scale {scale}); use a smaller patch_size or halo, or "
                     "larger data"
                 )
-        lr = lr[self.variables].assign_coords(
-            {
-                _POS[0]: (time_dim, np.arange(lr.sizes[time_dim])),
-                _POS[1]: (ydim, np.arange(lr.sizes[ydim])),
-                _POS[2]: (xdim, np.arange(lr.sizes[xdim])),
-            }
-        )
-        self.generators = []
-        self.index: list[tuple[int, int]] = []
+        order = (SAMPLE_DIM, time_dim, ydim, xdim)
+        # xarray Variables: slicing them is cheap and stays lazy (dask, or a lazily indexed
+        # backend array that reads only the slice)
+        self._lr = [lr[v].transpose(*order).variable for v in self.variables]
+        self._hr = [hr[v].transpose(*order).variable for v in self.variables]
+        starts = []
         for a, b in blocks:
             if b - a < self.window:
                 continue
-            gen = BatchGenerator(
-                lr.isel({time_dim: slice(a, b)}),
+            schema = BatchSchema(
+                lr[self.variables].isel({time_dim: slice(a, b)}),
                 input_dims={time_dim: self.window, ydim: p, xdim: p},
                 input_overlap={time_dim: self.window - 1, ydim: p - stride, xdim: p - stride},
+                concat_input_bins=False,
                 preload_batch=False,
             )
-            self.index.extend((len(self.generators), i) for i in range(len(gen)))
-            self.generators.append(gen)
+            starts.extend(
+                (a + sel[time_dim].start, sel[ydim].start, sel[xdim].start)
+                for (sel,) in schema.selectors.values()
+            )
+        #: ``(n_patches, 3)`` LR ``(t0, i0, j0)`` of each haloed patch's first frame and corner
+        self.starts = np.asarray(starts, dtype=np.int64).reshape(-1, 3)
         self.samples = lr.sizes[SAMPLE_DIM]
 
     def __len__(self) -> int:
         """Number of patches (each holds ``samples`` stacked extra-dimension samples)."""
-        return len(self.index)
+        return len(self.starts)
 
     def load(self, indices: Sequence[int]) -> Batch:
         """Load the patches ``indices`` with one dask compute.
@@ -230,30 +231,24 @@ class PatchSet:
         -------
         Batch
         """
-        ydim, xdim = self.dims
         s, p, r, h = self.scale, self.patch_size, self.radius, self.halo
-        order = (SAMPLE_DIM, self.time_dim, ydim, xdim)
+        q = p + 2 * h
         lr_parts, hr_parts, positions = [], [], []
         for k in indices:
-            g, i = self.index[int(k)]
-            patch = self.generators[g][i]
-            t0 = int(patch[_POS[0]].values[0])
-            i0 = int(patch[_POS[1]].values[0]) + h
-            j0 = int(patch[_POS[2]].values[0]) + h
-            target = self.hr.isel(
-                {
-                    self.time_dim: t0 + r,
-                    ydim: slice(s * i0, s * (i0 + p)),
-                    xdim: slice(s * j0, s * (j0 + p)),
-                }
+            t0, i0, j0 = (int(v) for v in self.starts[int(k)])
+            lr_parts.append(
+                [var[:, t0 : t0 + self.window, i0 : i0 + q, j0 : j0 + q].data for var in self._lr]
             )
-            lr_parts.append([patch[v].transpose(*order).data for v in self.variables])
+            i0, j0 = i0 + h, j0 + h
             hr_parts.append(
-                [target[v].transpose(SAMPLE_DIM, ydim, xdim).data for v in self.variables]
+                [
+                    var[:, t0 + r, s * i0 : s * (i0 + p), s * j0 : s * (j0 + p)].data
+                    for var in self._hr
+                ]
             )
             positions.extend([(t0, i0, j0)] * self.samples)
         lr_parts, hr_parts = dask.compute(lr_parts, hr_parts)
-        # (patch, var, sample, T, p, p) -> (patch * sample, var, T, p, p)
+        # (patch, var, sample, T, q, q) -> (patch * sample, var, T, q, q)
         lr = np.stack([np.stack(v, axis=0) for v in lr_parts]).swapaxes(1, 2)
         hr = np.stack([np.stack(v, axis=0) for v in hr_parts]).swapaxes(1, 2)
         lr = lr.reshape((-1, *lr.shape[2:]))

@@ -604,6 +604,9 @@ def _fit(
                 "smaller halo= (default: the model's receptive radius) or larger data"
             )
     sub = ds[variables]
+    if any(sub[v].chunks is None and sub[v].encoding.get("source") for v in variables):
+        # opened from a file without dask: chunk along time so that nothing loads it whole
+        sub = sub.chunk({time_dim: min(n_time, max(window, 8))})
     lowres = degrade_fn(sub, scale=scale, method=degrade, dims=(ydim, xdim), boundary="trim")
     hires = sub.isel(
         {ydim: slice(0, scale * lowres.sizes[ydim]), xdim: slice(0, scale * lowres.sizes[xdim])}
