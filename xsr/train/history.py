@@ -143,6 +143,16 @@ class Checkpoint:
     >>> ck = Checkpoint(tempfile.mkdtemp())
     >>> ck.exists()
     False
+    >>> net = torch.nn.Linear(2, 1)
+    >>> opt = torch.optim.Adam(net.parameters())
+    >>> net(torch.ones(1, 2)).sum().backward(); opt.step()
+    >>> ck.save_best(net.state_dict())
+    >>> ck.save_last(net.state_dict(), opt.state_dict(), {"epoch": 1})
+    >>> weights, opt_state, state = ck.load_last()
+    >>> ck.exists(), state["epoch"], sorted(opt_state["state"][0])
+    (True, 1, ['exp_avg', 'exp_avg_sq', 'step'])
+    >>> torch.equal(ck.load_best()["weight"], net.weight.detach())
+    True
     """
 
     STATE = "state.json"
