@@ -142,3 +142,21 @@ def test_fit_chain_two_stage_method():
     )
     with pytest.raises(ValueError, match=r"stages\[:1\] upscale by 1 but the chain by 2"):
         fit(upscale_last, ds, stage=0, **FAST)
+
+
+def test_init_from_and_fine_tune_a_pretrained_name(tmp_path, monkeypatch):
+    from xsr.models import pretrained
+
+    source = _fsrcnn(seed=7)
+    save_model(source, tmp_path / "tiny-natural-x2")
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setitem(pretrained.PRETRAINED, "tiny-natural-x2", "tiny-natural-x2")
+    ds = random_movie(8, 32, 32, seed=4)
+    model, hist = fit(
+        "fsrcnn", ds, scale=2, init_from="tiny-natural-x2", freeze="features", **FAST, **TINY
+    )
+    assert "features.0.weight" in hist.attrs["transferred"]
+    torch.testing.assert_close(model.features[4].weight, source.features[4].weight)
+    assert model.card.training["init_from"] == "tiny-natural-x2"
+    tuned, _ = fit("tiny-natural-x2", ds, **{**FAST, "epochs": 1})  # fine-tune by name
+    assert tuned.arch == "fsrcnn"
