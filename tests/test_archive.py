@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import dask
@@ -704,3 +705,35 @@ def test_killed_upscale_file_resumes_to_identical_store(tmp_path):
     a, b = xr.open_zarr(store), xr.open_zarr(reference)
     assert a.attrs.pop("history") != b.attrs.pop("history")  # the runs' own timestamps
     xr.testing.assert_identical(a, b)
+
+
+def test_windowed_model_regions_match_a_direct_upscale(tmp_path):
+    """A 5-frame model reads across region edges: each region pulls its time halo."""
+    import torch
+
+    from xsr._chunked import HaloChunkWarning
+    from xsr.archive import upscale_to_zarr
+    from xsr.models import get_model
+    from xsr.upscale import upscale
+
+    torch.manual_seed(0)
+    model = get_model("srnet3d", channels=1).eval()
+    assert model.window == 5
+    ds = random_movie(7, 6, 6)
+    with warnings.catch_warnings():
+        # The short last region is not made a chunk shorter than the halo.
+        warnings.simplefilter("error", HaloChunkWarning)
+        out = upscale_to_zarr(ds, tmp_path / "3d.zarr", model=model, region_size=2, progress=False)
+    assert out["h"].chunks[0] == (2, 2, 2, 1)
+    direct = upscale(ds, model)
+    np.testing.assert_allclose(out["h"].values, direct["h"].values, rtol=0, atol=1e-5)
+
+
+@given(length=st.integers(1, 60), region_size=st.integers(1, 20))
+def test_input_chunks_follow_regions(length, region_size):
+    chunks = archive._input_chunks(length, region_size)
+    assert sum(chunks) == length
+    edges = np.cumsum(chunks)[:-1]
+    assert all(edge % region_size == 0 for edge in edges)  # chunk edges are region edges
+    if len(chunks) > 1:
+        assert 2 * chunks[-1] > region_size  # no short last chunk next to a full one

@@ -914,6 +914,20 @@ def _time_dim(ds: xr.Dataset, time_dim: Hashable | None) -> Hashable:
     )
 
 
+def _input_chunks(length: int, region_size: int) -> tuple[int, ...]:
+    """Time chunks of the input: one per region, a short remainder merged into the last one.
+
+    A last chunk shorter than a windowed model's time halo would make the array layer merge
+    chunks (with a warning); merged here, only that one chunk is computed twice (once per
+    region it spans).
+    """
+    full, rest = divmod(length, region_size)
+    chunks = [region_size] * full + ([rest] if rest else [])
+    if rest and full >= 1 and 2 * rest <= region_size:
+        chunks = [*chunks[:-2], region_size + rest]
+    return tuple(chunks)
+
+
 def upscale_to_zarr(
     obj: xr.Dataset | xr.DataArray,
     store: Any,
@@ -1009,7 +1023,9 @@ def upscale_to_zarr(
             **{k: v for k, v in upscale_kwargs.items() if k not in _NON_IDENTITY_ARGUMENTS},
         },
     }
-    lazy = upscale(ds.chunk({dim: region_size}), model, **call_kwargs)
+    lazy = upscale(
+        ds.chunk({dim: _input_chunks(int(ds.sizes[dim]), region_size)}), model, **call_kwargs
+    )
     result = write_zarr_resumable(
         lazy,
         store,
