@@ -13,6 +13,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Hashable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import dask
@@ -732,18 +733,26 @@ def _fit(
     }
 
     def batches(pset: PatchSet, order: np.ndarray, split: str):
-        for start in range(0, len(order), int(batch_size)):
-            batch = pset.load(order[start : start + int(batch_size)])
-            lr_t, hr_t, mask = _to_tensors(batch, mean32, std32, window, dev)
-            bad = _nan_only(mask)
-            if bool(bad.any()):
-                if nan_patches == "raise":
-                    raise _nan_error(batch, bad.cpu().numpy(), {**nan_info, "split": split})
-                keep = ~bad
-                lr_t, hr_t, mask = lr_t[keep], hr_t[keep], mask[keep]
-                if lr_t.shape[0] == 0:
-                    continue
-            yield lr_t, hr_t, mask
+        chunks = [order[i : i + int(batch_size)] for i in range(0, len(order), int(batch_size))]
+        if not chunks:
+            return
+        # read the next batch (dask / disk) while the model works on this one
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="xsr-fit-io") as pool:
+            pending = pool.submit(pset.load, chunks[0])
+            for k in range(len(chunks)):
+                batch = pending.result()
+                if k + 1 < len(chunks):
+                    pending = pool.submit(pset.load, chunks[k + 1])
+                lr_t, hr_t, mask = _to_tensors(batch, mean32, std32, window, dev)
+                bad = _nan_only(mask)
+                if bool(bad.any()):
+                    if nan_patches == "raise":
+                        raise _nan_error(batch, bad.cpu().numpy(), {**nan_info, "split": split})
+                    keep = ~bad
+                    lr_t, hr_t, mask = lr_t[keep], hr_t[keep], mask[keep]
+                    if lr_t.shape[0] == 0:
+                        continue
+                yield lr_t, hr_t, mask
 
     def evaluate(predict: Callable[[torch.Tensor], torch.Tensor]) -> tuple[float, dict]:
         meter = _Meter(len(variables))
