@@ -192,7 +192,9 @@ def test_one_panel_per_variable_and_other_metrics():
     truth = random_movie(3, 16, 16, variables=("h", "u"), dtype="float64")
     table = compare(truth, a=truth + 0.1, b=truth + 0.2)
     fig = plot_psnr_over_time(table)
-    assert [a.get_title().split(" ")[0] for a in fig.axes] == ["h", "u"]
+    assert [a.get_title() for a in fig.axes] == [
+        f"{v} (data range {float(table['data_range'].sel(variable=v)):.4g})" for v in ("h", "u")
+    ]
     fig = plot_psnr_over_time(table, variable="u", metric="rmse")
     (axis,) = fig.axes
     np.testing.assert_allclose(axis.get_lines()[1].get_ydata(), 0.2)

@@ -335,7 +335,7 @@ def _curves(
                 if variable not in names:
                     raise ValueError(f"variable={variable!r} is not in the table ({names})")
                 names = [variable]
-            groups = [(v, da.sel(variable=v, drop=True)) for v in names]
+            groups = [(v, da.sel(variable=v).drop_vars("variable")) for v in names]
         else:
             groups = [(None, da)]
         return [
