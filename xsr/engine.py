@@ -49,6 +49,10 @@ __all__ = [
 
 #: Activation memory an automatic batch (and, when one frame alone is too big, a tile) aims at.
 MEMORY_BUDGET_BYTES = 1 << 30
+#: Side, in fine pixels, of automatic spatial tiles (cache-sized forwards are faster on CPUs).
+TILE_FINE_PIXELS = 256
+#: Fine pixels (times the window) that an automatic batch aims at per forward.
+FINE_PIXELS_PER_FORWARD = 8 * 256 * 256
 #: Assumed float32 feature maps per output pixel and window frame when sizing automatic batches.
 _FEATURES_PER_PIXEL = 64
 _CACHE_SIZE = 8
@@ -514,27 +518,43 @@ def _sample_bytes(model: Any, h: int, w: int) -> int:
     return 4 * _FEATURES_PER_PIXEL * fine * max(int(model.window), 1) + 1
 
 
+def _even_split(size: int, target: int) -> int:
+    """Tile length splitting ``size`` into near-equal parts of about ``target``."""
+    parts = max(1, round(size / max(1, target)))
+    return math.ceil(size / parts)
+
+
 def _plan(
     model: Any, n: int, h: int, w: int, batch_size: Any, tile: Any
 ) -> tuple[int, tuple[int, int]]:
-    """Batch size and (ty, tx) core tile size."""
+    """Batch size and (ty, tx) core tile size.
+
+    Automatic tiles hold about :data:`TILE_FINE_PIXELS` fine pixels a side and automatic batches
+    about :data:`FINE_PIXELS_PER_FORWARD` fine pixels (times the window): measured on 2 CPU
+    cores, cache-sized forwards ran FSRCNN about 2x faster than whole 256x256 frames. Both are
+    capped by :data:`MEMORY_BUDGET_BYTES` of activations.
+    """
+    check_options(batch_size=batch_size, tile=tile)
+    scale, r = int(model.scale), int(model.receptive_radius)
     tiles = _tile_pair(tile)
-    if tiles is None:
-        ty, tx = h, w
-        if tile is None:
-            while _sample_bytes(model, ty, tx) > MEMORY_BUDGET_BYTES and max(ty, tx) > 16:
-                if ty >= tx:
-                    ty = math.ceil(ty / 2)
-                else:
-                    tx = math.ceil(tx / 2)
-    else:
+    if tiles is not None:
         ty, tx = min(tiles[0], h), min(tiles[1], w)
-    check_options(batch_size=batch_size)
-    if batch_size == "auto":
-        r = int(model.receptive_radius)
-        per = _sample_bytes(model, min(ty + 2 * r, h), min(tx + 2 * r, w))
-        return max(1, min(n, MEMORY_BUDGET_BYTES // per)), (ty, tx)
-    return int(batch_size), (ty, tx)
+    elif tile is None:
+        target = max(16, TILE_FINE_PIXELS // scale)
+        ty, tx = _even_split(h, target), _even_split(w, target)
+        while _sample_bytes(model, ty, tx) > MEMORY_BUDGET_BYTES and max(ty, tx) > 16:
+            if ty >= tx:
+                ty = math.ceil(ty / 2)
+            else:
+                tx = math.ceil(tx / 2)
+    else:
+        ty, tx = h, w
+    if batch_size != "auto":
+        return int(batch_size), (ty, tx)
+    hh, ww = min(ty + 2 * r, h), min(tx + 2 * r, w)
+    fine = scale * scale * hh * ww * max(int(model.window), 1)
+    bs = min(FINE_PIXELS_PER_FORWARD // fine, MEMORY_BUDGET_BYTES // _sample_bytes(model, hh, ww))
+    return max(min(2, n), min(n, bs)), (ty, tx)
 
 
 def _batch_bounds(n: int, batch: int) -> list[tuple[int, int]]:
