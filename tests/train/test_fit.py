@@ -370,3 +370,8 @@ def test_resume_without_a_checkpoint_yet_starts_fresh(tmp_path):
     _, resumed = fit("fsrcnn", ds, checkpoint=tmp_path / "new", resume=True, **kwargs)
     xr.testing.assert_identical(fresh, resumed)
     assert (tmp_path / "new" / "best.safetensors").is_file()
+
+
+def test_divergence_is_reported():
+    with pytest.raises(FloatingPointError, match="lower lr="):
+        fit("fsrcnn", random_movie(6, 32, 32), scale=2, lr=1e30, **FAST, **TINY)

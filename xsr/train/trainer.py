@@ -442,6 +442,8 @@ def fit(
     ValueError
         Unknown model name, missing variables, fewer frames than the window, patches larger
         than the data, an all-NaN patch, an unusable checkpoint, or bad arguments.
+    FloatingPointError
+        The training loss became NaN or infinite (the learning rate is too high).
 
     Examples
     --------
@@ -833,6 +835,11 @@ def _fit(
         if meter.n == 0:
             raise ValueError("every training patch of this epoch was NaN; nothing to learn")
         train_loss, train_metrics = meter.loss / meter.n, meter.means()
+        if not math.isfinite(train_loss):
+            raise FloatingPointError(
+                f"training diverged at epoch {epoch + 1} (loss {train_loss}); lower lr= (now "
+                f"{lr}) or check the data for extreme values"
+            )
         if val_set is not None and len(val_idx):
             net.eval()
             val_loss, val_metrics = evaluate(forward)
