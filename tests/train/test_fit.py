@@ -256,6 +256,10 @@ def test_progress_bar_shows_loss_and_val_psnr(capsys):
     err = capsys.readouterr().err
     assert "val_psnr" in err
     assert "loss" in err
+    fit("fsrcnn", ds, scale=2, **{**FAST, "epochs": 1}, **TINY)  # progress=False: silent
+    out = capsys.readouterr()
+    assert out.err == ""
+    assert out.out == ""
 
 
 def test_resolve_device():
