@@ -236,7 +236,8 @@ def test_run_backends_agree_and_driver_yields_frames():
     b = run(cfg)
     assert (a.settings["backend"], b.settings["backend"]) == ("torch", "numpy")
     for name in FIELDS:
-        np.testing.assert_allclose(a.fields[name], b.fields[name], rtol=1e-12, atol=1e-18)
+        scale = np.abs(b.fields[name]).max()
+        np.testing.assert_allclose(a.fields[name], b.fields[name], rtol=1e-12, atol=1e-12 * scale)
     p = _stable(_params(), 8, speed_bound(G, DEPTH, 0.2))
     s0 = initial_state(p, 8, 8)
     steps = [s.step for s in integrate(s0, p, frames=4, steps_per_frame=3, backend="numpy")]
