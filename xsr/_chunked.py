@@ -117,9 +117,7 @@ def block_function(
         tile=tile,
     )
     out = out[..., s * ry : s * (h - ry), s * rx : s * (w - rx)]
-    return np.ascontiguousarray(out).reshape(
-        (*lead, c, t - 2 * tr, s * (h - 2 * ry), s * (w - 2 * rx))
-    )
+    return out.reshape((*lead, c, t - 2 * tr, s * (h - 2 * ry), s * (w - 2 * rx)))
 
 
 def _boundaries(time_boundary: str, periodic: Sequence[bool]) -> tuple[str, str, str]:
