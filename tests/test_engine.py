@@ -130,6 +130,21 @@ def test_automatic_tiling_beyond_budget(monkeypatch: pytest.MonkeyPatch) -> None
     _close(infer(model, frames), whole)
 
 
+@pytest.mark.parametrize("model_cls", [Toy2D, Toy3D])
+def test_margin_is_input_only(model_cls: type[nn.Module]) -> None:
+    model = model_cls()
+    frames = _frames((1, 1, 6, 10, 12), seed=4)
+    frames[0, 0, 3, 5, 6] = np.nan
+    full = infer(model, frames, conserve=True)
+    inner = infer(model, frames, conserve=True, margin=(2, 3))
+    assert inner.shape[-2:] == (12, 12)
+    _close(inner, full[..., 4:-4, 6:-6])
+    with pytest.raises(ValueError, match="margin"):
+        infer(model, frames, margin=5)
+    with pytest.raises(ValueError, match="margin"):
+        infer(model, frames, margin=(-1, 0))
+
+
 def test_dtypes() -> None:
     model = Toy2D()
     x64 = _frames((1, 1, 2, 6, 6), dtype="float64")

@@ -115,8 +115,8 @@ def block_function(
         device=device,
         batch_size=batch_size,
         tile=tile,
+        margin=(ry, rx),
     )
-    out = out[..., s * ry : s * (h - ry), s * rx : s * (w - rx)]
     return out.reshape((*lead, c, t - 2 * tr, s * (h - 2 * ry), s * (w - 2 * rx)))
 
 

@@ -526,6 +526,24 @@ def check_options(*, batch_size: Any = "auto", tile: Any = None) -> None:
         raise ValueError(f"batch_size must be a positive int or 'auto', got {batch_size!r}.")
 
 
+def _margin_pair(margin: Any, h: int, w: int) -> tuple[int, int]:
+    if isinstance(margin, (int, np.integer)) and not isinstance(margin, bool):
+        margin = (int(margin), int(margin))
+    if (
+        not isinstance(margin, Sequence)
+        or len(margin) != 2
+        or not all(isinstance(m, (int, np.integer)) and not isinstance(m, bool) for m in margin)
+        or min(margin) < 0
+    ):
+        raise ValueError(f"margin must be a non-negative int or (my, mx) pair, got {margin!r}.")
+    my, mx = int(margin[0]), int(margin[1])
+    if 2 * my >= h or 2 * mx >= w:
+        raise ValueError(
+            f"margin={margin!r} leaves no interior in frames of {h}x{w} low-resolution cells."
+        )
+    return my, mx
+
+
 def _sample_bytes(model: Any, h: int, w: int) -> int:
     """A conservative estimate of the activation bytes of one sample."""
     fine = (model.scale * h) * (model.scale * w)
@@ -600,6 +618,7 @@ def infer(
     device: str | torch.device = "cpu",
     batch_size: int | str = "auto",
     tile: int | tuple[int, int] | None = None,
+    margin: int | tuple[int, int] = 0,
 ) -> np.ndarray:
     """Run a model over a block of low-resolution frames.
 
@@ -627,14 +646,20 @@ def infer(
     tile : int, (int, int) or None
         Core tile size in low-resolution pixels; each tile is run with a halo of
         ``receptive_radius`` pixels (clipped at the block edge) and cropped, so the output equals
-        untiled inference. ``None`` tiles only when one frame exceeds the memory budget;
+        untiled inference. ``None`` picks cache-sized tiles (about
+        :data:`TILE_FINE_PIXELS` fine pixels a side, smaller if the memory budget asks);
         ``False`` never tiles.
+    margin : int or (int, int)
+        Low-resolution rows/columns at each spatial edge that are input only (a halo supplied
+        by the caller): the output covers the interior ``H - 2*my`` by ``W - 2*mx`` cells, and
+        nothing is computed for the margin. Give at least ``receptive_radius`` for results
+        independent of the margin's outer edge.
 
     Returns
     -------
     numpy.ndarray
-        ``(B, C, T - 2 * time_radius, scale * H, scale * W)`` in the input's float dtype
-        (float32 for integer input). Computation runs in float32.
+        ``(B, C, T - 2 * time_radius, scale * (H - 2*my), scale * (W - 2*mx))`` in the input's
+        float dtype (float32 for integer input). Computation runs in float32.
 
     Raises
     ------
@@ -682,10 +707,12 @@ def infer(
         )
     if min(h, w) < 1 or b < 1:
         raise ValueError(f"frames must not be empty, got shape {arr.shape}.")
+    my, mx = _margin_pair(margin, h, w)
     stats = _normalisation_arrays(normalisation, card, c)
     t_out = t - 2 * tr
     n_samples = b * t_out if window == 1 else t_out
-    batch, (ty, tx) = _plan(module, n_samples, h, w, batch_size, tile)
+    hc, wc = h - 2 * my, w - 2 * mx
+    batch, (ty, tx) = _plan(module, n_samples, hc, wc, batch_size, tile)
 
     x = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
     mask = torch.isnan(x)
@@ -699,7 +726,7 @@ def infer(
         xn = x.clone() if has_nan else x
     if has_nan:
         xn = xn.masked_fill(mask, 0.0)
-    sh, sw = scale * h, scale * w
+    sh, sw = scale * hc, scale * wc
     out = torch.empty((b, t_out, c, sh, sw), dtype=torch.float32)
     if window == 1:
         # (B*T, C, H, W): 2-D models batch frames of every leading index together.
@@ -716,25 +743,25 @@ def infer(
         for samples, target in zip(groups, targets):
             for k0, k1 in _batch_bounds(samples.shape[0], batch):
                 sample = samples[k0:k1]
-                for y0 in range(0, h, ty):
-                    y1 = min(h, y0 + ty)
+                for y0 in range(my, h - my, ty):
+                    y1 = min(h - my, y0 + ty)
                     ya, yb = max(0, y0 - r), min(h, y1 + r)
-                    for x0 in range(0, w, tx):
-                        x1 = min(w, x0 + tx)
+                    fy0, fy1 = scale * (y0 - my), scale * (y1 - my)
+                    for x0 in range(mx, w - mx, tx):
+                        x1 = min(w - mx, x0 + tx)
                         xa, xb = max(0, x0 - r), min(w, x1 + r)
+                        fx0, fx1 = scale * (x0 - mx), scale * (x1 - mx)
                         inp = sample[..., ya:yb, xa:xb].to(dev).contiguous(memory_format=fmt)
                         y = _forward(module, inp, pair=batch > 1)
                         oy, ox = scale * (y0 - ya), scale * (x0 - xa)
                         y = y[..., oy : oy + scale * (y1 - y0), ox : ox + scale * (x1 - x0)]
-                        target[k0:k1, :, scale * y0 : scale * y1, scale * x0 : scale * x1] = y.to(
-                            "cpu", torch.float32
-                        )
+                        target[k0:k1, :, fy0:fy1, fx0:fx1] = y.to("cpu", torch.float32)
     out = out.permute(0, 2, 1, 3, 4)  # (B, C, T_out, sH, sW)
     if std is not None:
         out.mul_(std).add_(mean)
     if conserve or has_nan:
-        centre = x[:, :, tr : t - tr]
-        cmask = mask[:, :, tr : t - tr]
+        centre = x[:, :, tr : t - tr, my : h - my, mx : w - mx]
+        cmask = mask[:, :, tr : t - tr, my : h - my, mx : w - mx]
         if conserve:
             from xsr.models.consistency import conserve as _conserve
 
@@ -744,8 +771,8 @@ def infer(
                 low = torch.where(cmask, fill.expand_as(centre), centre)
             flat = (b * c, t_out)
             res = _conserve(
-                out.reshape(*flat, scale * h, scale * w),
-                low.reshape(*flat, h, w),
+                out.reshape(*flat, sh, sw),
+                low.reshape(*flat, hc, wc),
                 scale,
             )
             out = res.reshape(out.shape)
