@@ -230,3 +230,18 @@ def test_conserve_through_the_array_layer() -> None:
 def test_errors(args: tuple, kwargs: dict, exc: type, match: str) -> None:
     with pytest.raises(exc, match=match):
         upscale_array(*args, **kwargs)
+
+
+def test_tasks_share_one_model_key_instead_of_copying_weights() -> None:
+    import pickle
+
+    from xsr.models import get_model
+
+    ref = ModelRef.from_model(get_model("srnet3d", scale=2, channels=1))
+    x = da.from_array(_data((1, 1, 12, 8, 8)), chunks=(1, 1, 3, 8, 8))
+    lazy = upscale_array(x, ref)
+    graph = dict(lazy.__dask_graph__())
+    sizes = [len(pickle.dumps(task)) for task in graph.values()]
+    heavy = [s for s in sizes if s > len(ref.weights) // 2]
+    assert len(heavy) == 1  # the reference itself, once
+    assert len(graph) > 4
