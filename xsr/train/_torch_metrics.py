@@ -11,7 +11,6 @@ use_sample_covariance=False, data_range=...)``; the tests check this.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 __all__ = ["mae", "mse", "psnr", "ssim"]
 
@@ -174,11 +173,15 @@ def ssim(
     rx = min(_SSIM_RADIUS, (w - 1) // 2)
     gy = g[_SSIM_RADIUS - ry : _SSIM_RADIUS + ry + 1]
     gx = g[_SSIM_RADIUS - rx : _SSIM_RADIUS + rx + 1]
-    gy = (gy / gy.sum()).reshape(1, 1, -1, 1)
-    gx = (gx / gx.sum()).reshape(1, 1, 1, -1)
+    gy = (gy / gy.sum()).tolist()
+    gx = (gx / gx.sum()).tolist()
 
     def blur(t: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(F.conv2d(t, gy), gx)
+        # Separable "valid" Gaussian as weighted sums of shifted slices: in float64 this is
+        # several times faster than conv2d with one input channel on CPU.
+        ny, nx = t.shape[-2] - len(gy) + 1, t.shape[-1] - len(gx) + 1
+        rows = sum(wk * t[..., k : k + ny, :] for k, wk in enumerate(gy))
+        return sum(wk * rows[..., k : k + nx] for k, wk in enumerate(gx))
 
     valid = None
     norm: torch.Tensor | float = 1.0
