@@ -32,7 +32,7 @@ import dask
 import dask.array as da
 import numpy as np
 
-from xsr.engine import ModelRef, check_options, infer
+from xsr.engine import ModelRef, check_options, infer, use_threads
 
 __all__ = ["HaloChunkWarning", "block_function", "halo_depths", "upscale_array"]
 
@@ -103,6 +103,7 @@ def block_function(
     >>> block_function(np.zeros((1, 2, 8 + 2 * r, 8 + 2 * r)), model_ref=ref).shape
     (1, 2, 16, 16)
     """
+    _worker_threads()
     tr, ry, rx = halo_depths(model_ref)
     s = int(model_ref.scale)
     lead = block.shape[:-4]
@@ -118,6 +119,22 @@ def block_function(
         margin=(ry, rx),
     )
     return out.reshape((*lead, c, t - 2 * tr, s * (h - 2 * ry), s * (w - 2 * rx)))
+
+
+def _worker_threads() -> None:
+    """On a dask.distributed worker, give torch the worker's thread count.
+
+    The nanny starts workers with ``OMP_NUM_THREADS=1``; as model calls run one at a time per
+    process (see :mod:`xsr.engine`), each call may use every thread of the worker instead.
+    OpenMP thread counts belong to the calling thread, so this runs in every task.
+    """
+    try:
+        from distributed import get_worker
+
+        nthreads = get_worker().state.nthreads
+    except (ImportError, ValueError, AttributeError):
+        return
+    use_threads(nthreads)
 
 
 def _boundaries(time_boundary: str, periodic: Sequence[bool]) -> tuple[str, str, str]:

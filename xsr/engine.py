@@ -45,6 +45,7 @@ __all__ = [
     "get_model_cached",
     "infer",
     "resolve_device",
+    "use_threads",
 ]
 
 #: Activation memory an automatic batch (and, when one frame alone is too big, a tile) aims at.
@@ -332,6 +333,33 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
             f"device={device!r} asks for a GPU but torch sees none; use device='cpu' or 'auto'."
         )
     return dev
+
+
+def use_threads(n: int) -> int:
+    """Let torch use at least ``n`` intra-op threads in this process; returns the count in use.
+
+    Part of the thread policy (see the module notes): model calls run one at a time per
+    process, so a process that runs ``n`` dask threads gives each call ``n`` torch threads.
+    Never lowers the count.
+
+    Parameters
+    ----------
+    n : int
+        Threads wanted.
+
+    Returns
+    -------
+    int
+        ``torch.get_num_threads()`` afterwards.
+
+    Examples
+    --------
+    >>> use_threads(1) >= 1
+    True
+    """
+    if int(n) > torch.get_num_threads():
+        torch.set_num_threads(int(n))
+    return torch.get_num_threads()
 
 
 def get_model_cached(ref: ModelRef, device: str | torch.device = "cpu") -> torch.nn.Module:
