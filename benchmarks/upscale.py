@@ -15,21 +15,30 @@ Speeds are output megapixels per second (``frames * (2*size)**2 / seconds``), be
 ``--repeat`` runs. The targets checked at the end: engine >= 3.5x naive, accessor >= 0.85x
 engine, FSRCNN accessor >= 0.75x interp.
 
+``--policy`` instead compares thread policies for the accessor path on the report's 3D network,
+each in a fresh subprocess (peak resident memory from ``getrusage``): xsr's (one model call at a
+time per process, torch using every core) against one OpenMP thread per dask thread with
+concurrent model calls (what a dask.distributed worker does by default).
+
 Usage::
 
-    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/upscale.py            # the full 200 frames
-    .venv/bin/python benchmarks/upscale.py --frames 16 --models fsrcnn  # a quick look
+    .venv/bin/python benchmarks/upscale.py                               # the full 200 frames
+    .venv/bin/python benchmarks/upscale.py --frames 16 --models fsrcnn   # a quick look
+    .venv/bin/python benchmarks/upscale.py --policy --frames 16 --size 128
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import resource
+import subprocess
+import sys
 import time
 
-os.environ.setdefault(
-    "THP_MEM_ALLOC_ENABLE", "1"
-)  # transparent huge pages for torch's CPU allocator
+# transparent huge pages for torch's CPU allocator (read when torch starts)
+os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
 import dask
 import numpy as np
@@ -76,6 +85,44 @@ def naive_forward(model: torch.nn.Module, frames: np.ndarray, batch: int = 8) ->
     return np.concatenate(outs)
 
 
+def policy_child(args: argparse.Namespace) -> None:
+    """One policy run (in its own process): prints wall s, CPU s and peak RSS MiB."""
+    from xsr import engine
+
+    if args.policy_child == "per-thread":
+        engine._FORWARD_LOCK = contextlib.nullcontext()  # concurrent model calls
+    torch.manual_seed(0)
+    ds = random_movie(args.frames, args.size, args.size).chunk({"time": args.chunk})
+    model = get_model("srnet3d", scale=2, channels=1).eval()
+    w0, c0 = time.perf_counter(), time.process_time()
+    with dask.config.set(scheduler="threads", num_workers=os.cpu_count()):
+        ds.sr.upscale(model).compute()
+    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{wall:.2f} {cpu:.2f} {rss:.0f}")
+
+
+def policy(args: argparse.Namespace) -> None:
+    """Compare the thread policies, each in a fresh subprocess."""
+    n = os.cpu_count() or 1
+    runs = {
+        f"xsr: 1 call at a time, {n} torch threads": ("xsr", str(n)),
+        "1 OpenMP thread per dask thread": ("per-thread", "1"),
+    }
+    print(f"srnet3d x2, {args.frames} frames {args.size}x{args.size}, time chunks {args.chunk}")
+    results = {}
+    for label, (mode, omp) in runs.items():
+        env = dict(os.environ, OMP_NUM_THREADS=omp)
+        cmd = [sys.executable, __file__, "--policy-child", mode]
+        cmd += ["--frames", str(args.frames), "--size", str(args.size), "--chunk", str(args.chunk)]
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+        wall, cpu, rss = (float(v) for v in out.stdout.split()[-3:])
+        results[label] = (wall, cpu, rss)
+        print(f"  {label:<42}: {wall:7.2f} s wall  {cpu:7.2f} s CPU  {rss:7.0f} MiB peak RSS")
+    (w1, _, r1), (w2, _, r2) = results.values()
+    print(f"  per-thread / xsr: {w2 / w1:.2f}x the time, {r2 / r1:.2f}x the memory")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--frames", type=int, default=200)
@@ -84,7 +131,15 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--models", default="fsrcnn,srnet3d,xsrnet")
     parser.add_argument("--skip-naive", action="store_true", help="skip the slow naive forward")
+    parser.add_argument("--policy", action="store_true", help="compare thread policies")
+    parser.add_argument("--policy-child", choices=["xsr", "per-thread"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.policy_child:
+        policy_child(args)
+        return
+    if args.policy:
+        policy(args)
+        return
 
     torch.manual_seed(0)
     ds = random_movie(args.frames, args.size, args.size)

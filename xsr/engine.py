@@ -13,11 +13,14 @@ holds the serialised weights (or a model-file path), the card and the architectu
 :func:`get_model_cached` rebuilds the module at most once per process and device (an LRU keyed by
 the weights' sha256), so a dask worker builds a model once, not once per task.
 
-Thread policy (measured, see ``benchmarks/upscale.py``): one model forward runs at a time per
-process (a process-wide lock), and each forward uses torch's own intra-op threads (by default one
-per core). Under dask's threaded scheduler, several tasks therefore prepare data in parallel but
-call the network one after the other, each call using every core; on the report's 3D network this
-was faster and used far less memory than one single-threaded forward per dask thread.
+Thread policy (measured with ``benchmarks/upscale.py --policy`` on 2 CPU cores): one model
+forward runs at a time per process (a process-wide lock), and each forward uses torch's own
+intra-op threads (one per core by default; on a dask.distributed worker, the worker's thread
+count, see :func:`use_threads`). Dask tasks therefore prepare data in parallel but call the
+network one after the other, each call using every core. For the report's 3D network (16
+frames of 128x128, time chunks of 4) one OpenMP thread per dask thread with concurrent calls
+took 1.5x the time and 1.9x the peak memory of this policy. Torch activations, not dask chunks,
+set the memory: ``batch_size`` (and ``tile``) are the knobs.
 
 This module imports numpy, torch and :mod:`xsr.models` only (never xarray or dask).
 """
