@@ -17,7 +17,7 @@ from xsr import engine
 from xsr._chunked import HaloChunkWarning
 from xsr._version import __version__
 from xsr.coords import coarsen_coord
-from xsr.models import get_model, pretrained, save_model
+from xsr.models import ModelFileError, get_model, pretrained, save_model
 from xsr.testing import raise_if_dask_computes, random_movie
 from xsr.upscale import VariableNameWarning, best_pretrained, upscale
 
@@ -372,10 +372,13 @@ def test_errors_a_new_user_would_meet(tmp_path: Path) -> None:
         upscale(ds, str(path), scale=2)
     with pytest.raises(ValueError, match=r"model= .* or scale="):
         upscale(ds)
-    with pytest.raises(ValueError, match="untrained architecture"):
-        upscale(ds, "fsrcnn", scale=2)
-    with pytest.raises(ValueError, match="scale="):
+    for arch in ("fsrcnn", "chain"):
+        with pytest.raises(ValueError, match="untrained architecture"):
+            upscale(ds, arch)
+    with pytest.raises(ValueError, match="interpolation; give its factor with scale="):
         upscale(ds, "bicubic")
+    with pytest.raises(ModelFileError, match="no model file"):
+        upscale(ds, str(tmp_path / "missing"))
     with pytest.raises(ValueError, match="periodic"):
         upscale(ds, "bicubic", scale=2, periodic="z")
     with pytest.raises(ValueError, match="time_boundary"):

@@ -147,20 +147,24 @@ def _resolve_model(model: Any, scale: int | None, names: Sequence[Hashable]) -> 
 
         key = os.fspath(model)
         if key in list_models():
-            if scale is None:
-                raise ValueError(
-                    f"model={key!r} is a parameter-free architecture; give its factor with "
-                    f"scale=, e.g. upscale(obj, model={key!r}, scale=2)."
-                )
-            built = get_model(key, scale=int(scale), channels=1)
-            if any(True for _ in built.parameters()):
+            try:
+                built = get_model(key, scale=int(scale or 2), channels=1)
+            except (TypeError, ValueError):
+                built = None
+            if built is None or any(True for _ in built.parameters()):
                 raise ValueError(
                     f"model={key!r} names an untrained architecture. Pass a shipped model "
                     "(xsr.models.pretrained.list_pretrained()), a model file trained with "
-                    "xsr.train.fit, or model='bicubic' for interpolation."
+                    "xsr.train.fit, or model='bicubic' with scale= for interpolation."
+                )
+            if scale is None:
+                raise ValueError(
+                    f"model={key!r} is a parameter-free interpolation; give its factor with "
+                    f"scale=, e.g. upscale(obj, model={key!r}, scale=2)."
                 )
             return built, f"{key}-x{int(scale)}"
-        return load_model(key), os.path.basename(key)
+        loaded = load_model(key)
+        return loaded, str(_card(loaded).get("name") or os.path.basename(key))
     raise TypeError(
         "model must be a shipped model name, a model file path, a loaded xsr model or None, got "
         f"{type(model).__name__}."
