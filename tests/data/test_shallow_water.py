@@ -430,3 +430,6 @@ def test_driver_argument_errors():
         next(integrate(s0, p, frames=1, steps_per_frame=1, backend="cupy"))
     with pytest.raises(ValueError, match="init must be one of"):
         initial_state(p, 8, 8, init="flat")
+    tiny = SWState(*(torch.ones(2, 5, dtype=torch.float64) for _ in range(4)), step=0)
+    with pytest.raises(ValueError, match="at least 3 x 3 cells"):
+        step_torch(tiny, p)

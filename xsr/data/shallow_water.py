@@ -580,6 +580,8 @@ def _rk3_torch(
 
     m0 = _HALO
     ny, nx = h.shape[-2], h.shape[-1]
+    if ny < m0 or nx < m0:
+        raise ValueError(f"the torch step needs at least {m0} x {m0} cells, got {ny} x {nx}")
     # reciprocals: vector division is several times slower than multiplication (results differ
     # from the numpy reference by rounding only)
     rdx, rdy, r12 = 1.0 / dx, 1.0 / dy, 1.0 / 12.0
@@ -600,7 +602,8 @@ def _rk3_torch(
             at(a, m, k, 1, 0) - 2 * at(a, m, k) + at(a, m, k, -1, 0)
         ) * rdy2
 
-    fq1 = at(pad(fq.expand(ny, 1)), m0, 1)[..., :1]
+    # Coriolis column on the rows of margin 1
+    fq1 = torch.cat([fq[-1:], fq, fq[:1]], dim=-2)
 
     def tend(
         h: torch.Tensor, u: torch.Tensor, v: torch.Tensor, hc: torch.Tensor
