@@ -24,6 +24,7 @@ Usage::
 
     .venv/bin/python benchmarks/upscale.py                               # the full 200 frames
     .venv/bin/python benchmarks/upscale.py --frames 16 --models fsrcnn   # a quick look
+    .venv/bin/python benchmarks/upscale.py --threads 1   # steadier CPU-time ratios when shared
     .venv/bin/python benchmarks/upscale.py --policy --frames 16 --size 128
 """
 
@@ -131,6 +132,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--models", default="fsrcnn,srnet3d,xsrnet")
     parser.add_argument("--skip-naive", action="store_true", help="skip the slow naive forward")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch threads (default: torch's, one per core)"
+    )
     parser.add_argument("--policy", action="store_true", help="compare thread policies")
     parser.add_argument("--policy-child", choices=["xsr", "per-thread"], help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -141,6 +145,8 @@ def main() -> None:
         policy(args)
         return
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     ds = random_movie(args.frames, args.size, args.size)
     frames = np.ascontiguousarray(ds["h"].values)
