@@ -37,7 +37,7 @@ format: venv
 	$(BIN)/ruff format .
 
 docs: venv
-	$(BIN)/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 bench: venv
 	$(BIN)/python benchmarks/shallow_water.py
