@@ -216,6 +216,11 @@ def transposed_conv_radius(kernel: int, stride: int, padding: int) -> int:
     return radius
 
 
+#: Initial gain of the output layer of a residual model: the network starts as (almost exactly)
+#: bicubic interpolation and learns the detail, instead of first unlearning random noise.
+RESIDUAL_OUTPUT_GAIN = 1e-3
+
+
 def init_conv(module: nn.Module, *, prelu: float | None = 0.0, gain: float = 1.0) -> None:
     """He-style initialisation of a (transposed) convolution followed by a PReLU.
 

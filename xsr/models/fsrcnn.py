@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from xsr.models.base import (
+    RESIDUAL_OUTPUT_GAIN,
     BicubicUpsample,
     SRModel,
     conv_radius,
@@ -136,13 +137,14 @@ class FSRCNN(SRModel):
                 init_conv(layer, prelu=prelu_init)
         padding, output_padding = _deconv_padding(deconv_kernel, self.scale)
         self._deconv_geometry = (deconv_kernel, padding)
+        out_gain = RESIDUAL_OUTPUT_GAIN if residual else 1.0
         out_act = output_activation_layer(output_activation, c, prelu_init, self.arch)
         if variant != "report":
             self.upsample = nn.ConvTranspose2d(
                 d, c, deconv_kernel, stride=self.scale, padding=padding,
                 output_padding=output_padding,
             )  # fmt: skip
-            init_conv(self.upsample, prelu=None)
+            init_conv(self.upsample, prelu=None, gain=out_gain)
             self.reconstruct = nn.Sequential(out_act)
         else:
             self.upsample = nn.ConvTranspose2d(
@@ -153,7 +155,7 @@ class FSRCNN(SRModel):
             self.reconstruct = nn.Sequential(
                 nn.PReLU(d, init=prelu_init), nn.Conv2d(d, c, 5, padding=2), out_act
             )
-            init_conv(self.reconstruct[1], prelu=None)
+            init_conv(self.reconstruct[1], prelu=None, gain=out_gain)
         self.residual = bool(residual)
         self.bicubic = BicubicUpsample(self.scale) if self.residual else None
         self.variant = variant

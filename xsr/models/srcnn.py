@@ -18,7 +18,14 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from xsr.models.base import BicubicUpsample, SRModel, conv_radius, hr_to_lr_radius, init_conv
+from xsr.models.base import (
+    RESIDUAL_OUTPUT_GAIN,
+    BicubicUpsample,
+    SRModel,
+    conv_radius,
+    hr_to_lr_radius,
+    init_conv,
+)
 
 __all__ = ["SRCNN", "output_activation_layer"]
 
@@ -117,7 +124,7 @@ class SRCNN(SRModel):
         )
         init_conv(self.body[0], prelu=prelu_init)
         init_conv(self.body[2], prelu=prelu_init)
-        init_conv(self.body[4], prelu=None)
+        init_conv(self.body[4], prelu=None, gain=RESIDUAL_OUTPUT_GAIN if residual else 1.0)
         self.residual = bool(residual)
         self.config = {
             "scale": self.scale,

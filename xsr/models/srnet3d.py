@@ -36,7 +36,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from xsr.models.base import BicubicUpsample, SRModel, conv_radius, hr_to_lr_radius, init_conv
+from xsr.models.base import (
+    RESIDUAL_OUTPUT_GAIN,
+    BicubicUpsample,
+    SRModel,
+    conv_radius,
+    hr_to_lr_radius,
+    init_conv,
+)
 from xsr.models.srcnn import output_activation_layer
 
 __all__ = ["SRNet3D"]
@@ -123,7 +130,7 @@ class SRNet3D(SRModel):
             nn.Conv2d(f, c, 5, padding=2),
             output_activation_layer(output_activation, c, prelu_init, self.arch),
         )
-        init_conv(self.reconstruct[0], prelu=None)
+        init_conv(self.reconstruct[0], prelu=None, gain=RESIDUAL_OUTPUT_GAIN if residual else 1.0)
         self.pad_mode = pad_mode
         self.residual = bool(residual)
         self.config = {
