@@ -100,7 +100,7 @@ def train_rows(setting: Setting, train: xr.Dataset, b: dict[str, Any]) -> dict[s
         "seed": 0,
         "progress": True,
         "batch_size": b["batch_size"],
-        "lr": 2e-3,
+        "lr": 3e-4,
     }
     two_d = {
         "epochs": b["epochs"],
@@ -111,7 +111,7 @@ def train_rows(setting: Setting, train: xr.Dataset, b: dict[str, Any]) -> dict[s
         "epochs": b["epochs_3d"],
         "patches_per_epoch": b["patches_3d"],
         "patch_size": 8 if s == 2 else 4,
-        "lr": 1e-3,
+        "lr": 3e-4,
     }
     out: dict[str, Any] = {}
 
@@ -151,7 +151,7 @@ def train_rows(setting: Setting, train: xr.Dataset, b: dict[str, Any]) -> dict[s
         {"arch": "srnet3d", "scale": 1, "channels": 1, "residual": True},
     ]
     timed("two-in-one (end-to-end)", get_model("chain", stages=stages_23), train, **three_d)
-    timed("xsrnet (xsr's model)", "xsrnet", train, **two_d)
+    timed("xsrnet (xsr's model)", "xsrnet", train, **{**two_d, "lr": 5e-4})
     return out
 
 
@@ -222,7 +222,7 @@ def finetune_curves(train: xr.Dataset, b: dict[str, Any], out: Path) -> str:
         "patches_per_epoch": b["patches_per_epoch"],
         "batch_size": b["batch_size"],
         "patch_size": 16,
-        "lr": 2e-3,
+        "lr": 1e-3,
         "patience": None,
     }
     _, scratch = fit("fsrcnn", train, **kwargs)
