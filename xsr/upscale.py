@@ -371,8 +371,9 @@ def upscale(
     batch_size : int or "auto"
         Output frames per forward; activations, not dask chunks, set the memory.
     tile : int, (int, int), None or False
-        Spatial tile in low-resolution pixels (with halos; identical output); ``None`` tiles
-        automatically beyond a memory budget.
+        Spatial tile in low-resolution pixels (run with halos, so the output equals untiled
+        inference to float32 rounding); ``None`` picks cache-sized tiles, smaller when a frame
+        would exceed the engine's memory budget; ``False`` never tiles.
     time_boundary : {"reflect", "nearest", "periodic"}
         Frames beyond the ends of the time axis for windowed models: ``"reflect"`` mirrors the
         series including the end frame.
