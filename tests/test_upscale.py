@@ -433,3 +433,16 @@ def test_static_fields_are_not_fed_to_a_windowed_model() -> None:
 def test_options_are_checked_before_computing(kwargs: dict, match: str) -> None:
     with raise_if_dask_computes(), pytest.raises(ValueError, match=match):
         upscale(_movie().chunk({"time": 4}), MODELS["fsrcnn"], **kwargs)
+
+
+def test_other_dimension_names() -> None:
+    ds = _movie()
+    expected = upscale(ds, MODELS["srnet3d"])
+    renamed = ds.rename({"time": "t", "y": "rlat", "x": "rlon"})
+    out = upscale(renamed, MODELS["srnet3d"], time_dim="t")
+    assert out["h"].dims == ("t", "rlat", "rlon")
+    np.testing.assert_allclose(out["h"].values, expected["h"].values, atol=1e-6)
+    bare = ds.rename({"y": "row", "x": "col"}).drop_vars(["row", "col"])
+    plain = upscale(bare, MODELS["srnet3d"], dims=("row", "col"))
+    assert "row" not in plain.coords
+    np.testing.assert_allclose(plain["h"].values, expected["h"].values, atol=1e-6)
