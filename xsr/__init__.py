@@ -20,7 +20,7 @@ from typing import Any
 # Submodules first, then the functions that share their names (``xsr.degrade`` and
 # ``xsr.upscale`` are the functions; their modules stay importable as ``xsr.degrade`` etc. via
 # ``from xsr.degrade import ...``).
-from xsr import accessor, coords, data, io, metrics, testing
+from xsr import accessor, coords, data, io, metrics, plot, testing
 from xsr._version import __version__
 from xsr.archive import upscale_file, upscale_to_zarr
 from xsr.degrade import degrade
@@ -36,6 +36,7 @@ __all__ = [
     "load_model",
     "metrics",
     "models",
+    "plot",
     "save_model",
     "testing",
     "train",
