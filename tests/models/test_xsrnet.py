@@ -23,13 +23,17 @@ def test_window_layout():
         get_model("xsrnet", window=2)
 
 
-def test_untrained_model_starts_close_to_bicubic():
+@pytest.mark.parametrize("seed", range(5))
+def test_untrained_model_starts_close_to_bicubic(seed):
+    # The residual branch's last layer starts at gain 0.1: the deviation from bicubic is about a
+    # tenth of the signal (seeded: weights and input are random).
+    torch.manual_seed(seed)
     model = get_model("xsrnet", scale=2).eval()
-    x = torch.randn(2, 1, 3, 8, 8)
+    x = torch.randn(4, 1, 3, 16, 16)
     with torch.no_grad():
         y = model(x)
         bic = model.bicubic(x[:, :, 1])
-    assert (y - bic).std() < 0.1 * bic.std()
+    assert (y - bic).std() < 0.2 * bic.std()
 
 
 def test_icnr_tail_has_equal_subpixels():
