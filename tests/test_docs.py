@@ -27,3 +27,14 @@ def test_tutorial_code_runs(page, tmp_path, monkeypatch):
             exec(compile(code, f"{page.name}[block {i}]", "exec"), namespace)
         except Exception as err:  # pragma: no cover - the failure message is the point
             pytest.fail(f"{page.name} block {i} failed: {err!r}\n{code}")
+
+
+def test_shipped_models_page_is_generated_from_the_cards():
+    from xsr.models.pretrained import pretrained_markdown
+
+    page = DOCS / "reference" / "models.md"
+    assert page.read_text() == pretrained_markdown(), (
+        "docs/reference/models.md is stale: regenerate it with "
+        "python -c \"from xsr.models.pretrained import pretrained_markdown as m; print(m(), end='')\""
+        " > docs/reference/models.md"
+    )

@@ -194,7 +194,7 @@ def test_missing_or_unreadable_files(tmp_path, saved):
     with pytest.raises(ModelFileError, match="no pretrained model of that name"):
         load_model(tmp_path / "nothing-here")
     with pytest.raises(ModelFileError, match="no pretrained model of that name"):
-        load_model("fsrcnn-swe-x2")
+        load_model("fsrcnn-swe-x3")
     assert issubclass(ModelFileError, ValueError)
 
 
@@ -212,7 +212,7 @@ def test_save_refuses_derived_fields_and_bad_variables(tmp_path):
 def test_pretrained_names_resolve(tmp_path, monkeypatch):
     save_model(get_model("xsrnet", scale=2), tmp_path / "xsrnet-test-x2", description="demo")
     monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path)
-    monkeypatch.setitem(pretrained.PRETRAINED, "xsrnet-test-x2", "xsrnet-test-x2")
+    monkeypatch.setattr(pretrained, "PRETRAINED", {"xsrnet-test-x2": "xsrnet-test-x2"})
     model = load_model("xsrnet-test-x2")
     assert model.arch == "xsrnet"
     summary = pretrained.list_pretrained()["xsrnet-test-x2"]
@@ -235,3 +235,14 @@ def test_weights_sha256_hashes_the_bytes(saved):
     _, path = saved
     assert weights_sha256(path) == hashlib.sha256(path.read_bytes()).hexdigest()
     assert files.model_paths(path)[1] == path.with_suffix(".json")
+
+
+@pytest.mark.parametrize("name", sorted(pretrained.PRETRAINED))
+def test_every_shipped_model_loads_with_its_card(name):
+    model = load_model(name)
+    assert model.card.name == name
+    assert model.card.sha256 == weights_sha256(
+        pretrained.pretrained_path(name).with_suffix(".safetensors")
+    )
+    assert model.card.degradation is not None
+    assert model.card.training.get("script") == "scripts/train_shipped_weights.py"

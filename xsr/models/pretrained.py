@@ -15,6 +15,7 @@ __all__ = [
     "WEIGHTS_DIR",
     "format_pretrained_table",
     "list_pretrained",
+    "pretrained_markdown",
     "pretrained_path",
 ]
 
@@ -22,7 +23,18 @@ __all__ = [
 WEIGHTS_DIR = Path(__file__).with_name("weights")
 
 #: Pretrained name -> file stem inside :data:`WEIGHTS_DIR`.
-PRETRAINED: dict[str, str] = {}
+PRETRAINED: dict[str, str] = {
+    # Trained by scripts/train_shipped_weights.py (fixed seeds; see each card's "training").
+    "fsrcnn-swe-x2": "fsrcnn-swe-x2",
+    "fsrcnn-swe-x4": "fsrcnn-swe-x4",
+    "srnet3d-swe-x2": "srnet3d-swe-x2",
+    "fsrcnn-srnet3d-swe-x2": "fsrcnn-srnet3d-swe-x2",
+    "xsrnet-swe-x2": "xsrnet-swe-x2",
+    "xsrnet-swe-x4": "xsrnet-swe-x4",
+    # Natural photographs (scikit-image's bundled images), for transfer learning.
+    "fsrcnn-natural-x2": "fsrcnn-natural-x2",
+    "srcnn-natural-x2": "srcnn-natural-x2",
+}
 
 
 def pretrained_path(name: str) -> Path:
@@ -82,10 +94,13 @@ def list_pretrained() -> dict[str, dict[str, Any]]:
 
 
 def _headline_psnr(metrics: dict[str, Any]) -> str:
-    """A PSNR to show: ``metrics["psnr"]`` or the mean of per-variable ``best`` PSNRs."""
+    """A PSNR to show: ``metrics["psnr"]`` (held-out), else the mean of the per-variable ``best``
+    validation PSNRs (top level or under ``"validation"``)."""
     psnr = metrics.get("psnr")
     if isinstance(psnr, int | float) and not isinstance(psnr, bool):
         return f"{psnr:.2f}"
+    if isinstance(metrics.get("validation"), dict) and "best" not in metrics:
+        metrics = metrics["validation"]
     best = metrics.get("best")
     if isinstance(best, dict):
         values = [v.get("psnr") for v in best.values() if isinstance(v, dict)]
@@ -128,3 +143,53 @@ def format_pretrained_table() -> str:
     if len(rows) == 1:
         lines.append("(no pretrained models shipped yet; train one with xsr.train.fit)")
     return "\n".join(lines)
+
+
+def pretrained_markdown() -> str:
+    """The shipped-models page of the documentation, generated from the model cards.
+
+    The cards are the single source of truth: ``docs/reference/models.md`` is this text, and a
+    test checks that it is up to date (regenerate it with
+    ``python -c "from xsr.models.pretrained import pretrained_markdown as m; print(m(), end='')"
+    > docs/reference/models.md``).
+
+    Returns
+    -------
+    str
+        A Markdown page with one table row per shipped model.
+
+    Examples
+    --------
+    >>> pretrained_markdown().splitlines()[0]
+    '# Shipped models'
+    """
+    lines = [
+        "# Shipped models",
+        "",
+        "Generated from the model cards in `xsr/models/weights/` by "
+        "`xsr.models.pretrained.pretrained_markdown()`; do not edit by hand. Held-out PSNR is the "
+        "mean over variables of per-frame PSNR on shallow-water runs no training script used "
+        "(data range: max - min of the held-out truth, per variable); for natural-image models it "
+        "is the validation PSNR on held-out photograph patches (data range: their max - min).",
+        "",
+        "| name | architecture | scale | window | variables | degradation | parameters "
+        "| PSNR (dB) | bicubic PSNR (dB) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, info in list_pretrained().items():
+        metrics = info["metrics"]
+        bicubic = metrics.get("bicubic_psnr")
+        if bicubic is None:
+            values = [
+                v.get("psnr") for v in (metrics.get("validation", {}).get("bicubic") or {}).values()
+            ]
+            bicubic = sum(values) / len(values) if values else None
+        headline = _headline_psnr(metrics)
+        degradation = info.get("degradation") or {}
+        lines.append(
+            f"| `{name}` | {info['arch']} | {info['scale']} | {info['window']} | "
+            f"{', '.join(info['variables'])} | {degradation.get('method', '-')} | "
+            f"{info['parameters']:,} | {headline} | "
+            f"{'-' if bicubic is None else f'{bicubic:.2f}'} |"
+        )
+    return "\n".join(lines) + "\n"
