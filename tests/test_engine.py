@@ -261,9 +261,8 @@ def test_model_ref_pickles_and_caches() -> None:
 
 
 def test_model_ref_rebuilds_from_registry() -> None:
-    models = pytest.importorskip("xsr.models")
-    if not hasattr(models, "get_model"):
-        pytest.skip("model registry not available yet")
+    from xsr import models
+
     model = models.get_model("fsrcnn", scale=2, channels=1)
     ref = ModelRef.from_model(model)
     clear_model_cache()
