@@ -8,59 +8,12 @@ import hypothesis.strategies as st
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from hypothesis import given, settings
 from torch import nn
+from toys import Toy2D, Toy3D
 
 from xsr import engine
 from xsr.engine import ModelRef, cache_info, clear_model_cache, get_model_cached, infer
-
-
-class Toy2D(nn.Module):
-    """A tiny 2-D model obeying the contract: two 3x3 convs at low resolution, pixel shuffle."""
-
-    arch = "toy2d"
-
-    def __init__(self, scale: int = 2, channels: int = 1, seed: int = 0) -> None:
-        super().__init__()
-        self.scale, self.channels, self.window, self.time_radius = scale, channels, 1, 0
-        self.receptive_radius = 2
-        self.config = {"scale": scale, "channels": channels, "seed": seed}
-        self.c1 = nn.Conv2d(channels, 4, 3, padding=1)
-        self.c2 = nn.Conv2d(4, channels * scale * scale, 3, padding=1)
-        gen = torch.Generator().manual_seed(seed)
-        with torch.no_grad():
-            for p in self.parameters():
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.pixel_shuffle(self.c2(torch.tanh(self.c1(x))), self.scale)
-        return y + F.interpolate(x, scale_factor=self.scale, mode="nearest")
-
-
-class Toy3D(nn.Module):
-    """A tiny windowed model: two valid-in-time 3x3x3 convs over 5 frames, pixel shuffle."""
-
-    arch = "toy3d"
-
-    def __init__(self, scale: int = 2, channels: int = 1, seed: int = 1) -> None:
-        super().__init__()
-        self.scale, self.channels, self.window, self.time_radius = scale, channels, 5, 2
-        self.receptive_radius = 2
-        self.config = {"scale": scale, "channels": channels, "seed": seed}
-        self.c1 = nn.Conv3d(channels, 4, 3, padding=(0, 1, 1))
-        self.c2 = nn.Conv3d(4, channels * scale * scale, 3, padding=(0, 1, 1))
-        gen = torch.Generator().manual_seed(seed)
-        with torch.no_grad():
-            for p in self.parameters():
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.c2(torch.tanh(self.c1(x)))[:, :, 0]
-        centre = x[:, :, self.time_radius]
-        return F.pixel_shuffle(y, self.scale) + F.interpolate(
-            centre, scale_factor=self.scale, mode="nearest"
-        )
 
 
 def _frames(shape: tuple[int, ...], seed: int = 0, dtype: str = "float32") -> np.ndarray:
