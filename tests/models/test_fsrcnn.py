@@ -110,3 +110,70 @@ def test_config_rebuilds(checks):
 def test_bad_config(config, match):
     with pytest.raises(ValueError, match=match):
         get_model("fsrcnn", **config)
+
+
+def _randomise(model):
+    """Random weights everywhere, PReLU slopes included (a fresh model has slopes 0)."""
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(0.3 * torch.randn(p.shape, generator=gen))
+    return model
+
+
+@pytest.mark.parametrize("scale", [1, 2, 3, 4])
+@pytest.mark.parametrize(
+    "config",
+    [
+        {},
+        {"channels": 3, "residual": True},
+        {"output_activation": "prelu", "conserve": True},
+        {"deconv_kernel": 5},  # kernel != stride: nothing to fuse
+        {"variant": "original"},
+    ],
+)
+def test_fused_inference_form_equals_layers(checks, scale, config):
+    model = _randomise(get_model("fsrcnn", scale=scale, **config)).eval()
+    x = checks.input(model, 7, 9)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        ref = model(x)
+        model.fuse_for_inference()
+        fused = model(x)
+    fusable = config.get("variant", "report") == "report" and config.get("deconv_kernel") in (
+        None,
+        scale,
+    )
+    assert (model.fused_tail is not None) == fusable
+    # equal everywhere, borders included, to float32 rounding
+    torch.testing.assert_close(fused, ref, rtol=1e-5, atol=1e-5 * float(ref.abs().max()))
+    # the state dict (and so the sha256 of the weights) does not change
+    assert model.state_dict().keys() == state.keys()
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, state[k])
+
+
+def test_training_mode_drops_the_fused_form():
+    model = get_model("fsrcnn", scale=2).eval().fuse_for_inference()
+    assert model.fused_tail is not None
+    model.train()
+    assert model.fused_tail is None
+    # a training step updates the real layers, and a new fusion sees the new weights
+    x = torch.randn(2, 1, 6, 6)
+    model(x).square().mean().backward()
+    assert model.upsample.weight.grad is not None
+    with torch.no_grad():
+        model.reconstruct[1].weight.add_(0.1)
+    model.eval()
+    with torch.no_grad():
+        ref = model(x)
+        fused = model.fuse_for_inference()(x)
+    torch.testing.assert_close(fused, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_chain_fuses_its_stages():
+    model = get_model(
+        "chain", stages=[{"arch": "fsrcnn", "scale": 2}, {"arch": "srnet3d", "scale": 1}]
+    )
+    model.eval().fuse_for_inference()
+    assert model.stages[0].fused_tail is not None

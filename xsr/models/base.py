@@ -412,6 +412,72 @@ class SRModel(nn.Module):
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError  # pragma: no cover
 
+    def fuse_for_inference(self) -> SRModel:
+        """Fold layers into an equivalent, faster form for inference (in place).
+
+        The inference engine calls this on its own frozen copies of a model (never on the
+        caller's module). The outputs equal the unfused model's to float32 rounding (about
+        1e-6 relative); the state dict, and so the weights' sha256, is unchanged. Putting the
+        model back in training mode (``model.train()``) undoes the fusion, so that training
+        always updates the real layers. The base class has nothing to fuse; subclasses with a
+        faster equivalent form override :meth:`_fuse`.
+
+        Returns
+        -------
+        SRModel
+            ``self``.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from xsr.models.registry import get_model
+        >>> model = get_model("fsrcnn", scale=2, channels=1).eval()
+        >>> x = torch.randn(2, 1, 8, 8)
+        >>> with torch.no_grad():
+        ...     y0 = model(x)
+        ...     y1 = model.fuse_for_inference()(x)
+        >>> bool(torch.allclose(y0, y1, atol=1e-5))
+        True
+        """
+        with torch.no_grad():
+            for module in self.modules():
+                if isinstance(module, SRModel):
+                    module._fuse()
+        return self
+
+    def _fuse(self) -> None:
+        """Build this model's fused inference form (override; the default has none)."""
+
+    def _unfuse(self) -> None:
+        """Drop the fused inference form (override together with :meth:`_fuse`)."""
+
+    def train(self, mode: bool = True) -> SRModel:
+        """Set training mode; entering it drops any fused inference form.
+
+        See :meth:`fuse_for_inference`.
+
+        Parameters
+        ----------
+        mode : bool, default True
+            Training (True) or evaluation (False) mode.
+
+        Returns
+        -------
+        SRModel
+            ``self``.
+
+        Examples
+        --------
+        >>> from xsr.models.registry import get_model
+        >>> get_model("fsrcnn", scale=2).train().training
+        True
+        """
+        if mode:
+            for module in self.modules():
+                if isinstance(module, SRModel):
+                    module._unfuse()
+        return super().train(mode)
+
     def centre_frame(self, x: torch.Tensor) -> torch.Tensor:
         """The low-resolution frame the output corresponds to: ``x`` itself or its centre frame.
 

@@ -15,6 +15,10 @@ Two forms, chosen by ``variant``:
 Every hidden layer is followed by a PReLU whose slope starts at ``prelu_init`` (0, as in the
 report). As for SRCNN the output layer is linear by default (``output_activation="prelu"`` gives
 the report's exact form) and ``residual=False`` is the report's direct prediction.
+
+For inference, :meth:`FSRCNN.fuse_for_inference` computes the report variant's fine-resolution
+tail (transposed convolution, PReLU, 5x5 convolution) entirely at low resolution
+(:class:`SubPixelTail`): measured on 2 CPU cores this roughly halves the cost of the tail.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import ClassVar
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from xsr.models.base import (
     RESIDUAL_OUTPUT_GAIN,
@@ -35,7 +40,7 @@ from xsr.models.base import (
 )
 from xsr.models.srcnn import output_activation_layer
 
-__all__ = ["FSRCNN", "VARIANTS"]
+__all__ = ["FSRCNN", "VARIANTS", "SubPixelTail"]
 
 #: Default hyper-parameters of the two forms: (d, s, m, deconvolution kernel or None for scale).
 VARIANTS: dict[str, dict[str, int | None]] = {
@@ -51,6 +56,149 @@ def _deconv_padding(kernel: int, scale: int) -> tuple[int, int]:
         padding = -(-(kernel - scale) // 2)
         return padding, 2 * padding - (kernel - scale)
     return 0, scale - kernel  # pragma: no cover - refused before (kernel < scale leaves holes)
+
+
+class SubPixelTail(nn.Module):
+    """Transposed conv (kernel = stride = s), PReLU and a "same" conv, computed at low resolution.
+
+    A transposed convolution whose kernel equals its stride is a 1x1 convolution to ``d * s**2``
+    channels followed by a pixel shuffle; the PReLU is per channel, so it commutes with the
+    shuffle; and a ``k x k`` convolution on the shuffled (fine) grid is a convolution on the
+    coarse grid from the ``d * s**2`` phase channels to ``C * s**2`` output phases, with a
+    kernel of ``2 * ceil(k // 2 / s) + 1`` coarse pixels. So the whole tail runs on the coarse
+    grid, where oneDNN's kernels are far more efficient than a ``d -> C`` convolution over
+    ``s**2`` times more pixels, and only the final pixel shuffle touches the fine grid. Zero
+    padding maps to zero padding, so the result equals the unfused tail everywhere, borders
+    included, to float32 rounding. The weights are non-persistent buffers: they never enter a
+    state dict.
+
+    Parameters
+    ----------
+    deconv : torch.nn.ConvTranspose2d
+        Kernel and stride ``scale``, no padding, no groups or dilation.
+    act : torch.nn.PReLU
+        Applied to the transposed convolution's output.
+    conv : torch.nn.Conv2d
+        Odd square kernel, stride 1, padding ``kernel // 2``.
+    scale : int
+        The upscaling factor.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> deconv, act = nn.ConvTranspose2d(4, 4, 2, stride=2), nn.PReLU(4, init=0.1)
+    >>> conv = nn.Conv2d(4, 1, 5, padding=2)
+    >>> x = torch.randn(1, 4, 6, 7)
+    >>> with torch.no_grad():
+    ...     same = torch.allclose(SubPixelTail(deconv, act, conv, 2)(x), conv(act(deconv(x))),
+    ...                           atol=1e-5)
+    >>> same
+    True
+    """
+
+    def __init__(
+        self, deconv: nn.ConvTranspose2d, act: nn.PReLU, conv: nn.Conv2d, scale: int
+    ) -> None:
+        super().__init__()
+        s = int(scale)
+        if not self.supports(deconv, act, conv, s):
+            raise ValueError(
+                "SubPixelTail: needs a transposed conv with kernel = stride = scale and no "
+                "padding, a PReLU, and an odd 'same' convolution with stride 1."
+            )
+        d_in, d = deconv.weight.shape[:2]
+        c, _, k, _ = conv.weight.shape
+        p = k // 2
+        r = max(-(-p // s), (s - 1 + p) // s)  # coarse-grid radius of the fine kernel
+        w_up = deconv.weight.detach().permute(1, 2, 3, 0).reshape(d * s * s, d_in, 1, 1)
+        b_up = deconv.bias.detach() if deconv.bias is not None else torch.zeros(d)
+        slope = act.weight.detach().expand(d) if act.weight.numel() == 1 else act.weight.detach()
+        w_fine = conv.weight.detach()
+        w_low = w_fine.new_zeros(c, s, s, d, s, s, 2 * r + 1, 2 * r + 1)
+        for pa in range(s):
+            for ky in range(k):
+                ly, a = divmod(pa + ky - p, s)
+                for pb in range(s):
+                    for kx in range(k):
+                        lx, b = divmod(pb + kx - p, s)
+                        w_low[:, pa, pb, :, a, b, ly + r, lx + r] += w_fine[:, :, ky, kx]
+        b_fine = conv.bias.detach() if conv.bias is not None else w_fine.new_zeros(c)
+        self.scale, self.radius = s, r
+        fmt = torch.channels_last
+        self.register_buffer("w_up", w_up.contiguous(memory_format=fmt), persistent=False)
+        self.register_buffer("b_up", b_up.repeat_interleave(s * s).clone(), persistent=False)
+        self.register_buffer("slope", slope.repeat_interleave(s * s).clone(), persistent=False)
+        w_low = w_low.reshape(c * s * s, d * s * s, 2 * r + 1, 2 * r + 1)
+        self.register_buffer("w_low", w_low.contiguous(memory_format=fmt), persistent=False)
+        self.register_buffer("b_low", b_fine.repeat_interleave(s * s).clone(), persistent=False)
+
+    @staticmethod
+    def supports(deconv: nn.Module, act: nn.Module, conv: nn.Module, scale: int) -> bool:
+        """Whether the three layers have the shapes this fusion handles.
+
+        Parameters
+        ----------
+        deconv, act, conv : torch.nn.Module
+            The candidate layers.
+        scale : int
+            The upscaling factor.
+
+        Returns
+        -------
+        bool
+
+        Examples
+        --------
+        >>> from torch import nn
+        >>> SubPixelTail.supports(nn.ConvTranspose2d(4, 4, 2, stride=2), nn.PReLU(4),
+        ...                       nn.Conv2d(4, 1, 5, padding=2), 2)
+        True
+        """
+        return (
+            isinstance(deconv, nn.ConvTranspose2d)
+            and isinstance(act, nn.PReLU)
+            and isinstance(conv, nn.Conv2d)
+            and deconv.kernel_size == (scale, scale)
+            and deconv.stride == (scale, scale)
+            and deconv.padding == (0, 0)
+            and deconv.output_padding == (0, 0)
+            and deconv.dilation == (1, 1)
+            and deconv.groups == 1
+            and conv.kernel_size[0] == conv.kernel_size[1]
+            and conv.kernel_size[0] % 2 == 1
+            and conv.padding == (conv.kernel_size[0] // 2,) * 2
+            and conv.stride == (1, 1)
+            and conv.dilation == (1, 1)
+            and conv.groups == 1
+            and conv.padding_mode == "zeros"
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The fine-resolution tail output for coarse features ``x`` ``(N, d, H, W)``.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Coarse features.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(N, C, scale*H, scale*W)``.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from torch import nn
+        >>> tail = SubPixelTail(nn.ConvTranspose2d(4, 4, 2, stride=2), nn.PReLU(4),
+        ...                     nn.Conv2d(4, 1, 5, padding=2), 2)
+        >>> tail(torch.zeros(1, 4, 3, 3)).shape
+        torch.Size([1, 1, 6, 6])
+        """
+        z = F.prelu(F.conv2d(x, self.w_up, self.b_up), self.slope)
+        z = F.conv2d(z, self.w_low, self.b_low, padding=self.radius)
+        return F.pixel_shuffle(z, self.scale)
 
 
 class FSRCNN(SRModel):
@@ -159,6 +307,7 @@ class FSRCNN(SRModel):
         self.residual = bool(residual)
         self.bicubic = BicubicUpsample(self.scale) if self.residual else None
         self.variant = variant
+        self.fused_tail: SubPixelTail | None = None  # set by fuse_for_inference()
         self.config = {
             "scale": self.scale,
             "channels": c,
@@ -184,8 +333,20 @@ class FSRCNN(SRModel):
             radius = max(radius, self.bicubic.radius)
         return radius
 
+    def _fuse(self) -> None:
+        """The report variant's tail runs at low resolution (:class:`SubPixelTail`)."""
+        act, conv = self.reconstruct[0], self.reconstruct[1] if len(self.reconstruct) > 1 else None
+        if self.fused_tail is None and SubPixelTail.supports(self.upsample, act, conv, self.scale):
+            self.fused_tail = SubPixelTail(self.upsample, act, conv, self.scale)
+
+    def _unfuse(self) -> None:
+        self.fused_tail = None
+
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.reconstruct(self.upsample(self.features(x)))
+        if self.fused_tail is not None:
+            y = self.reconstruct[2:](self.fused_tail(self.features(x)))
+        else:
+            y = self.reconstruct(self.upsample(self.features(x)))
         if self.bicubic is not None:
             y = y + self.bicubic(x)
         return y
