@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import os
 import resource
 import subprocess
@@ -73,9 +74,12 @@ def _best(fn, repeat: int) -> tuple[float, float]:
     return wall, cpu
 
 
-def naive_forward(model: torch.nn.Module, frames: np.ndarray, batch: int = 8) -> np.ndarray:
+def naive_forward(
+    model: torch.nn.Module, frames: np.ndarray, batch: int = 8, device: str = "cpu"
+) -> np.ndarray:
     """Eager NCHW forward with autograd on, windows built with a Python loop."""
-    x = torch.from_numpy(frames)  # (T, H, W)
+    model = copy.deepcopy(model).to(device)
+    x = torch.from_numpy(frames).to(device)  # (T, H, W)
     w, tr = model.window, model.time_radius
     outs = []
     for t0 in range(tr, x.shape[0] - tr, batch):
@@ -84,7 +88,7 @@ def naive_forward(model: torch.nn.Module, frames: np.ndarray, batch: int = 8) ->
             inp = x[t0:t1, None]
         else:
             inp = torch.stack([x[t - tr : t + tr + 1] for t in range(t0, t1)])[:, None]
-        outs.append(model(inp).detach().numpy())
+        outs.append(model(inp).detach().cpu().numpy())
     return np.concatenate(outs)
 
 
@@ -137,6 +141,7 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=0, help="torch threads (default: torch's, one per core)"
     )
+    parser.add_argument("--device", default="cpu", help="device of the model paths (cpu, cuda)")
     parser.add_argument("--policy", action="store_true", help="compare thread policies")
     parser.add_argument("--policy-child", choices=["xsr", "per-thread"], help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -155,7 +160,7 @@ def main() -> None:
     out_px = args.frames * (2 * args.size) ** 2
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-        f"THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE')}; "
+        f"THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE')}; device {args.device}; "
         f"{args.frames} frames {args.size}x{args.size} -> x2; best of {args.repeat}"
     )
 
@@ -168,24 +173,29 @@ def main() -> None:
     print(f"{'interp(cubic)':>14}: {interp[0]:7.2f} Mpx/s wall, {interp[1]:7.2f} Mpx per CPU-s")
 
     rows = []
+    dev = args.device
     for name in args.models.split(","):
         cfg = dict(MODELS[name])
         model = get_model(cfg.pop("arch"), **cfg).eval()
         n_out = (args.frames - 2 * model.time_radius) * (2 * args.size) ** 2
         warm = frames[: model.window + 1]  # warm-up: oneDNN primitives, allocator, imports
-        naive_forward(model, warm)
-        infer(model, warm[None, None])
-        ds.isel(time=slice(0, model.window + 1)).chunk({"time": 2}).sr.upscale(model).compute()
+        naive_forward(model, warm, device=dev)
+        infer(model, warm[None, None], device=dev)
+        ds.isel(time=slice(0, model.window + 1)).chunk({"time": 2}).sr.upscale(
+            model, device=dev
+        ).compute()
         if args.skip_naive:
             naive = (float("nan"), float("nan"))
         else:
-            w, c = _best(lambda m=model: naive_forward(m, frames), 1)
+            w, c = _best(lambda m=model: naive_forward(m, frames, device=dev), 1)
             naive = (n_out / w / 1e6, n_out / c / 1e6)
-        w, c = _best(lambda m=model: infer(m, frames[None, None]), args.repeat)
+        w, c = _best(lambda m=model: infer(m, frames[None, None], device=dev), args.repeat)
         eng = (n_out / w / 1e6, n_out / c / 1e6)
         chunked = ds.chunk({"time": args.chunk})
         with dask.config.set(scheduler="threads"):
-            w, c = _best(lambda m=model, d=chunked: d.sr.upscale(m).compute(), args.repeat)
+            w, c = _best(
+                lambda m=model, d=chunked: d.sr.upscale(m, device=dev).compute(), args.repeat
+            )
         acc = (out_px / w / 1e6, out_px / c / 1e6)
         rows.append((name, naive, eng, acc))
         for k, label in ((0, "Mpx/s wall"), (1, "Mpx per CPU-s")):

@@ -6,6 +6,10 @@ import os
 
 # Two xdist workers share two cores: one intra-op thread each keeps torch from oversubscribing.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# device="auto" means the CPU in the tests, also on a GPU machine: the properties checked here
+# (chunk invariance to 1e-6, bit-exact resumes) are the CPU's; the tests marked ``gpu`` ask for
+# device="cuda" and compare it with the CPU.
+os.environ.setdefault("XSR_DEVICE", "cpu")
 
 import pytest
 import torch

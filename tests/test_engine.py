@@ -176,20 +176,48 @@ def test_not_a_model() -> None:
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU error")
-def test_cuda_without_gpu_is_a_clear_error() -> None:
+def test_cuda_without_gpu_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValueError, match="no"):
         engine.resolve_device("cuda")
+    monkeypatch.delenv("XSR_DEVICE", raising=False)
     assert engine.resolve_device("auto").type == "cpu"
+    monkeypatch.setenv("XSR_DEVICE", "cuda")
+    with pytest.raises(ValueError, match="asks for a GPU"):
+        engine.resolve_device("auto")
+
+
+def test_xsr_device_sets_what_auto_means(monkeypatch: pytest.MonkeyPatch) -> None:
+    from xsr.train.trainer import resolve_device as train_device
+
+    for value in ("cpu", " cpu "):
+        monkeypatch.setenv("XSR_DEVICE", value)
+        assert engine.resolve_device("auto") == torch.device("cpu")
+        assert train_device("auto") == torch.device("cpu")
+    assert engine.resolve_device("cpu") == torch.device("cpu")  # explicit devices win
+    monkeypatch.setenv("XSR_DEVICE", "toaster")
+    with pytest.raises(ValueError, match="not a torch device"):
+        engine.resolve_device("auto")
+    with pytest.raises(ValueError, match="not a torch device"):
+        train_device("auto")
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_matches_cpu() -> None:
-    model = Toy2D()
-    frames = _frames((1, 1, 3, 16, 16))
-    np.testing.assert_allclose(
-        infer(model, frames, device="cuda"), infer(model, frames, device="cpu"), atol=1e-4
-    )
+@pytest.mark.parametrize("name", ["fsrcnn-swe-x2", "srnet3d-swe-x2", "xsrnet-swe-x4"])
+def test_cuda_matches_cpu(name: str) -> None:
+    # full float32 on the GPU (no TF32), the fused FSRCNN tail included; whole frames in one
+    # batch there against cache-sized tiles here
+    from xsr.models import load_model
+
+    model = load_model(name)
+    frames = np.random.default_rng(0).normal(size=(1, model.channels, 7, 40, 36))
+    frames = frames.astype("float32")
+    conv = torch.backends.cudnn.conv.fp32_precision
+    gpu = infer(model, frames, device="cuda")
+    assert torch.backends.cudnn.conv.fp32_precision == conv  # restored
+    cpu = infer(model, frames, device="cpu")
+    span = float(cpu.max() - cpu.min())
+    np.testing.assert_allclose(gpu, cpu, rtol=0, atol=2e-6 * span)
 
 
 def test_model_ref_pickles_and_caches() -> None:

@@ -20,7 +20,9 @@ def _open(path: str):
     p = Path(path)
     if not p.exists():
         raise SystemExit(f"xsr: input {path!r} does not exist")
-    if p.suffix == ".zarr" or (p.is_dir() and ((p / "zarr.json").exists() or (p / ".zgroup").exists())):
+    if p.suffix == ".zarr" or (
+        p.is_dir() and ((p / "zarr.json").exists() or (p / ".zgroup").exists())
+    ):
         return xr.open_zarr(p)
     return xr.open_dataset(p, chunks={})
 

@@ -28,12 +28,14 @@ This module imports numpy, torch and :mod:`xsr.models` only (never xarray or das
 from __future__ import annotations
 
 import collections
+import contextlib
 import copy
 import hashlib
 import json
 import math
+import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -301,6 +303,9 @@ class ModelRef:
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """Turn ``"auto"`` into ``cuda`` when a GPU exists, else ``cpu``.
 
+    The environment variable ``XSR_DEVICE`` (e.g. ``XSR_DEVICE=cpu``), when set, is what
+    ``"auto"`` means instead: a way to keep a whole run off a shared GPU without changing code.
+
     Parameters
     ----------
     device : str or torch.device
@@ -323,7 +328,10 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if isinstance(device, torch.device):
         dev = device
     elif device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        override = os.environ.get("XSR_DEVICE", "").strip()
+        if not override or override == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return resolve_device(override)
     else:
         try:
             dev = torch.device(device)
@@ -396,7 +404,13 @@ def get_model_cached(ref: ModelRef, device: str | torch.device = "cpu") -> torch
             _CACHE.move_to_end(key)
             _STATS["hits"] += 1
             return model
-        model = _prepare(ref.build(key[1]))
+        # the same model already prepared for another device: copy it (in-memory models whose
+        # architecture is not registered can then move to the GPU too)
+        other = next((m for (k, _), m in _CACHE.items() if k == ref.key), None)
+        if other is not None:
+            model = _prepare(copy.deepcopy(other).to(key[1]))
+        else:
+            model = _prepare(ref.build(key[1]))
         _STATS["builds"] += 1
         _CACHE[key] = model
         while len(_CACHE) > _CACHE_SIZE:
@@ -419,6 +433,8 @@ def _prepare(module: torch.nn.Module) -> torch.nn.Module:
         fuse()
     for p in module.parameters():
         p.requires_grad_(False)
+        if p.device.type != "cpu":
+            continue
         if p.ndim == 4:
             p.data = p.data.contiguous(memory_format=torch.channels_last)
         elif p.ndim == 5:
@@ -594,25 +610,36 @@ def _even_split(size: int, target: int) -> int:
 
 
 def _plan(
-    model: Any, n: int, h: int, w: int, batch_size: Any, tile: Any
+    model: Any,
+    n: int,
+    h: int,
+    w: int,
+    batch_size: Any,
+    tile: Any,
+    *,
+    cpu: bool = True,
+    budget: int | None = None,
 ) -> tuple[int, tuple[int, int]]:
     """Batch size and (ty, tx) core tile size.
 
-    Automatic tiles hold about :data:`TILE_FINE_PIXELS` fine pixels a side and automatic batches
-    about :data:`FINE_PIXELS_PER_FORWARD` fine pixels (times the window): measured on 2 CPU
-    cores, 128x128 tiles two at a time ran FSRCNN about 1.5x faster than batches of six, and
-    those about 1.3x faster than whole 256x256 frames (oneDNN keeps them in cache). Both are
-    capped by :data:`MEMORY_BUDGET_BYTES` of activations.
+    On a CPU, automatic tiles hold about :data:`TILE_FINE_PIXELS` fine pixels a side and
+    automatic batches about :data:`FINE_PIXELS_PER_FORWARD` fine pixels (times the window):
+    measured on 2 CPU cores, 128x128 tiles two at a time ran FSRCNN about 1.5x faster than
+    batches of six, and those about 1.3x faster than whole 256x256 frames (oneDNN keeps them in
+    cache). A GPU wants the opposite, whole frames in large batches (measured on an H200, the
+    CPU plan ran FSRCNN at 0.6x a plain batch-of-8 forward). Both are capped by ``budget``
+    bytes of activations.
     """
     check_options(batch_size=batch_size, tile=tile)
+    budget = MEMORY_BUDGET_BYTES if budget is None else int(budget)
     scale, r = int(model.scale), int(model.receptive_radius)
     tiles = _tile_pair(tile)
     if tiles is not None:
         ty, tx = min(tiles[0], h), min(tiles[1], w)
     elif tile is None:
-        target = max(16, TILE_FINE_PIXELS // scale)
+        target = max(16, TILE_FINE_PIXELS // scale) if cpu else max(h, w)
         ty, tx = _even_split(h, target), _even_split(w, target)
-        while _sample_bytes(model, ty, tx) > MEMORY_BUDGET_BYTES and max(ty, tx) > 16:
+        while _sample_bytes(model, ty, tx) > budget and max(ty, tx) > 16:
             if ty >= tx:
                 ty = math.ceil(ty / 2)
             else:
@@ -623,7 +650,9 @@ def _plan(
         return int(batch_size), (ty, tx)
     hh, ww = min(ty + 2 * r, h), min(tx + 2 * r, w)
     fine = scale * scale * hh * ww * max(int(model.window), 1)
-    bs = min(FINE_PIXELS_PER_FORWARD // fine, MEMORY_BUDGET_BYTES // _sample_bytes(model, hh, ww))
+    bs = budget // _sample_bytes(model, hh, ww)
+    if cpu:
+        bs = min(bs, FINE_PIXELS_PER_FORWARD // fine)
     return max(min(2, n), min(n, bs)), (ty, tx)
 
 
@@ -645,6 +674,35 @@ def _forward(module: torch.nn.Module, inp: torch.Tensor, *, pair: bool) -> torch
     if pair and inp.shape[0] == 1:
         return module(torch.cat([inp, inp]))[:1]
     return module(inp)
+
+
+@contextlib.contextmanager
+def _full_float32(dev: torch.device) -> Iterator[None]:
+    """On CUDA, convolutions in full float32: cuDNN's default TF32 keeps 10 mantissa bits.
+
+    TF32 errors (about 1e-3 relative) are of the size of the super-resolution error itself, as
+    for bfloat16, so they are never the default; the results then match the CPU's to float32
+    rounding. Call the model directly under your own TF32 settings for the faster, rougher
+    arithmetic.
+    """
+    if dev.type != "cuda":
+        yield
+        return
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    if conv is not None and hasattr(conv, "fp32_precision"):  # torch >= 2.9
+        old = conv.fp32_precision
+        conv.fp32_precision = "ieee"
+        try:
+            yield
+        finally:
+            conv.fp32_precision = old
+    else:  # pragma: no cover - older torch
+        old = torch.backends.cudnn.allow_tf32
+        torch.backends.cudnn.allow_tf32 = False
+        try:
+            yield
+        finally:
+            torch.backends.cudnn.allow_tf32 = old
 
 
 def infer(
@@ -750,7 +808,11 @@ def infer(
     t_out = t - 2 * tr
     n_samples = b * t_out if window == 1 else t_out
     hc, wc = h - 2 * my, w - 2 * mx
-    batch, (ty, tx) = _plan(module, n_samples, hc, wc, batch_size, tile)
+    cpu = dev.type == "cpu"
+    budget = MEMORY_BUDGET_BYTES
+    if dev.type == "cuda":  # GPUs hold more: a quarter of the free memory, at most 8 GiB
+        budget = max(budget, min(torch.cuda.mem_get_info(dev)[0] // 4, 8 << 30))
+    batch, (ty, tx) = _plan(module, n_samples, hc, wc, batch_size, tile, cpu=cpu, budget=budget)
 
     x = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
     mask = torch.isnan(x)
@@ -776,8 +838,14 @@ def infer(
         views = xn.unfold(2, window, 1).permute(0, 2, 1, 5, 3, 4)
         groups = [views[bi] for bi in range(b)]
         targets = [out[bi] for bi in range(b)]
-    fmt = torch.channels_last if window == 1 else torch.channels_last_3d
-    with torch.inference_mode(), _FORWARD_LOCK:
+    # channels-last suits oneDNN; cuDNN's float32 kernels were faster in the default layout
+    if not cpu:
+        fmt = torch.contiguous_format
+    elif window == 1:
+        fmt = torch.channels_last
+    else:
+        fmt = torch.channels_last_3d
+    with torch.inference_mode(), _FORWARD_LOCK, _full_float32(dev):
         for samples, target in zip(groups, targets):
             for k0, k1 in _batch_bounds(samples.shape[0], batch):
                 sample = samples[k0:k1]

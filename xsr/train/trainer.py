@@ -40,6 +40,8 @@ _NAN_POLICIES = ("raise", "skip")
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """The torch device for ``device``; ``"auto"`` picks CUDA, then Apple MPS, then the CPU.
 
+    ``XSR_DEVICE`` in the environment, when set, is what ``"auto"`` means instead.
+
     Parameters
     ----------
     device : str or torch.device, default "auto"
@@ -56,6 +58,9 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if isinstance(device, torch.device):
         return device
     if device == "auto":
+        override = os.environ.get("XSR_DEVICE", "").strip()
+        if override and override != "auto":
+            return resolve_device(override)
         if torch.cuda.is_available():
             return torch.device("cuda")
         mps = getattr(torch.backends, "mps", None)
