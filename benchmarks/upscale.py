@@ -15,7 +15,8 @@ Every path is warmed up on a few frames first (imports, oneDNN primitives, alloc
 
 Speeds are output megapixels per second (``frames * (2*size)**2 / seconds``), best of
 ``--repeat`` runs. The targets checked at the end: engine >= 3.5x naive, accessor >= 0.85x
-engine, FSRCNN accessor >= 0.75x interp.
+engine, FSRCNN accessor >= 0.75x interp (all in float32; ``--bf16`` adds the opt-in
+``precision="bfloat16"`` accessor path, which is not held to the targets).
 
 ``--policy`` instead compares thread policies for the accessor path on the report's 3D network,
 each in a fresh subprocess (peak resident memory from ``getrusage``): xsr's (one model call at a
@@ -142,6 +143,9 @@ def main() -> None:
         "--threads", type=int, default=0, help="torch threads (default: torch's, one per core)"
     )
     parser.add_argument("--device", default="cpu", help="device of the model paths (cpu, cuda)")
+    parser.add_argument(
+        "--bf16", action="store_true", help="also time the accessor with precision='bfloat16'"
+    )
     parser.add_argument("--policy", action="store_true", help="compare thread policies")
     parser.add_argument("--policy-child", choices=["xsr", "per-thread"], help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -197,6 +201,19 @@ def main() -> None:
                 lambda m=model, d=chunked: d.sr.upscale(m, device=dev).compute(), args.repeat
             )
         acc = (out_px / w / 1e6, out_px / c / 1e6)
+        if args.bf16:
+            with dask.config.set(scheduler="threads"):
+                w, c = _best(
+                    lambda m=model, d=chunked: d.sr.upscale(
+                        m, device=dev, precision="bfloat16"
+                    ).compute(),
+                    args.repeat,
+                )
+            bf16 = (out_px / w / 1e6, out_px / c / 1e6)
+            print(
+                f"{name:>14}: accessor, precision='bfloat16' (opt-in): {bf16[0]:7.2f} Mpx/s "
+                f"wall, {bf16[0] / interp[0]:5.2f}x interp [{bf16[1] / interp[1]:5.2f}x CPU-time]"
+            )
         rows.append((name, naive, eng, acc))
         for k, label in ((0, "Mpx/s wall"), (1, "Mpx per CPU-s")):
             print(

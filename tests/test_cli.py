@@ -91,6 +91,18 @@ def test_upscale_with_interpolation_model(tmp_path):
     assert dict(hi.sizes) == {"time": 4, "y": 16, "x": 16}
 
 
+def test_upscale_in_bfloat16(tmp_path):
+    low = xsr.data.shallow_water(16, 16, frames=4, seed=1).astype("float32")
+    low.to_zarr(tmp_path / "low.zarr")
+    args = ["upscale", str(tmp_path / "low.zarr"), str(tmp_path / "hi.zarr"), "--scale", "2"]
+    assert main([*args, "--model", "xsrnet-swe-x2", "--precision", "bfloat16"]) == 0
+    hi = xr.open_zarr(tmp_path / "hi.zarr")
+    assert hi["h"].dtype == np.float32
+    assert dict(hi["h"].sizes) == {"time": 4, "y": 32, "x": 32}
+    with pytest.raises(SystemExit):
+        main([*args, "--model", "xsrnet-swe-x2", "--precision", "float16", "--overwrite"])
+
+
 def test_train_writes_a_model_file(tmp_path, capsys):
     swe = xsr.testing.random_movie(10, 32, 32, variables=("h",))
     swe.to_zarr(tmp_path / "train.zarr")

@@ -261,3 +261,25 @@ def test_cache_is_bounded() -> None:
     for seed in range(engine._CACHE_SIZE + 3):
         ModelRef.from_model(Toy2D(seed=seed))
     assert cache_info()["size"] == engine._CACHE_SIZE
+
+
+@pytest.mark.parametrize("name", ["fsrcnn-swe-x2", "xsrnet-swe-x2"])
+def test_bfloat16_precision_is_close_but_not_exact(name: str) -> None:
+    from xsr.models import load_model
+
+    model = load_model(name)
+    rng = np.random.default_rng(1)
+    frames = rng.normal(size=(1, model.channels, 4, 24, 20)).astype("float32")
+    exact = infer(model, frames)
+    rough = infer(model, frames, precision="bfloat16")
+    assert rough.dtype == np.float32
+    span = float(exact.max() - exact.min())
+    err = float(np.abs(rough - exact).max())
+    assert 0 < err < 2e-2 * span  # bfloat16 keeps 8 significant bits
+
+
+def test_bad_precision_names_the_argument() -> None:
+    with pytest.raises(ValueError, match="precision must be one of 'float32', 'bfloat16'"):
+        infer(Toy2D(), _frames((1, 1, 2, 8, 8)), precision="float16")
+    with pytest.raises(ValueError, match="precision"):
+        engine.check_options(precision="fp32")

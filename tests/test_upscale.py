@@ -88,6 +88,19 @@ def test_dataarray_eager_and_chunked() -> None:
     _close(lazy.compute(), eager)
 
 
+def test_bfloat16_precision_eager_and_chunked() -> None:
+    ds = _movie(nx=20)
+    exact = upscale(ds, MODELS["xsrnet"])
+    rough = upscale(ds, MODELS["xsrnet"], precision="bfloat16")
+    with raise_if_dask_computes():
+        lazy = ds.chunk({"time": 4}).sr.upscale(MODELS["xsrnet"], precision="bfloat16")
+    _close(lazy.compute(), rough)  # chunk invariant in bfloat16 too
+    _close(rough, exact, rel=2e-2)
+    assert not np.array_equal(rough["h"].values, exact["h"].values)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        upscale(ds.chunk({"time": 4}), MODELS["xsrnet"], precision="half")
+
+
 def test_accessor_matches_function() -> None:
     ds = _movie(4, 6, 6)
     _close(ds.sr.upscale("bicubic", scale=2), upscale(ds, "bicubic", scale=2))

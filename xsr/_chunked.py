@@ -76,6 +76,7 @@ def block_function(
     device: str = "auto",
     batch_size: int | str = "auto",
     tile: Any = None,
+    precision: str = "float32",
 ) -> np.ndarray:
     """Upscale one block that carries its halos, and crop them.
 
@@ -85,7 +86,7 @@ def block_function(
         ``(*batch, C, T + 2*tr, H + 2*r, W + 2*r)`` low-resolution data with halos.
     model_ref : xsr.engine.ModelRef
         The model (rebuilt once per process by :func:`xsr.engine.get_model_cached`).
-    conserve, device, batch_size, tile
+    conserve, device, batch_size, tile, precision
         Passed to :func:`xsr.engine.infer`.
 
     Returns
@@ -117,6 +118,7 @@ def block_function(
         batch_size=batch_size,
         tile=tile,
         margin=(ry, rx),
+        precision=precision,
     )
     return out.reshape((*lead, c, t - 2 * tr, s * (h - 2 * ry), s * (w - 2 * rx)))
 
@@ -179,6 +181,7 @@ def upscale_array(
     device: str = "auto",
     batch_size: int | str = "auto",
     tile: Any = None,
+    precision: str = "float32",
 ) -> np.ndarray | da.Array:
     """Super-resolve ``(*batch, C, T, H, W)`` data with halos, eagerly or lazily.
 
@@ -196,7 +199,7 @@ def upscale_array(
         Rule for the frames beyond the ends of the time axis.
     periodic : (bool, bool)
         Whether the ``(y, x)`` axes wrap around (else they are reflected).
-    device, batch_size, tile
+    device, batch_size, tile, precision
         Passed to :func:`xsr.engine.infer`.
 
     Returns
@@ -251,7 +254,7 @@ def upscale_array(
         if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
             raise ValueError(f"arr must be real numeric, got dtype {arr.dtype}.")
         arr = arr.astype("float32")
-    check_options(batch_size=batch_size, tile=tile)
+    check_options(batch_size=batch_size, tile=tile, precision=precision)
     modes = _boundaries(time_boundary, periodic)
     depths = halo_depths(model_ref)
     s = int(model_ref.scale)
@@ -263,6 +266,7 @@ def upscale_array(
         "device": device,
         "batch_size": batch_size,
         "tile": tile,
+        "precision": precision,
     }
 
     if not isinstance(arr, da.Array):

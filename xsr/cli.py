@@ -104,6 +104,7 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
         conserve=args.conserve,
         device=args.device,
         variables=args.variables,
+        precision=args.precision,
     )
     print(f"xsr: wrote {args.output}")
     return 0
@@ -187,6 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variables", nargs="+", default=None)
     p.add_argument("--conserve", action="store_true", help="enforce coarsen(output) == input")
     p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--precision",
+        default="float32",
+        choices=["float32", "bfloat16"],
+        help="bfloat16: faster, errors about 1e-3 of the data range (previews)",
+    )
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=_cmd_upscale)
 

@@ -338,6 +338,7 @@ def upscale(
     batch_size: int | str = "auto",
     tile: Any = None,
     time_boundary: str = "reflect",
+    precision: str = "float32",
 ) -> xr.Dataset | xr.DataArray:
     """Super-resolve a Dataset or DataArray with a model; lazy on dask-backed input.
 
@@ -377,6 +378,10 @@ def upscale(
     time_boundary : {"reflect", "nearest", "periodic"}
         Frames beyond the ends of the time axis for windowed models: ``"reflect"`` mirrors the
         series including the end frame.
+    precision : {"float32", "bfloat16"}
+        Arithmetic of the network: ``"float32"`` (default) is exact to float rounding;
+        ``"bfloat16"`` is faster on CPUs with bfloat16 units and on GPUs, with errors of about
+        1e-3 of the data range: for previews, not results (see :func:`xsr.engine.infer`).
 
     Returns
     -------
@@ -472,6 +477,7 @@ def upscale(
         "device": device,
         "batch_size": batch_size,
         "tile": tile,
+        "precision": precision,
     }
 
     results: dict[Hashable, xr.DataArray] = {}
