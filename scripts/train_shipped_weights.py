@@ -211,7 +211,9 @@ def train_one(
         ]
         chain = xsr.models.get_model("chain", stages=stages)
         chain.stages[0].load_state_dict(first.state_dict())
-        model, history = fit(chain, train, variables=SWE_VARIABLES, stage=1, **common)
+        model, history = fit(
+            chain, train, variables=SWE_VARIABLES, stage=1, keep_start=True, **common
+        )
     else:
         model, history = fit(
             recipe["arch"], train, variables=SWE_VARIABLES, **common, **recipe.get("config", {})

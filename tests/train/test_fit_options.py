@@ -124,3 +124,27 @@ def test_file_opened_without_dask_is_streamed(tmp_path):
         assert not opened["h"].variable._in_memory  # never loaded (and cached) whole
     _, ref = fit("fsrcnn", ds, scale=2, **{**FAST, "epochs": 1}, **TINY)
     np.testing.assert_allclose(hist["val_mse"], ref["val_mse"], rtol=1e-5)
+
+
+def test_keep_start_returns_the_start_when_no_epoch_beats_it():
+    ds = random_movie(8, 32, 32, seed=9)
+    start, _ = fit("fsrcnn", ds, scale=2, seed=1, **FAST, **TINY)
+    before = {k: v.clone() for k, v in start.state_dict().items()}
+    # a learning rate too small to change anything: no epoch beats the start
+    model, hist = fit(start, ds, scale=2, lr=1e-12, keep_start=True, seed=2, **FAST)
+    assert hist.attrs["best_epoch"] == 0
+    assert model.card.training["best_epoch"] == 0
+    assert model.card.training["keep_start"] is True
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k])
+    assert np.isfinite(model.card.metrics["best"]["h"]["psnr"])
+    assert hist.sizes["epoch"] == 2  # the history still holds the trained epochs
+
+
+def test_keep_start_keeps_a_better_epoch():
+    ds = random_movie(8, 32, 32, seed=9)
+    _, hist = fit("fsrcnn", ds, scale=2, keep_start=True, lr=3e-3, seed=1, **FAST, **TINY)
+    _, plain_hist = fit("fsrcnn", ds, scale=2, lr=3e-3, seed=1, **FAST, **TINY)
+    # a random start is worse than training: the same epochs win with and without keep_start
+    assert hist.attrs["best_epoch"] == plain_hist.attrs["best_epoch"] >= 1
+    xr.testing.assert_allclose(hist, plain_hist)

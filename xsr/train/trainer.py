@@ -346,6 +346,7 @@ def fit(
     stage: int | None = None,
     nan_patches: str = "raise",
     callback: Callable[[int, dict[str, Any]], None] | None = None,
+    keep_start: bool = False,
     **model_config: Any,
 ) -> tuple[torch.nn.Module, xr.Dataset]:
     """Train a super-resolution model on a movie; return it with its per-epoch history.
@@ -430,6 +431,11 @@ def fit(
         What to do with a patch whose target is entirely NaN for a variable.
     callback : callable, optional
         ``callback(epoch, record)`` after every epoch (after the checkpoint is written).
+    keep_start : bool, default False
+        Score the starting weights on the validation patches first (as epoch 0): when no epoch
+        beats them, they are what is returned (``best_epoch`` 0), and patience counts from
+        them. For fine-tuning and refinement (``init_from=``, a chain's later ``stage``), so
+        that training never returns a model worse on validation than the one it started from.
     **model_config
         Extra architecture options when ``model`` is a name.
 
@@ -500,6 +506,7 @@ def _fit(
     stage: int | None,
     nan_patches: str,
     callback: Callable[[int, dict[str, Any]], None] | None,
+    keep_start: bool,
     **model_config: Any,
 ) -> tuple[torch.nn.Module, xr.Dataset]:
     """The body of :func:`fit` (same arguments), run inside a forked torch RNG."""
@@ -666,6 +673,7 @@ def _fit(
             "stage": stage,
             "frozen": frozen,
             "layer_lr": dict(layer_lr or {}),
+            "keep_start": bool(keep_start),
         }
     )
     resumed = None
@@ -795,6 +803,7 @@ def _fit(
         records = resumed["records"]
         start_epoch = int(resumed["epoch"])
         best = {"loss": float(resumed["best_loss"]), "epoch": int(resumed["best_epoch"])}
+        records_start = [resumed["start_record"]] if resumed.get("start_record") else []
         bad_epochs = int(resumed["bad_epochs"])
         best_state = ck.load_best() if ck is not None else None
     else:
@@ -804,6 +813,18 @@ def _fit(
         best = {"loss": math.inf, "epoch": 0}
         bad_epochs = 0
         best_state = None
+        if keep_start and val_set is not None and len(val_idx):
+            net.eval()
+            start_loss, start_metrics = evaluate(forward)
+            best = {"loss": start_loss, "epoch": 0}
+            best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+            start_record = {"epoch": 0, "val_loss": start_loss}
+            start_record.update({f"val_{m}": v for m, v in start_metrics.items()})
+            records_start = [start_record]
+            if ck is not None:
+                ck.save_best(best_state)
+        else:
+            records_start = []
 
     # ---- epochs ----------------------------------------------------------------------------
     from tqdm.auto import tqdm
@@ -885,6 +906,7 @@ def _fit(
                     "data_range": data_range.tolist(),
                     "baseline": baseline,
                     "records": records,
+                    "start_record": records_start[0] if records_start else None,
                 },
             )
         bar.set_postfix(loss=f"{train_loss:.4g}", val_psnr=f"{np.mean(val_metrics['psnr']):.2f}")
@@ -904,7 +926,8 @@ def _fit(
     # ---- history and card --------------------------------------------------------------------
     units = {v: str(ds[v].attrs.get("units", "")) for v in variables}
     best_record = next(
-        (r for r in records if r["epoch"] == best["epoch"]), records[-1] if records else None
+        (r for r in [*records_start, *records] if r["epoch"] == best["epoch"]),
+        records[-1] if records else None,
     )
     attrs: dict[str, Any] = {
         "arch": net.arch,
@@ -980,6 +1003,7 @@ def _fit(
             "frozen": frozen,
             "layer_lr": dict(layer_lr or {}),
             "stage": stage,
+            "keep_start": bool(keep_start),
         },
         "metrics": {
             "split": "validation",
