@@ -246,3 +246,16 @@ def test_every_shipped_model_loads_with_its_card(name):
     )
     assert model.card.degradation is not None
     assert model.card.training.get("script") == "scripts/train_shipped_weights.py"
+
+
+@pytest.mark.parametrize("name", sorted(pretrained.PRETRAINED))
+def test_every_shipped_model_beats_bicubic_in_its_card(name):
+    # held-out runs of the generator for the shallow-water models (mean over variables), the
+    # validation patches for the natural-image ones; the numbers are the training script's
+    metrics = load_model(name).card.metrics
+    if "held_out" in metrics:
+        assert metrics["psnr"] > metrics["bicubic_psnr"]
+    else:
+        validation = metrics["validation"]
+        for variable, best in validation["best"].items():
+            assert best["psnr"] > validation["bicubic"][variable]["psnr"]

@@ -192,4 +192,30 @@ def pretrained_markdown() -> str:
             f"{info['parameters']:,} | {headline} | "
             f"{'-' if bicubic is None else f'{bicubic:.2f}'} |"
         )
+    per_variable = [
+        (name, info["metrics"]["held_out"])
+        for name, info in list_pretrained().items()
+        if (info["metrics"].get("held_out") or {}).get("per_variable")
+    ]
+    if per_variable:
+        names = list(per_variable[0][1]["per_variable"])
+        lines += [
+            "",
+            "## Held-out PSNR per variable",
+            "",
+            "Model / bicubic interpolation, in dB. The multi-variable models gain most on the flow "
+            "(`h`, `u`, `v`, `vorticity`); on the passive `tracer` alone they do not beat bicubic "
+            "interpolation, while single-variable tracer models do (see the Results page): "
+            "for the tracer, train a tracer-only model on your data.",
+            "",
+            "| name | " + " | ".join(names) + " |",
+            "|---|" + "---|" * len(names),
+        ]
+        for name, held_out in per_variable:
+            cells = []
+            for v in names:
+                model = (held_out["per_variable"].get(v) or {}).get("psnr")
+                base = (held_out.get("bicubic_per_variable", {}).get(v) or {}).get("psnr")
+                cells.append("-" if model is None or base is None else f"{model:.2f} / {base:.2f}")
+            lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
