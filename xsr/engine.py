@@ -332,7 +332,13 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         override = os.environ.get("XSR_DEVICE", "").strip()
         if not override or override == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return resolve_device(override)
+        try:
+            return resolve_device(override)
+        except ValueError as err:
+            raise ValueError(
+                f"the environment variable XSR_DEVICE={override!r} (what device='auto' means) is "
+                f"not usable here: {err} Unset it or set it to 'cpu', 'cuda' or 'auto'."
+            ) from err
     else:
         try:
             dev = torch.device(device)
