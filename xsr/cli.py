@@ -192,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--precision",
         default="float32",
         choices=["float32", "bfloat16"],
-        help="bfloat16: faster, errors about 1e-3 of the data range (previews)",
+        help="bfloat16: can be faster, errors about 1e-3 of the data range (previews)",
     )
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=_cmd_upscale)

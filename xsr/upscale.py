@@ -380,7 +380,7 @@ def upscale(
         series including the end frame.
     precision : {"float32", "bfloat16"}
         Arithmetic of the network: ``"float32"`` (default) is exact to float rounding;
-        ``"bfloat16"`` is faster on CPUs with bfloat16 units and on GPUs, with errors of about
+        ``"bfloat16"`` can be faster where the hardware has bfloat16 units, with errors of about
         1e-3 of the data range: for previews, not results (see :func:`xsr.engine.infer`).
 
     Returns
