@@ -773,11 +773,11 @@ def infer(
         independent of the margin's outer edge.
     precision : {"float32", "bfloat16"}
         ``"float32"`` (default) computes in float32 (on CUDA without TF32). ``"bfloat16"`` runs
-        the convolutions in bfloat16 under :func:`torch.autocast`, faster where the hardware has
-        bfloat16 units (measure yours: ``benchmarks/upscale.py --bf16``); its error, about 1e-3 of the data
-        range (some 55 dB below it), is of the size of the super-resolution error itself, so use
-        it for previews and quick looks, not for results. Normalisation, the consistency layer
-        and the output stay float32.
+        the convolutions in bfloat16 under :func:`torch.autocast`, faster where the hardware
+        has bfloat16 units (measure yours: ``benchmarks/upscale.py --bf16``); its error, about
+        1e-3 of the data range (some 55 dB below it), is of the size of the super-resolution
+        error itself, so use it for previews and quick looks, not for results. Normalisation,
+        the consistency layer and the output stay float32.
 
     Returns
     -------
