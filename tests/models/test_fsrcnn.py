@@ -177,3 +177,16 @@ def test_chain_fuses_its_stages():
     )
     model.eval().fuse_for_inference()
     assert model.stages[0].fused_tail is not None
+
+
+def test_loading_weights_drops_a_stale_fused_form():
+    model = get_model("fsrcnn", scale=2).eval().fuse_for_inference()
+    other = _randomise(get_model("fsrcnn", scale=2)).eval()
+    model.load_state_dict(other.state_dict())
+    assert model.fused_tail is None
+    x = torch.randn(1, 1, 6, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), other(x))
+        ref = other(x)
+        fused = model.fuse_for_inference()(x)
+        torch.testing.assert_close(fused, ref, rtol=1e-5, atol=1e-5 * float(ref.abs().max()))

@@ -417,9 +417,10 @@ class SRModel(nn.Module):
 
         The inference engine calls this on its own frozen copies of a model (never on the
         caller's module). The outputs equal the unfused model's to float32 rounding (about
-        1e-6 relative); the state dict, and so the weights' sha256, is unchanged. Putting the
-        model back in training mode (``model.train()``) undoes the fusion, so that training
-        always updates the real layers. The base class has nothing to fuse; subclasses with a
+        1e-6 relative); the state dict, and so the weights' sha256, is unchanged. The fused form
+        is a snapshot of the weights: putting the model back in training mode
+        (``model.train()``) or loading a state dict undoes it, and calling this again rebuilds
+        it (do so after changing weights in place). The base class has nothing to fuse; subclasses with a
         faster equivalent form override :meth:`_fuse`.
 
         Returns
@@ -450,6 +451,33 @@ class SRModel(nn.Module):
 
     def _unfuse(self) -> None:
         """Drop the fused inference form (override together with :meth:`_fuse`)."""
+
+    def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
+        """Load weights (see :meth:`torch.nn.Module.load_state_dict`); drops any fused form.
+
+        Parameters
+        ----------
+        state_dict : mapping
+            The weights.
+        strict, assign : bool
+            As for :meth:`torch.nn.Module.load_state_dict`.
+
+        Returns
+        -------
+        NamedTuple
+            The missing and unexpected keys.
+
+        Examples
+        --------
+        >>> from xsr.models.registry import get_model
+        >>> model = get_model("fsrcnn", scale=2)
+        >>> model.load_state_dict(model.state_dict())
+        <All keys matched successfully>
+        """
+        for module in self.modules():
+            if isinstance(module, SRModel):
+                module._unfuse()
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def train(self, mode: bool = True) -> SRModel:
         """Set training mode; entering it drops any fused inference form.

@@ -336,7 +336,8 @@ class FSRCNN(SRModel):
     def _fuse(self) -> None:
         """The report variant's tail runs at low resolution (:class:`SubPixelTail`)."""
         act, conv = self.reconstruct[0], self.reconstruct[1] if len(self.reconstruct) > 1 else None
-        if self.fused_tail is None and SubPixelTail.supports(self.upsample, act, conv, self.scale):
+        self.fused_tail = None  # always rebuilt from the current weights
+        if SubPixelTail.supports(self.upsample, act, conv, self.scale):
             self.fused_tail = SubPixelTail(self.upsample, act, conv, self.scale)
 
     def _unfuse(self) -> None:
