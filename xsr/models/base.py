@@ -420,8 +420,8 @@ class SRModel(nn.Module):
         1e-6 relative); the state dict, and so the weights' sha256, is unchanged. The fused form
         is a snapshot of the weights: putting the model back in training mode
         (``model.train()``) or loading a state dict undoes it, and calling this again rebuilds
-        it (do so after changing weights in place). The base class has nothing to fuse; subclasses with a
-        faster equivalent form override :meth:`_fuse`.
+        it (do so after changing weights in place). The base class has nothing to fuse;
+        subclasses with a faster equivalent form override :meth:`_fuse`.
 
         Returns
         -------
@@ -449,6 +449,12 @@ class SRModel(nn.Module):
     def _fuse(self) -> None:
         """Build this model's fused inference form (override; the default has none)."""
 
+    def _drop_fused(self) -> None:
+        """Drop the fused form of this model and of every SRModel inside it."""
+        for module in self.modules():
+            if isinstance(module, SRModel):
+                module._unfuse()
+
     def _unfuse(self) -> None:
         """Drop the fused inference form (override together with :meth:`_fuse`)."""
 
@@ -474,9 +480,7 @@ class SRModel(nn.Module):
         >>> model.load_state_dict(model.state_dict())
         <All keys matched successfully>
         """
-        for module in self.modules():
-            if isinstance(module, SRModel):
-                module._unfuse()
+        self._drop_fused()
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def train(self, mode: bool = True) -> SRModel:
@@ -501,9 +505,7 @@ class SRModel(nn.Module):
         True
         """
         if mode:
-            for module in self.modules():
-                if isinstance(module, SRModel):
-                    module._unfuse()
+            self._drop_fused()
         return super().train(mode)
 
     def centre_frame(self, x: torch.Tensor) -> torch.Tensor:
