@@ -242,6 +242,45 @@ def test_schedules_and_mae_loss(schedule):
     assert np.isfinite(hist["loss"]).all()
 
 
+def test_psnr_loss_is_mean_per_patch_decibels():
+    from xsr.train.trainer import _loss
+
+    target = torch.zeros(2, 1, 4, 4)
+    pred = torch.zeros(2, 1, 4, 4)
+    pred[0] += 0.1  # MSE 1e-2: -20 dB
+    pred[1] += 1.0  # MSE 1: 0 dB
+    mask = torch.ones_like(pred, dtype=torch.bool)
+    assert float(_loss(pred, target, mask, "psnr")) == pytest.approx(-10.0, abs=1e-5)
+    # MSE averages the squares instead: the large error dominates
+    assert float(_loss(pred, target, mask, "mse")) == pytest.approx(0.505)
+    # halving the small error gains as much as halving the large one (6 dB each)
+    small, large = pred.clone(), pred.clone()
+    small[0] /= 2
+    large[1] /= 2
+    a, b = (float(_loss(p, target, mask, "psnr")) for p in (small, large))
+    assert a == pytest.approx(b, abs=1e-4)
+    # masked values and fully masked patches are ignored
+    mask[1] = False
+    assert float(_loss(pred, target, mask, "psnr")) == pytest.approx(-20.0, abs=1e-4)
+    # an exact match is finite
+    assert np.isfinite(float(_loss(target, target, torch.ones_like(mask), "psnr")))
+
+
+def test_psnr_loss_trains_and_selects_on_the_same_loss():
+    ds = random_movie(8, 32, 32, seed=8)
+    _, hist = fit("fsrcnn", ds, scale=2, loss="psnr", **FAST, **TINY)
+    assert np.isfinite(hist["loss"]).all()
+    # the validation loss is minus the mean per-patch PSNR up to a constant (the data range
+    # and the normalisation), so val_loss + val_psnr is the same at every epoch
+    total = hist["val_loss"] + hist["val_psnr"].squeeze(drop=True)
+    assert float(total.std()) < 1e-4 * float(abs(total).mean())
+    assert float(hist["val_loss"].std()) > 1e-3  # not trivially constant
+    best = int(np.argmin(hist["val_loss"].values)) + 1
+    assert hist.attrs["best_epoch"] == best
+    with pytest.raises(ValueError, match="loss must be one of"):
+        fit("fsrcnn", ds, scale=2, loss="ssim", **FAST, **TINY)
+
+
 def test_window_model_and_vectors():
     ds = random_movie(12, 32, 32, seed=9, variables=("h", "u", "v"))
     model, hist = fit("srnet3d", ds, scale=2, features=4, shrink=2, halo=2, **{**FAST, "epochs": 1})

@@ -32,7 +32,9 @@ from xsr.train.transfer import param_groups, transfer_weights
 
 __all__ = ["fit", "resolve_device"]
 
-_LOSSES = ("mse", "mae")
+_LOSSES = ("mse", "mae", "psnr")
+#: Floor on a patch's normalised MSE in the "psnr" loss (an exact match scores 80 dB, not inf).
+_PSNR_LOSS_FLOOR = 1e-8
 _SCHEDULES = ("cosine", "plateau", None)
 _NAN_POLICIES = ("raise", "skip")
 
@@ -243,7 +245,20 @@ def _augment(
 
 
 def _loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, kind: str) -> torch.Tensor:
+    """Masked loss of a batch ``(B, C, H, W)`` in normalised units.
+
+    ``"mse"`` and ``"mae"`` average over every valid value. ``"psnr"`` is the mean over patches
+    and channels of ``10 * log10(MSE)``: minimising it maximises the mean per-patch PSNR, so a
+    patch with a small error counts as much as one with a large error (as frames do in a mean
+    per-frame PSNR), where MSE is dominated by the hardest patches.
+    """
     diff = torch.where(mask, pred - target, torch.zeros_like(pred))
+    if kind == "psnr":
+        count = mask.sum((-2, -1))
+        mse = (diff**2).sum((-2, -1)) / count.clamp_min(1)
+        db = 10.0 * torch.log10(mse + _PSNR_LOSS_FLOOR)
+        valid = count > 0
+        return db[valid].sum() / valid.sum().clamp_min(1)
     err = diff**2 if kind == "mse" else diff.abs()
     return err.sum() / mask.sum().clamp_min(1)
 
@@ -418,8 +433,13 @@ def fit(
         Seeds weight initialisation, patch sampling and augmentation: same seed, same history.
     progress : bool, default True
         A tqdm bar over epochs with the loss and validation PSNR.
-    loss : {"mse", "mae"}, default "mse"
-        Training loss, on normalised values, ignoring NaN targets.
+    loss : {"mse", "mae", "psnr"}, default "mse"
+        Training loss, on normalised values, ignoring NaN targets; the validation loss (which
+        picks the best epoch) is the same. ``"psnr"`` is the mean over patches of
+        ``10 * log10(MSE)`` (the negative mean per-patch PSNR, up to a constant): use it when
+        the error varies by orders of magnitude between patches or frames and the mean
+        per-frame PSNR is what counts (it keeps a refiner from trading easy frames for hard
+        ones).
     stage : int, optional
         For a ``"chain"`` model, the report's two-stage method: train only
         ``model.stages[stage]`` on the output of the earlier (fixed) stages; the loss and the
@@ -775,7 +795,7 @@ def _fit(
             for lr_t, hr_t, mask in batches(val_set, val_idx, "validation"):
                 pred = predict(lr_t)
                 meter.add(
-                    pred, hr_t, mask, t_std, t_mean, t_range, float(_loss(pred, hr_t, mask, "mse"))
+                    pred, hr_t, mask, t_std, t_mean, t_range, float(_loss(pred, hr_t, mask, loss))
                 )
         if meter.n == 0:
             raise ValueError("every validation patch is NaN; use another val_fraction or region")
