@@ -122,6 +122,15 @@ def test_train_writes_a_model_file(tmp_path, capsys):
             "4",
             "--patch-size",
             "4",
+            "--patches-per-epoch",
+            "8",
+            "--lr",
+            "5e-4",
+            "--loss",
+            "psnr",
+            "--keep-start",
+            "--checkpoint",
+            str(tmp_path / "ckpt"),
             "-o",
             str(tmp_path / "model"),
             "--name",
@@ -132,7 +141,11 @@ def test_train_writes_a_model_file(tmp_path, capsys):
     model = xsr.load_model(tmp_path / "model" / "tiny")
     assert model.scale == 2
     assert model.card.variables[0]["name"] == "h"
+    training = model.card.training
+    assert (training["loss"], training["lr"], training["patches_per_epoch"]) == ("psnr", 5e-4, 8)
+    assert training["keep_start"] is True
     assert (tmp_path / "model" / "tiny-history.nc").exists()
+    assert any((tmp_path / "ckpt").iterdir())
 
 
 def test_train_missing_variable_is_a_clear_error(tmp_path, capsys):

@@ -78,8 +78,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         batch_size=args.batch_size,
         patch_size=args.patch_size,
+        patches_per_epoch=args.patches_per_epoch,
+        lr=args.lr,
+        loss=args.loss,
         init_from=args.init_from,
         freeze=tuple(args.freeze or ()),
+        keep_start=args.keep_start,
+        checkpoint=args.checkpoint,
+        resume=args.resume,
         device=args.device,
         seed=args.seed,
     )
@@ -172,8 +178,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=50)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--patch-size", type=int, default=32)
+    p.add_argument(
+        "--patches-per-epoch", type=int, default=None, help="patches drawn per epoch (default all)"
+    )
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    p.add_argument(
+        "--loss",
+        default="mse",
+        choices=["mse", "mae", "psnr"],
+        help="training loss; psnr: mean per-patch 10 log10(MSE)",
+    )
     p.add_argument("--init-from", default=None, help="pretrained name or model file")
     p.add_argument("--freeze", nargs="*", default=None, help="layer names to keep fixed")
+    p.add_argument(
+        "--keep-start",
+        action="store_true",
+        help="keep the starting weights unless an epoch beats them on validation",
+    )
+    p.add_argument("--checkpoint", default=None, help="folder for resumable checkpoints")
+    p.add_argument("--resume", action="store_true", help="continue from --checkpoint")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", default=None, help="model file name (default ARCH-xSCALE)")
