@@ -259,3 +259,35 @@ def test_every_shipped_model_beats_bicubic_in_its_card(name):
         validation = metrics["validation"]
         for variable, best in validation["best"].items():
             assert best["psnr"] > validation["bicubic"][variable]["psnr"]
+
+
+def _training_script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "train_shipped_weights.py"
+    spec = importlib.util.spec_from_file_location("train_shipped_weights", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", sorted(pretrained.PRETRAINED))
+def test_every_shipped_file_comes_from_the_scripts_current_recipe(name):
+    # the script must reproduce what is shipped: a recipe changed without retraining (or a file
+    # retrained without committing its recipe) fails here
+    recipes = _training_script().RECIPES
+    assert name in recipes
+    assert load_model(name).card.training["recipe"] == recipes[name]
+
+
+def test_shipped_two_stage_model_starts_from_the_shipped_fsrcnn():
+    recipes = _training_script().RECIPES
+    for name, recipe in recipes.items():
+        if "stages_from" not in recipe:
+            continue
+        first = load_model(recipe["stages_from"]).state_dict()
+        stage = load_model(name).stages[0].state_dict()
+        assert first.keys() == stage.keys()
+        for key, value in first.items():
+            assert torch.equal(value, stage[key]), f"{name}: stage 0 differs at {key}"
