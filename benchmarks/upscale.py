@@ -99,6 +99,7 @@ def policy_child(args: argparse.Namespace) -> None:
 
     if args.policy_child == "per-thread":
         engine._FORWARD_LOCK = contextlib.nullcontext()  # concurrent model calls
+        engine._ONE_MODEL_THREAD = False  # each from its own dask thread
     torch.manual_seed(0)
     ds = random_movie(args.frames, args.size, args.size).chunk({"time": args.chunk})
     model = get_model("srnet3d", scale=2, channels=1).eval()
