@@ -14,7 +14,8 @@ holds the serialised weights (or a model-file path), the card and the architectu
 the weights' sha256), so a dask worker builds a model once, not once per task.
 
 Thread policy (measured with ``benchmarks/upscale.py --policy`` on 2 CPU cores): one model
-forward runs at a time per process (a process-wide lock), and each forward uses torch's own
+forward runs at a time per process (on CPUs all on one thread, see :func:`_serialised`; on
+GPUs under a lock), and each forward uses torch's own
 intra-op threads (one per core by default; on a dask.distributed worker, the worker's thread
 count, see :func:`use_threads`). Dask tasks therefore prepare data in parallel but call the
 network one after the other, each call using every core. For the report's 3D network (16
@@ -716,7 +717,7 @@ def _serialised(fn: Callable[[], None], *, cpu: bool) -> None:
     On a CPU, every call runs on the same thread, so torch keeps one OpenMP thread team: calls
     made from several dask threads each start their own team otherwise, and a finished team
     keeps spinning on the cores while the next one works (measured on 2 cores: FSRCNN through
-    ``ds.sr.upscale`` with the threaded scheduler ran at 0.72x the synchronous scheduler; with
+    ``ds.sr.upscale`` with the threaded scheduler ran at 0.69x the synchronous scheduler; with
     ``OMP_WAIT_POLICY=PASSIVE`` the gap closed). The model thread takes the caller's torch
     thread count. On a GPU a lock serialises the calls in the caller's thread (CUDA's current
     device is per thread).
