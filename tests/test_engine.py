@@ -283,3 +283,33 @@ def test_bad_precision_names_the_argument() -> None:
         infer(Toy2D(), _frames((1, 1, 2, 8, 8)), precision="float16")
     with pytest.raises(ValueError, match="precision"):
         engine.check_options(precision="fp32")
+
+
+def test_cpu_model_calls_from_many_threads_run_on_one_model_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import concurrent.futures
+    import threading
+
+    seen: set[str] = set()
+    original = engine._forward
+
+    def spy(module: nn.Module, inp: torch.Tensor, *, pair: bool) -> torch.Tensor:
+        seen.add(threading.current_thread().name)
+        assert torch.is_inference_mode_enabled()  # the context is entered on the model thread
+        return original(module, inp, pair=pair)
+
+    monkeypatch.setattr(engine, "_forward", spy)
+    model = Toy3D(channels=2)
+    stacks = [_frames((1, 2, 6, 8, 8)) + k for k in range(4)]
+    expected = [infer(model, f, device="cpu") for f in stacks]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda f: infer(model, f, device="cpu"), stacks))
+    for a, b in zip(got, expected):
+        np.testing.assert_array_equal(a, b)
+    assert seen
+    assert all(name.startswith("xsr-model") for name in seen)
+    # errors raised on the model thread reach the caller
+    monkeypatch.setattr(engine, "_forward", lambda *a, **k: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        infer(model, stacks[0], device="cpu")
