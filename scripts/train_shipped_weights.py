@@ -70,6 +70,8 @@ RECIPES: dict[str, dict[str, Any]] = {
         "lr": 3e-4,
         "config": {"residual": True},
     },
+    # loss="psnr" balances the five variables (and the smooth and stirred frames) in decibels:
+    # with MSE this model was 1.6 dB below bicubic on the tracer alone (42.77 against 44.39).
     "fsrcnn-swe-x2": {
         "arch": "fsrcnn",
         "scale": 2,
@@ -78,6 +80,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "patches": 1024,
         "patch_size": 16,
         "lr": 3e-4,
+        "loss": "psnr",
         "config": {"residual": True},
     },
     "fsrcnn-swe-x4": {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 from pathlib import Path
 
@@ -338,6 +339,31 @@ def test_scale_only_picks_the_best_shipped_model(
         upscale(ds, "fsrcnn-test-x4", scale=2)
     with pytest.raises(ValueError, match="no shipped model for scale=3"):
         upscale(ds, scale=3)
+
+
+def test_scale_only_prefers_the_cheaper_of_nearly_equal_models(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pretrained, "PRETRAINED", {})
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path)
+    variables = [{"name": "h", "units": "m", "long_name": "h"}]
+    for name, arch, psnr in (
+        ("srnet3d-test-x2", "srnet3d", 31.05),  # 0.05 dB better, far more compute
+        ("fsrcnn-test-x2", "fsrcnn", 31.0),
+        ("srcnn-test-x2", "srcnn", 30.0),
+    ):
+        save_model(
+            _build(arch, scale=2, channels=1),
+            tmp_path / name,
+            name=name,
+            variables=variables,
+            metrics={"psnr": psnr},
+        )
+        monkeypatch.setitem(pretrained.PRETRAINED, name, name)
+    assert best_pretrained(2, ["h"]) == "fsrcnn-test-x2"
+    # beyond the tie margin the better model wins whatever it costs
+    monkeypatch.setattr(sys.modules[best_pretrained.__module__], "PSNR_TIE_DB", 0.01)
+    assert best_pretrained(2, ["h"]) == "srnet3d-test-x2"
 
 
 def test_no_shipped_model_yet(monkeypatch: pytest.MonkeyPatch) -> None:

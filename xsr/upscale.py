@@ -56,14 +56,21 @@ def _card_of_name(name: str) -> dict[str, Any]:
     return _card(load_model(name))
 
 
+#: PSNR difference (dB) below which :func:`best_pretrained` prefers the cheaper shipped model.
+PSNR_TIE_DB = 0.1
+
+
 def best_pretrained(scale: int, variables: Sequence[Hashable] = ()) -> str:
     """The shipped model that :func:`upscale` uses for ``scale=`` when no model is given.
 
     The rule: among the shipped models (``xsr.models.pretrained.PRETRAINED``) of that ``scale``
-    whose card variables all occur in ``variables``, take the one covering the most variables;
-    ties go to the higher validation PSNR in the card's ``metrics`` (key ``"psnr"``), then to the
-    name in alphabetical order. If none covers the data's variables, a single-variable model of
-    that scale is applied per variable only when the data has exactly one variable.
+    whose card variables all occur in ``variables``, take those covering the most variables;
+    among them, those within :data:`PSNR_TIE_DB` of the highest PSNR in the card's ``metrics``
+    (key ``"psnr"``, held-out) count as equally good, and the cheapest of them wins (fewest
+    ``parameters * window``: a 3-D refiner that adds 0.001 dB is not worth 80x the compute),
+    then the higher PSNR, then the name in alphabetical order. If none covers the data's
+    variables, a single-variable model of that scale is applied per variable only when the data
+    has exactly one variable.
 
     Parameters
     ----------
@@ -110,9 +117,14 @@ def best_pretrained(scale: int, variables: Sequence[Hashable] = ()) -> str:
             if isinstance(psnr, Mapping):
                 psnr = psnr.get("value", psnr.get("mean"))
             score = float(psnr) if isinstance(psnr, (int, float)) else -np.inf
-            candidates.append((-len(names), -score, name))
+            cost = float(card.get("parameters") or 0) * max(int(card.get("window") or 1), 1)
+            candidates.append((len(names), score, cost, name))
     if candidates:
-        return min(candidates)[2]
+        most = max(c[0] for c in candidates)
+        pool = [c for c in candidates if c[0] == most]
+        top = max(c[1] for c in pool)
+        near = [c for c in pool if c[1] >= top - PSNR_TIE_DB]
+        return min(near, key=lambda c: (c[2], -c[1], c[3]))[3]
     if not of_scale:
         raise ValueError(
             f"There is no shipped model for scale={scale} yet (shipped: {sorted(PRETRAINED)}). "

@@ -291,3 +291,29 @@ def test_shipped_two_stage_model_starts_from_the_shipped_fsrcnn():
         assert first.keys() == stage.keys()
         for key, value in first.items():
             assert torch.equal(value, stage[key]), f"{name}: stage 0 differs at {key}"
+
+
+def test_models_page_names_each_variable_a_model_does_not_improve(monkeypatch):
+    def info(tracer: float) -> dict:
+        per_var = {"h": {"psnr": 50.0}, "tracer": {"psnr": tracer}}
+        base = {"h": {"psnr": 45.0}, "tracer": {"psnr": 44.0}}
+        held = {"per_variable": per_var, "bicubic_per_variable": base}
+        return {
+            "arch": "fsrcnn",
+            "scale": 2,
+            "window": 1,
+            "variables": ["h", "tracer"],
+            "parameters": 10,
+            "degradation": {"method": "coarsen"},
+            "metrics": {"psnr": 47.0, "bicubic_psnr": 44.5, "held_out": held},
+        }
+
+    monkeypatch.setattr(pretrained, "list_pretrained", lambda: {"a": info(45.0), "b": info(43.5)})
+    page = pretrained.pretrained_markdown()
+    assert "| `b` | 50.00 / 45.00 | 43.50 / 44.00 |" in page
+    assert "Not above bicubic interpolation: `b` on `tracer` (-0.50 dB)." in page
+    assert "`a` on" not in page
+    monkeypatch.setattr(pretrained, "list_pretrained", lambda: {"a": info(45.0)})
+    assert "Every model beats bicubic interpolation on every variable." in (
+        pretrained.pretrained_markdown()
+    )
