@@ -50,12 +50,6 @@ def _card(model: Any) -> dict[str, Any]:
     return dict(card.to_dict())
 
 
-def _card_of_name(name: str) -> dict[str, Any]:
-    from xsr.models.files import load_model
-
-    return _card(load_model(name))
-
-
 #: PSNR difference (dB) below which :func:`best_pretrained` prefers the cheaper shipped model.
 PSNR_TIE_DB = 0.1
 
@@ -67,7 +61,8 @@ def best_pretrained(scale: int, variables: Sequence[Hashable] = ()) -> str:
     whose card variables all occur in ``variables``, take those covering the most variables;
     among them, those within :data:`PSNR_TIE_DB` of the highest PSNR in the card's ``metrics``
     (key ``"psnr"``, held-out) count as equally good, and the cheapest of them wins (fewest
-    ``parameters * window``: a 3-D refiner that adds 0.001 dB is not worth 80x the compute),
+    :meth:`~xsr.models.base.SRModel.flops_per_output_pixel`: a 3-D refiner that adds 0.001 dB
+    is not worth 80x the compute),
     then the higher PSNR, then the name in alphabetical order. If none covers the data's
     variables, a single-variable model of that scale is applied per variable only when the data
     has exactly one variable.
@@ -103,8 +98,11 @@ def best_pretrained(scale: int, variables: Sequence[Hashable] = ()) -> str:
     wanted = {str(v) for v in variables}
     candidates = []
     of_scale = []
+    from xsr.models.files import load_model
+
     for name in sorted(PRETRAINED):
-        card = _card_of_name(name)
+        model = load_model(name)
+        card = _card(model)
         if int(card.get("scale", 0)) != int(scale):
             continue
         of_scale.append(name)
@@ -117,8 +115,7 @@ def best_pretrained(scale: int, variables: Sequence[Hashable] = ()) -> str:
             if isinstance(psnr, Mapping):
                 psnr = psnr.get("value", psnr.get("mean"))
             score = float(psnr) if isinstance(psnr, (int, float)) else -np.inf
-            cost = float(card.get("parameters") or 0) * max(int(card.get("window") or 1), 1)
-            candidates.append((len(names), score, cost, name))
+            candidates.append((len(names), score, model.flops_per_output_pixel(), name))
     if candidates:
         most = max(c[0] for c in candidates)
         pool = [c for c in candidates if c[0] == most]
