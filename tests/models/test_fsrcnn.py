@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from xsr.models.registry import get_model
 
@@ -190,3 +191,39 @@ def test_loading_weights_drops_a_stale_fused_form():
         ref = other(x)
         fused = model.fuse_for_inference()(x)
         torch.testing.assert_close(fused, ref, rtol=1e-5, atol=1e-5 * float(ref.abs().max()))
+
+
+@pytest.mark.parametrize("scale", [2, 3])
+@pytest.mark.parametrize("block", [5, 64, 10_000])
+def test_cpu_blocked_tail_equals_the_convolution_form(scale, block):
+    """The CPU form (blocked matrix products, shifted tap sums) against the convolutions."""
+    model = _randomise(get_model("fsrcnn", scale=scale, channels=2)).eval().fuse_for_inference()
+    tail = model.fused_tail
+    tail.block = block  # several blocks, the last one shorter, or one block
+    x = torch.randn(3, 32, 6, 11).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        conv = F.pixel_shuffle(
+            F.conv2d(
+                F.prelu(F.conv2d(x, tail.w_up, tail.b_up), tail.slope),
+                tail.w_low,
+                tail.b_low,
+                padding=tail.radius,
+            ),
+            scale,
+        )
+        blocked = tail(x)
+        plain = tail(x.contiguous())  # NCHW input: the same
+    assert blocked.shape == conv.shape == (3, 2, 6 * scale, 11 * scale)
+    torch.testing.assert_close(blocked, conv, rtol=1e-5, atol=1e-5 * float(conv.abs().max()))
+    torch.testing.assert_close(plain, blocked)
+
+
+def test_cpu_autocast_keeps_the_convolution_form():
+    model = _randomise(get_model("fsrcnn", scale=2)).eval().fuse_for_inference()
+    x = torch.randn(2, 1, 9, 8)
+    with torch.no_grad():
+        ref = model(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = model(x)
+    assert low.dtype == torch.bfloat16
+    assert float((low.float() - ref).abs().max()) < 0.05 * float(ref.abs().max())
