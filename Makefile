@@ -24,6 +24,7 @@ demo: venv
 test: venv
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q --doctest-modules xsr  # every docstring example runs
 
 test-fast: venv
 	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not slow"

@@ -348,8 +348,8 @@ class SRModel(nn.Module):
     --------
     >>> from xsr.models.registry import get_model
     >>> model = get_model("fsrcnn", scale=2, channels=1)
-    >>> isinstance(model, SRModel), model.window, model.time_radius
-    (True, 1, 0)
+    >>> [cls.__name__ for cls in type(model).__mro__[:2]], model.window, model.time_radius
+    (['FSRCNN', 'SRModel'], 1, 0)
     """
 
     arch: ClassVar[str] = ""
