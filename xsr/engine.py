@@ -14,10 +14,10 @@ holds the serialised weights (or a model-file path), the card and the architectu
 the weights' sha256), so a dask worker builds a model once, not once per task.
 
 Thread policy (measured with ``benchmarks/upscale.py --policy`` on 2 CPU cores): one model
-forward runs at a time per process (on CPUs all on one thread, see :func:`_serialised`; on
-GPUs under a lock), and each forward uses torch's own
-intra-op threads (one per core by default; on a dask.distributed worker, the worker's thread
-count, see :func:`use_threads`). Dask tasks therefore prepare data in parallel but call the
+forward runs at a time per process (on CPUs the whole of each :func:`infer` runs on one thread,
+see :func:`_serialised`; on GPUs the forwards run under a lock), and each forward uses torch's
+own intra-op threads (one per core by default; on a dask.distributed worker, the worker's thread
+count, see :func:`use_threads`). Dask tasks therefore read and cut data in parallel but run the
 network one after the other, each call using every core. For the report's 3D network (16
 frames of 128x128, time chunks of 4) one OpenMP thread per dask thread with concurrent calls
 took 1.5x the time and 1.9x the peak memory of this policy. Torch activations, not dask chunks,
@@ -39,7 +39,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -65,6 +65,7 @@ FINE_PIXELS_PER_FORWARD = 2 * 256 * 256
 #: Assumed float32 feature maps per output pixel and window frame when sizing automatic batches.
 _FEATURES_PER_PIXEL = 64
 _CACHE_SIZE = 8
+_T = TypeVar("_T")
 
 _FORWARD_LOCK = threading.Lock()
 #: On CPUs, model calls run on one thread per process (see :func:`_serialised`).
@@ -711,29 +712,29 @@ def _model_thread() -> concurrent.futures.ThreadPoolExecutor:
         return _MODEL_THREAD[1]
 
 
-def _serialised(fn: Callable[[], None], *, cpu: bool) -> None:
-    """Run ``fn`` (the model calls of one :func:`infer`) one call at a time per process.
+def _serialised(fn: Callable[[], _T], *, cpu: bool) -> _T:
+    """Run ``fn`` one at a time per process and return its result.
 
-    On a CPU, every call runs on the same thread, so torch keeps one OpenMP thread team: calls
-    made from several dask threads each start their own team otherwise, and a finished team
-    keeps spinning on the cores while the next one works (measured on 2 cores: FSRCNN through
+    On a CPU ``fn`` is the whole of one :func:`infer` (its tensor work, not only the model
+    calls), and every one runs on the same thread, so torch keeps one OpenMP thread team: work
+    started from several dask threads starts a team in each, and a finished team keeps spinning
+    on the cores while the next one works (measured on 2 cores: FSRCNN through
     ``ds.sr.upscale`` with the threaded scheduler ran at 0.69x the synchronous scheduler; with
     ``OMP_WAIT_POLICY=PASSIVE`` the gap closed). The model thread takes the caller's torch
-    thread count. On a GPU a lock serialises the calls in the caller's thread (CUDA's current
-    device is per thread).
+    thread count. On a GPU ``fn`` is the model calls, under a lock in the caller's thread
+    (CUDA's current device is per thread), so that host work of other tasks overlaps them.
     """
     if not (cpu and _ONE_MODEL_THREAD) or threading.current_thread().name.startswith("xsr-model"):
         with _FORWARD_LOCK:
-            fn()
-        return
+            return fn()
     n = torch.get_num_threads()
 
-    def call() -> None:
+    def call() -> _T:
         if torch.get_num_threads() != n:
             torch.set_num_threads(n)
-        fn()
+        return fn()
 
-    _model_thread().submit(call).result()
+    return _model_thread().submit(call).result()
 
 
 @contextlib.contextmanager
@@ -886,79 +887,86 @@ def infer(
         device_type=dev.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"
     )
 
-    x = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
-    mask = torch.isnan(x)
-    has_nan = bool(mask.any())
-    if stats is not None:
-        mean = torch.as_tensor(stats[0], dtype=torch.float32).view(1, c, 1, 1, 1)
-        std = torch.as_tensor(stats[1], dtype=torch.float32).view(1, c, 1, 1, 1)
-        xn = (x - mean) / std
-    else:
-        mean = std = None
-        xn = x.clone() if has_nan else x
-    if has_nan:
-        xn = xn.masked_fill(mask, 0.0)
-    sh, sw = scale * hc, scale * wc
-    out = torch.empty((b, t_out, c, sh, sw), dtype=torch.float32)
-    if window == 1:
-        # (B*T, C, H, W): 2-D models batch frames of every leading index together.
-        groups = [xn.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)]
-        targets = [out.view(b * t_out, c, sh, sw)]
-    else:
-        # (T_out, C, window, H, W) per leading index: a strided view (unfold), so windows are
-        # copied one batch at a time, never for the whole movie.
-        views = xn.unfold(2, window, 1).permute(0, 2, 1, 5, 3, 4)
-        groups = [views[bi] for bi in range(b)]
-        targets = [out[bi] for bi in range(b)]
-    # channels-last suits oneDNN; cuDNN's float32 kernels were faster in the default layout
-    if not cpu:
-        fmt = torch.contiguous_format
-    elif window == 1:
-        fmt = torch.channels_last
-    else:
-        fmt = torch.channels_last_3d
-
-    def run_batches() -> None:
-        with torch.inference_mode(), _full_float32(dev), autocast:
-            for samples, target in zip(groups, targets):
-                for k0, k1 in _batch_bounds(samples.shape[0], batch):
-                    sample = samples[k0:k1]
-                    for y0 in range(my, h - my, ty):
-                        y1 = min(h - my, y0 + ty)
-                        ya, yb = max(0, y0 - r), min(h, y1 + r)
-                        fy0, fy1 = scale * (y0 - my), scale * (y1 - my)
-                        for x0 in range(mx, w - mx, tx):
-                            x1 = min(w - mx, x0 + tx)
-                            xa, xb = max(0, x0 - r), min(w, x1 + r)
-                            fx0, fx1 = scale * (x0 - mx), scale * (x1 - mx)
-                            inp = sample[..., ya:yb, xa:xb].to(dev).contiguous(memory_format=fmt)
-                            y = _forward(module, inp, pair=batch > 1)
-                            oy, ox = scale * (y0 - ya), scale * (x0 - xa)
-                            y = y[..., oy : oy + scale * (y1 - y0), ox : ox + scale * (x1 - x0)]
-                            target[k0:k1, :, fy0:fy1, fx0:fx1] = y.to("cpu", torch.float32)
-
-    _serialised(run_batches, cpu=cpu)
-    out = out.permute(0, 2, 1, 3, 4)  # (B, C, T_out, sH, sW)
-    if std is not None:
-        out.mul_(std).add_(mean)
-    if conserve or has_nan:
-        centre = x[:, :, tr : t - tr, my : h - my, mx : w - mx]
-        cmask = mask[:, :, tr : t - tr, my : h - my, mx : w - mx]
-        if conserve:
-            from xsr.models.consistency import conserve as _conserve
-
-            low = centre
-            if has_nan:
-                fill = mean if mean is not None else torch.zeros((1, c, 1, 1, 1))
-                low = torch.where(cmask, fill.expand_as(centre), centre)
-            flat = (b * c, t_out)
-            res = _conserve(
-                out.reshape(*flat, sh, sw),
-                low.reshape(*flat, hc, wc),
-                scale,
-            )
-            out = res.reshape(out.shape)
+    def body(run_model: Callable[[Callable[[], None]], None]) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+        mask = torch.isnan(x)
+        has_nan = bool(mask.any())
+        if stats is not None:
+            mean = torch.as_tensor(stats[0], dtype=torch.float32).view(1, c, 1, 1, 1)
+            std = torch.as_tensor(stats[1], dtype=torch.float32).view(1, c, 1, 1, 1)
+            xn = (x - mean) / std
+        else:
+            mean = std = None
+            xn = x.clone() if has_nan else x
         if has_nan:
-            fine = cmask.repeat_interleave(scale, dim=3).repeat_interleave(scale, dim=4)
-            out = out.masked_fill(fine, float("nan"))
-    return out.numpy().astype(out_dtype, copy=False)
+            xn = xn.masked_fill(mask, 0.0)
+        sh, sw = scale * hc, scale * wc
+        out = torch.empty((b, t_out, c, sh, sw), dtype=torch.float32)
+        if window == 1:
+            # (B*T, C, H, W): 2-D models batch frames of every leading index together.
+            groups = [xn.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)]
+            targets = [out.view(b * t_out, c, sh, sw)]
+        else:
+            # (T_out, C, window, H, W) per leading index: a strided view (unfold), so windows are
+            # copied one batch at a time, never for the whole movie.
+            views = xn.unfold(2, window, 1).permute(0, 2, 1, 5, 3, 4)
+            groups = [views[bi] for bi in range(b)]
+            targets = [out[bi] for bi in range(b)]
+        # channels-last suits oneDNN; cuDNN's float32 kernels were faster in the default layout
+        if not cpu:
+            fmt = torch.contiguous_format
+        elif window == 1:
+            fmt = torch.channels_last
+        else:
+            fmt = torch.channels_last_3d
+
+        def run_batches() -> None:
+            with torch.inference_mode(), _full_float32(dev), autocast:
+                for samples, target in zip(groups, targets):
+                    for k0, k1 in _batch_bounds(samples.shape[0], batch):
+                        sample = samples[k0:k1]
+                        for y0 in range(my, h - my, ty):
+                            y1 = min(h - my, y0 + ty)
+                            ya, yb = max(0, y0 - r), min(h, y1 + r)
+                            fy0, fy1 = scale * (y0 - my), scale * (y1 - my)
+                            for x0 in range(mx, w - mx, tx):
+                                x1 = min(w - mx, x0 + tx)
+                                xa, xb = max(0, x0 - r), min(w, x1 + r)
+                                fx0, fx1 = scale * (x0 - mx), scale * (x1 - mx)
+                                inp = (
+                                    sample[..., ya:yb, xa:xb].to(dev).contiguous(memory_format=fmt)
+                                )
+                                y = _forward(module, inp, pair=batch > 1)
+                                oy, ox = scale * (y0 - ya), scale * (x0 - xa)
+                                y = y[..., oy : oy + scale * (y1 - y0), ox : ox + scale * (x1 - x0)]
+                                target[k0:k1, :, fy0:fy1, fx0:fx1] = y.to("cpu", torch.float32)
+
+        run_model(run_batches)
+        out = out.permute(0, 2, 1, 3, 4)  # (B, C, T_out, sH, sW)
+        if std is not None:
+            out.mul_(std).add_(mean)
+        if conserve or has_nan:
+            centre = x[:, :, tr : t - tr, my : h - my, mx : w - mx]
+            cmask = mask[:, :, tr : t - tr, my : h - my, mx : w - mx]
+            if conserve:
+                from xsr.models.consistency import conserve as _conserve
+
+                low = centre
+                if has_nan:
+                    fill = mean if mean is not None else torch.zeros((1, c, 1, 1, 1))
+                    low = torch.where(cmask, fill.expand_as(centre), centre)
+                flat = (b * c, t_out)
+                res = _conserve(
+                    out.reshape(*flat, sh, sw),
+                    low.reshape(*flat, hc, wc),
+                    scale,
+                )
+                out = res.reshape(out.shape)
+            if has_nan:
+                fine = cmask.repeat_interleave(scale, dim=3).repeat_interleave(scale, dim=4)
+                out = out.masked_fill(fine, float("nan"))
+        return out.numpy().astype(out_dtype, copy=False)
+
+    if cpu:  # all of it on the model thread (see _serialised)
+        return _serialised(lambda: body(lambda run: run()), cpu=True)
+    return body(lambda run: _serialised(run, cpu=False))
