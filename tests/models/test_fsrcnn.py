@@ -227,3 +227,16 @@ def test_cpu_autocast_keeps_the_convolution_form():
             low = model(x)
     assert low.dtype == torch.bfloat16
     assert float((low.float() - ref).abs().max()) < 0.05 * float(ref.abs().max())
+
+
+def test_fused_tail_gives_input_gradients_and_takes_empty_input():
+    """Inputs that need a gradient, and empty ones, take the convolution form."""
+    model = _randomise(get_model("fsrcnn", scale=2)).eval()
+    x = torch.randn(1, 1, 5, 6, requires_grad=True)
+    model(x).square().sum().backward()
+    ref = x.grad.clone()
+    x.grad = None
+    model.fuse_for_inference()
+    model(x).square().sum().backward()
+    torch.testing.assert_close(x.grad, ref, rtol=1e-4, atol=1e-5 * float(ref.abs().max()))
+    assert model.fused_tail(torch.zeros(0, 32, 4, 4)).shape == (0, 1, 8, 8)

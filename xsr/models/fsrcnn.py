@@ -88,8 +88,8 @@ class SubPixelTail(nn.Module):
     taps, whose shifted sum (zero outside the input, as zero padding) is the convolution.
     Measured on 2 CPU cores: the tail of the report's x2 variant ran about 2x faster than as
     convolutions, which spend most of their time moving the 128-channel intermediate through
-    memory (the whole engine, 1.3x). GPUs and CPU autocast (bfloat16) keep the convolution
-    form.
+    memory (the whole engine, 1.3x). GPUs, CPU autocast (bfloat16) and inputs that need a
+    gradient keep the convolution form.
 
     Parameters
     ----------
@@ -230,7 +230,8 @@ class SubPixelTail(nn.Module):
         >>> tail(torch.zeros(1, 4, 3, 3)).shape
         torch.Size([1, 1, 6, 6])
         """
-        if x.device.type == "cpu" and not _cpu_autocast():
+        blocked = x.device.type == "cpu" and x.numel() > 0 and not _cpu_autocast()
+        if blocked and not (x.requires_grad and torch.is_grad_enabled()):
             return self._forward_blocked(x)
         z = F.prelu(F.conv2d(x, self.w_up, self.b_up), self.slope)
         z = F.conv2d(z, self.w_low, self.b_low, padding=self.radius)
