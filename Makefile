@@ -40,9 +40,11 @@ format: venv
 docs: venv
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
-bench: venv
+bench: venv  # the commands behind docs/benchmarks.md
 	$(BIN)/python benchmarks/shallow_water.py
-	$(BIN)/python benchmarks/upscale.py
+	$(BIN)/python benchmarks/upscale.py --frames 200 --chunk 50 --models fsrcnn --repeat 8
+	$(BIN)/python benchmarks/upscale.py --frames 200 --chunk 50 --models xsrnet --repeat 8 --skip-naive
+	$(BIN)/python benchmarks/upscale.py --frames 40 --chunk 10 --models srnet3d --repeat 2
 	$(BIN)/python benchmarks/archive.py
 
 weights: venv
