@@ -15,9 +15,11 @@ Every path is warmed up on a few frames first (imports, oneDNN primitives, alloc
 
 Speeds are output megapixels per second (``frames * (2*size)**2 / seconds``), best of
 ``--repeat`` rounds; each round runs every path once (the naive forward only runs once), so a
-shared machine's drift in speed falls on all paths alike. The targets checked at the end: engine >= 3.5x naive, accessor >= 0.85x
-engine, FSRCNN accessor >= 0.75x interp (all in float32; ``--bf16`` adds the opt-in
-``precision="bfloat16"`` accessor path, which is not held to the targets).
+shared machine's drift in speed falls on all paths alike. The targets checked at the end:
+engine >= 3.5x naive, accessor >= 0.85x engine, FSRCNN accessor >= 0.75x interp (all in
+float32; ``--bf16`` adds the opt-in ``precision="bfloat16"`` accessor path, which is not held
+to the targets). On a shared 2-core machine use ``--repeat 8``: the accessor's ratio moves by
+about 0.1 between 3-round runs.
 
 ``--policy`` instead compares thread policies for the accessor path on the report's 3D network,
 each in a fresh subprocess (peak resident memory from ``getrusage``): xsr's (one model call at a
@@ -42,6 +44,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 # transparent huge pages for torch's CPU allocator (read when torch starts)
 os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
@@ -176,7 +179,7 @@ def main() -> None:
     small.interp(y=fine["y"], x=fine["x"], method="cubic")  # warm-up (imports, caches)
     timings: dict[str, list[float]] = {}  # path -> [best wall s, best CPU s]
 
-    def timed(key: str, fn) -> None:
+    def timed(key: str, fn: Callable[[], object]) -> None:
         w, c = _best(fn, 1)
         best = timings.setdefault(key, [np.inf, np.inf])
         best[0], best[1] = min(best[0], w), min(best[1], c)
