@@ -20,8 +20,8 @@ own intra-op threads (one per core by default; on a dask.distributed worker, the
 count, see :func:`use_threads`). Dask tasks therefore read and cut data in parallel but run the
 network one after the other, each call using every core. For the report's 3D network (16
 frames of 128x128, time chunks of 4) one OpenMP thread per dask thread with concurrent calls
-took 1.1-1.5x the time and about 2x the peak memory of this policy. Torch activations, not dask chunks,
-set the memory: ``batch_size`` (and ``tile``) are the knobs.
+took 1.1-1.5x the time and about 2x the peak memory of this policy. Torch activations, not
+dask chunks, set the memory: ``batch_size`` (and ``tile``) are the knobs.
 
 This module imports numpy, torch and :mod:`xsr.models` only (never xarray or dask).
 """
