@@ -93,16 +93,15 @@ def best_pretrained(scale: int, variables: Sequence[Hashable] = ()) -> str:
     ...     with pytest.raises(ValueError, match="no shipped model"):
     ...         best_pretrained(2, ["h"])
     """
-    from xsr.models.pretrained import PRETRAINED
+    from xsr.models.pretrained import PRETRAINED, pretrained_card
+    from xsr.models.registry import get_model
 
     wanted = {str(v) for v in variables}
     candidates = []
     of_scale = []
-    from xsr.models.files import load_model
-
     for name in sorted(PRETRAINED):
-        model = load_model(name)
-        card = _card(model)
+        model_card = pretrained_card(name)  # the card alone: no weights are read
+        card = model_card.to_dict()
         if int(card.get("scale", 0)) != int(scale):
             continue
         of_scale.append(name)
@@ -115,13 +114,20 @@ def best_pretrained(scale: int, variables: Sequence[Hashable] = ()) -> str:
             if isinstance(psnr, Mapping):
                 psnr = psnr.get("value", psnr.get("mean"))
             score = float(psnr) if isinstance(psnr, (int, float)) else -np.inf
-            candidates.append((len(names), score, model.flops_per_output_pixel(), name))
+            candidates.append((len(names), score, name, model_card))
     if candidates:
         most = max(c[0] for c in candidates)
         pool = [c for c in candidates if c[0] == most]
         top = max(c[1] for c in pool)
         near = [c for c in pool if c[1] >= top - PSNR_TIE_DB]
-        return min(near, key=lambda c: (c[2], -c[1], c[3]))[3]
+        if len(near) == 1:
+            return near[0][2]
+
+        def cost(c: Any) -> float:
+            # the architecture's cost: built bare (no weights), FLOPs counted by a forward
+            return get_model(c[3].arch, **c[3].config).flops_per_output_pixel()
+
+        return min(near, key=lambda c: (cost(c), -c[1], c[2]))[2]
     if not of_scale:
         raise ValueError(
             f"There is no shipped model for scale={scale} yet (shipped: {sorted(PRETRAINED)}). "

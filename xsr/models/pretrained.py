@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from xsr.models.card import ModelCard
 
 __all__ = [
     "PRETRAINED",
@@ -69,6 +72,35 @@ def pretrained_path(name: str) -> Path:
     return WEIGHTS_DIR / PRETRAINED[name]
 
 
+def pretrained_card(name: str) -> ModelCard:
+    """A shipped model's card, read without loading its weights.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`PRETRAINED`.
+
+    Returns
+    -------
+    xsr.models.card.ModelCard
+
+    Raises
+    ------
+    KeyError
+        If ``name`` is not a pretrained name.
+
+    Examples
+    --------
+    >>> names = sorted(PRETRAINED)
+    >>> all(pretrained_card(n).name == n for n in names)
+    True
+    """
+    from xsr.models.card import ModelCard
+
+    card_path = pretrained_path(name).with_suffix(".json")
+    return ModelCard.from_dict(json.loads(card_path.read_text(encoding="utf-8")))
+
+
 def list_pretrained() -> dict[str, dict[str, Any]]:
     """Pretrained model names with their cards' summaries.
 
@@ -83,14 +115,7 @@ def list_pretrained() -> dict[str, dict[str, Any]]:
     >>> isinstance(list_pretrained(), dict)
     True
     """
-    from xsr.models.card import ModelCard
-
-    out = {}
-    for name in sorted(PRETRAINED):
-        card_path = pretrained_path(name).with_suffix(".json")
-        card = ModelCard.from_dict(json.loads(card_path.read_text(encoding="utf-8")))
-        out[name] = card.summary()
-    return out
+    return {name: pretrained_card(name).summary() for name in sorted(PRETRAINED)}
 
 
 def _headline_psnr(metrics: dict[str, Any]) -> str:
