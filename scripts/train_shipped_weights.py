@@ -83,8 +83,9 @@ RECIPES: dict[str, dict[str, Any]] = {
         "loss": "psnr",
         "config": {"residual": True},
     },
-    # The four below were retrained with loss="psnr" for the same reason (with MSE each was below
-    # bicubic on the tracer alone, by 0.16 to 1.32 dB).
+    # fsrcnn-swe-x4, srnet3d-swe-x2, xsrnet-swe-x2 and xsrnet-swe-x4 were retrained with
+    # loss="psnr" for the same reason (with MSE each was below bicubic on the tracer alone, by
+    # 0.16 to 1.32 dB).
     "fsrcnn-swe-x4": {
         "arch": "fsrcnn",
         "scale": 4,
