@@ -366,6 +366,45 @@ def test_scale_only_prefers_the_cheaper_of_nearly_equal_models(
     assert best_pretrained(2, ["h"]) == "srnet3d-test-x2"
 
 
+def _validation(psnr: float) -> dict:
+    return {"validation": {"best": {"h": {"psnr": psnr}}}}
+
+
+@pytest.mark.parametrize(
+    ("metrics", "best"),
+    [
+        # validation PSNRs only (as the natural-image cards): the better one, 0.2 dB ahead
+        ({"cheap": _validation(36.95), "costly": _validation(37.15)}, "costly"),
+        # held-out for one card only: both compare on validation, where the cheap one leads
+        ({"cheap": _validation(37.3), "costly": {"psnr": 40.0, **_validation(37.0)}}, "cheap"),
+        # held-out for both: held-out decides, whatever validation says
+        (
+            {
+                "cheap": {"psnr": 39.0, **_validation(38.0)},
+                "costly": {"psnr": 40.0, **_validation(30.0)},
+            },
+            "costly",
+        ),
+    ],
+)
+def test_scale_only_ranks_cards_on_the_same_footing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, metrics: dict, best: str
+) -> None:
+    monkeypatch.setattr(pretrained, "PRETRAINED", {})
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path)
+    archs = {"cheap": "fsrcnn", "costly": "srcnn"}
+    for key, card_metrics in metrics.items():
+        save_model(
+            _build(archs[key], scale=2, channels=1),
+            tmp_path / key,
+            name=key,
+            variables=[{"name": "h", "units": "m", "long_name": "h"}],
+            metrics=card_metrics,
+        )
+        monkeypatch.setitem(pretrained.PRETRAINED, key, key)
+    assert best_pretrained(2, ["h"]) == best
+
+
 def test_no_shipped_model_yet(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pretrained, "PRETRAINED", {})
     with pytest.raises(ValueError, match="no shipped model for scale=2"):

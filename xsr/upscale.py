@@ -50,6 +50,10 @@ def _card(model: Any) -> dict[str, Any]:
     return dict(card.to_dict())
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 #: PSNR difference (dB) below which :func:`best_pretrained` prefers the cheaper shipped model.
 PSNR_TIE_DB = 0.1
 
@@ -59,13 +63,16 @@ def best_pretrained(scale: int, variables: Sequence[Hashable] = ()) -> str:
 
     The rule: among the shipped models (``xsr.models.pretrained.PRETRAINED``) of that ``scale``
     whose card variables all occur in ``variables``, take those covering the most variables;
-    among them, those within :data:`PSNR_TIE_DB` of the highest PSNR in the card's ``metrics``
-    (key ``"psnr"``, held-out) count as equally good, and the cheapest of them wins (fewest
+    among them, those within :data:`PSNR_TIE_DB` of the highest card PSNR count as equally good,
+    and the cheapest of them wins (fewest
     :meth:`~xsr.models.base.SRModel.flops_per_output_pixel`: a 3-D refiner that adds 0.001 dB
     is not worth 80x the compute),
-    then the higher PSNR, then the name in alphabetical order. If none covers the data's
-    variables, a single-variable model of that scale is applied per variable only when the data
-    has exactly one variable.
+    then the higher PSNR, then the name in alphabetical order. The card PSNR is the held-out
+    mean over variables (``metrics["psnr"]``) when every such model has one, else the mean
+    validation PSNR of each (:func:`xsr.models.pretrained.headline_psnr`), so that the
+    natural-image models, scored on validation patches only, are ranked too. If none covers the
+    data's variables, a single-variable model of that scale is applied per variable only when
+    the data has exactly one variable.
 
     Parameters
     ----------
@@ -93,7 +100,7 @@ def best_pretrained(scale: int, variables: Sequence[Hashable] = ()) -> str:
     ...     with pytest.raises(ValueError, match="no shipped model"):
     ...         best_pretrained(2, ["h"])
     """
-    from xsr.models.pretrained import PRETRAINED, pretrained_card
+    from xsr.models.pretrained import PRETRAINED, headline_psnr, pretrained_card
     from xsr.models.registry import get_model
 
     wanted = {str(v) for v in variables}
@@ -110,14 +117,16 @@ def best_pretrained(scale: int, variables: Sequence[Hashable] = ()) -> str:
         if not fits and len(names) == 1 and len(wanted) == 1:
             fits = True
         if fits:
-            psnr = (card.get("metrics") or {}).get("psnr")
-            if isinstance(psnr, Mapping):
-                psnr = psnr.get("value", psnr.get("mean"))
-            score = float(psnr) if isinstance(psnr, (int, float)) else -np.inf
-            candidates.append((len(names), score, name, model_card))
+            candidates.append((len(names), card.get("metrics") or {}, name, model_card))
     if candidates:
         most = max(c[0] for c in candidates)
-        pool = [c for c in candidates if c[0] == most]
+        fitting = [c for c in candidates if c[0] == most]
+        # the held-out PSNR where every candidate has one, else all on validation PSNR
+        held_out = all(_is_number(c[1].get("psnr")) for c in fitting)
+        pool = []
+        for n_vars, metrics, name, model_card in fitting:
+            psnr = headline_psnr(metrics, held_out=held_out)
+            pool.append((n_vars, -np.inf if psnr is None else psnr, name, model_card))
         top = max(c[1] for c in pool)
         near = [c for c in pool if c[1] >= top - PSNR_TIE_DB]
         if len(near) == 1:

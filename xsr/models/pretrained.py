@@ -17,6 +17,7 @@ __all__ = [
     "PRETRAINED",
     "WEIGHTS_DIR",
     "format_pretrained_table",
+    "headline_psnr",
     "list_pretrained",
     "pretrained_markdown",
     "pretrained_path",
@@ -118,21 +119,54 @@ def list_pretrained() -> dict[str, dict[str, Any]]:
     return {name: pretrained_card(name).summary() for name in sorted(PRETRAINED)}
 
 
-def _headline_psnr(metrics: dict[str, Any]) -> str:
-    """A PSNR to show: ``metrics["psnr"]`` (held-out), else the mean of the per-variable ``best``
-    validation PSNRs (top level or under ``"validation"``)."""
+def headline_psnr(metrics: dict[str, Any], *, held_out: bool = True) -> float | None:
+    """A model card's summary PSNR (dB).
+
+    ``metrics["psnr"]`` (the held-out mean over variables, written by
+    ``scripts/train_shipped_weights.py``), else the mean over variables of the ``best``
+    validation PSNRs (top level or under ``"validation"``); with ``held_out=False`` always the
+    latter, so that cards with and without held-out scores compare on the same footing.
+
+    Parameters
+    ----------
+    metrics : dict
+        A card's ``metrics``.
+    held_out : bool, default True
+        Prefer the held-out PSNR where the card has one.
+
+    Returns
+    -------
+    float or None
+        None when the card has neither.
+
+    Examples
+    --------
+    >>> headline_psnr({"psnr": 40.0, "validation": {"best": {"h": {"psnr": 41.0}}}})
+    40.0
+    >>> headline_psnr({"psnr": 40.0, "validation": {"best": {"h": {"psnr": 41.0}}}},
+    ...               held_out=False)
+    41.0
+    >>> headline_psnr({}) is None
+    True
+    """
     psnr = metrics.get("psnr")
-    if isinstance(psnr, int | float) and not isinstance(psnr, bool):
-        return f"{psnr:.2f}"
+    if held_out and isinstance(psnr, int | float) and not isinstance(psnr, bool):
+        return float(psnr)
     if isinstance(metrics.get("validation"), dict) and "best" not in metrics:
         metrics = metrics["validation"]
     best = metrics.get("best")
     if isinstance(best, dict):
         values = [v.get("psnr") for v in best.values() if isinstance(v, dict)]
-        values = [v for v in values if isinstance(v, int | float)]
+        values = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
         if values:
-            return f"{sum(values) / len(values):.2f}"
-    return "-"
+            return float(sum(values) / len(values))
+    return None
+
+
+def _headline_psnr(metrics: dict[str, Any]) -> str:
+    """:func:`headline_psnr` formatted for the tables (``"-"`` when the card has none)."""
+    psnr = headline_psnr(metrics)
+    return "-" if psnr is None else f"{psnr:.2f}"
 
 
 def format_pretrained_table() -> str:
