@@ -64,10 +64,9 @@ def best_pretrained(scale: int, variables: Sequence[Hashable] = ()) -> str:
     The rule: among the shipped models (``xsr.models.pretrained.PRETRAINED``) of that ``scale``
     whose card variables all occur in ``variables``, take those covering the most variables;
     among them, those within :data:`PSNR_TIE_DB` of the highest card PSNR count as equally good,
-    and the cheapest of them wins (fewest
-    :meth:`~xsr.models.base.SRModel.flops_per_output_pixel`: a 3-D refiner that adds 0.001 dB
-    is not worth 80x the compute),
-    then the higher PSNR, then the name in alphabetical order. The card PSNR is the held-out
+    and the cheapest of them wins (fewest :meth:`~xsr.models.base.SRModel.flops_per_output_pixel`:
+    a 3-D refiner that adds 0.001 dB is not worth 80x the compute), then the higher PSNR, then
+    the name in alphabetical order. The card PSNR is the held-out
     mean over variables (``metrics["psnr"]``) when every such model has one, else the mean
     validation PSNR of each (:func:`xsr.models.pretrained.headline_psnr`), so that the
     natural-image models, scored on validation patches only, are ranked too. If none covers the

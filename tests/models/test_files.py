@@ -96,6 +96,18 @@ def test_resave_keeps_the_card_and_updates_the_hash(tmp_path, saved):
     assert card.sha256 != load_model(path).card.sha256
 
 
+def test_the_same_weights_always_save_to_the_same_bytes(tmp_path, saved):
+    # safetensors writes its metadata map in a hash order that changes between calls; xsr
+    # sorts it, so equal weights get an equal sha256 (the engine's cache key)
+    model, path = saved
+    digests = {weights_sha256(save_model(model, tmp_path / f"copy{i}")) for i in range(12)}
+    assert digests == {weights_sha256(path)}
+    header = path.read_bytes()
+    n = int.from_bytes(header[:8], "little")
+    assert json.loads(header[8 : 8 + n])["__metadata__"] == {"arch": "fsrcnn", "format": "pt"}
+    assert torch.equal(load_model(path).state_dict()["features.0.weight"], model.features[0].weight)
+
+
 def test_nothing_is_unpickled(saved, monkeypatch):
     _, path = saved
 

@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,25 @@ def _atomic_write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def _sorted_metadata(data: bytes) -> bytes:
+    """``data`` with the safetensors header's ``__metadata__`` keys in sorted order.
+
+    safetensors writes the metadata map in a hash order that changes from call to call, so the
+    same weights would get another sha256 on every save. Reordering keeps the header's length
+    (the same characters), so the tensor offsets stay valid.
+    """
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + n])
+    meta = header.get("__metadata__")
+    if not meta:
+        return data
+    header["__metadata__"] = dict(sorted(meta.items()))
+    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    if len(text) > n:  # pragma: no cover - the same keys and values cannot grow
+        return data
+    return data[:8] + text.ljust(n, b" ") + data[8 + n :]
+
+
 def save_model(
     model: SRModel,
     path: str | os.PathLike[str],
@@ -180,7 +200,7 @@ def save_model(
     )
 
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    data = st_save(tensors, metadata={"format": "pt", "arch": model.arch})
+    data = _sorted_metadata(st_save(tensors, metadata={"format": "pt", "arch": model.arch}))
     fields.update(
         arch=model.arch,
         config=model.config,
