@@ -12,7 +12,7 @@ Usage::
     python scripts/train_shipped_weights.py --quick       # tiny budgets: checks the recipe runs
 
 Seeds: training runs use generator seeds 101 (3 members); validation inside ``fit`` is the last
-20 % of each training run's frames; held-out scoring uses seed 7001 (2 members), which no other
+20 % of each training run's frames; held-out scoring uses seed 7001 (6 members), which no other
 script uses. The demo uses 424242, the tests others.
 """
 
@@ -25,7 +25,6 @@ import sys
 import time
 from typing import Any
 
-import torch
 import xarray as xr
 
 import xsr
@@ -36,7 +35,7 @@ from xsr.train import fit, natural_images
 
 SWE_VARIABLES = ["h", "u", "v", "vorticity", "tracer"]
 TRAIN_SEED, TRAIN_MEMBERS = 101, 3
-HELD_OUT_SEED, HELD_OUT_MEMBERS = 7001, 2
+HELD_OUT_SEED, HELD_OUT_MEMBERS = 7001, 6
 NX = NY = 128
 
 
@@ -273,7 +272,7 @@ def train_one(
 def rescore(name: str, *, train: xr.Dataset, held_out: xr.Dataset) -> dict[str, Any]:
     """Rewrite a shipped shallow-water model's card metrics (held-out and validation ranges).
 
-    The weights are not touched (the file is rewritten byte for byte, same sha256).
+    The weights file is not touched; only its card (``NAME.json``) is rewritten.
     """
     from xsr.train import split_time
 
@@ -287,16 +286,9 @@ def rescore(name: str, *, train: xr.Dataset, held_out: xr.Dataset) -> dict[str, 
         v: float(val[v].max() - val[v].min()) for v in (x["name"] for x in card.variables)
     }
     card.metrics = {"validation": validation, **held_out_metrics(model, held_out, model.scale)}
-    from safetensors.torch import load_file
-
-    before = load_file(WEIGHTS_DIR / f"{name}.safetensors")
-    path = save_model(model, WEIGHTS_DIR / name, card=card)
-    after = load_file(path)
-    same = before.keys() == after.keys() and all(
-        torch.equal(before[k].view(torch.int32), after[k].view(torch.int32)) for k in before
-    )
-    if not same:
-        raise RuntimeError(f"{name}: rescoring changed the weights")
+    # only the card is rewritten: the weights file keeps its bytes, so its sha256 still holds
+    (WEIGHTS_DIR / f"{name}.json").write_text(card.to_json(), encoding="utf-8")
+    xsr.load_model(WEIGHTS_DIR / name)  # the card still matches the weights
     return {
         "name": name,
         "psnr": card.metrics["psnr"],

@@ -293,6 +293,17 @@ def test_every_shipped_file_comes_from_the_scripts_current_recipe(name):
     assert load_model(name).card.training["recipe"] == recipes[name]
 
 
+@pytest.mark.parametrize("name", sorted(pretrained.PRETRAINED))
+def test_every_held_out_score_uses_the_scripts_current_held_out_runs(name):
+    # a held-out set changed in the script without rescoring (--rescore) fails here
+    script = _training_script()
+    held = load_model(name).card.metrics.get("held_out")
+    if script.RECIPES[name]["data"] != "swe":
+        assert held is None
+        return
+    assert (held["seed"], held["members"]) == (script.HELD_OUT_SEED, script.HELD_OUT_MEMBERS)
+
+
 def test_shipped_two_stage_model_starts_from_the_shipped_fsrcnn():
     recipes = _training_script().RECIPES
     for name, recipe in recipes.items():
