@@ -323,3 +323,35 @@ def test_automatic_tiles_are_wide_against_the_halo() -> None:
     assert engine._plan(small, 8, 256, 256, "auto", None)[1] == (128, 128)
     assert engine._plan(wide, 8, 256, 256, "auto", None)[1] == (256, 256)
     assert engine._plan(wide, 8, 512, 512, "auto", None)[1] == (256, 256)
+
+
+@pytest.mark.parametrize("margin", [0, 8])
+def test_tiles_with_a_full_halo_skip_the_halo_through_forward_core(
+    margin: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from xsr.models.xsrnet import XSRNet
+
+    torch.manual_seed(2)
+    model = get_model("xsrnet", scale=2, channels=1, window=3).eval()  # radius 8
+    frames = _frames((1, 1, 5, 40 + 2 * margin, 44 + 2 * margin), seed=6)
+    calls = []
+    core = XSRNet.forward_core
+
+    def spy(self: XSRNet, x: torch.Tensor) -> torch.Tensor:
+        calls.append(tuple(x.shape[-2:]))
+        return core(self, x)
+
+    monkeypatch.setattr(XSRNet, "forward_core", spy)
+    tiled = infer(model, frames, margin=margin, tile=(10, 11), batch_size=3)
+    with torch.no_grad():  # the whole padded forward, cropped
+        x = torch.from_numpy(frames[0, 0])
+        windows = torch.stack([x[k : k + 3] for k in range(3)])[:, None]
+        m2 = 2 * margin
+        whole = model(windows)[
+            :, :, m2 : windows.shape[-2] * 2 - m2, m2 : windows.shape[-1] * 2 - m2
+        ]
+    _close(tiled[0, 0], whole[:, 0].numpy())
+    # with a margin every tile has its full halo; without, only the tiles inside the frame
+    n_tiles = 4 * 4 if margin else 2 * 2
+    assert len(calls) == n_tiles
+    assert set(calls) == {(10 + 16, 11 + 16)}

@@ -701,7 +701,9 @@ def _batch_bounds(n: int, batch: int) -> list[tuple[int, int]]:
     return bounds
 
 
-def _forward(module: torch.nn.Module, inp: torch.Tensor, *, pair: bool) -> torch.Tensor:
+def _forward(
+    module: Callable[[torch.Tensor], torch.Tensor], inp: torch.Tensor, *, pair: bool
+) -> torch.Tensor:
     """``module(inp)``; a lone sample is run as a pair (see :func:`_batch_bounds`)."""
     if pair and inp.shape[0] == 1:
         return module(torch.cat([inp, inp]))[:1]
@@ -926,6 +928,10 @@ def infer(
         else:
             fmt = torch.channels_last_3d
 
+        # tiles with a full halo go through forward_core where the model has it (xsrnet skips
+        # the halo's outputs; see SRModel.forward_core)
+        core = getattr(module, "forward_core", None) if r > 0 else None
+
         def run_batches() -> None:
             with torch.inference_mode(), _full_float32(dev), autocast:
                 for samples, target in zip(groups, targets):
@@ -942,9 +948,21 @@ def infer(
                                 inp = (
                                     sample[..., ya:yb, xa:xb].to(dev).contiguous(memory_format=fmt)
                                 )
-                                y = _forward(module, inp, pair=batch > 1)
-                                oy, ox = scale * (y0 - ya), scale * (x0 - xa)
-                                y = y[..., oy : oy + scale * (y1 - y0), ox : ox + scale * (x1 - x0)]
+                                if core is not None and (y0 - ya, yb - y1, x0 - xa, xb - x1) == (
+                                    r,
+                                    r,
+                                    r,
+                                    r,
+                                ):  # a full halo on every side: the model may skip its outputs
+                                    y = _forward(core, inp, pair=batch > 1)
+                                else:
+                                    y = _forward(module, inp, pair=batch > 1)
+                                    oy, ox = scale * (y0 - ya), scale * (x0 - xa)
+                                    y = y[
+                                        ...,
+                                        oy : oy + scale * (y1 - y0),
+                                        ox : ox + scale * (x1 - x0),
+                                    ]
                                 target[k0:k1, :, fy0:fy1, fx0:fx1] = y.to("cpu", torch.float32)
 
         run_model(run_batches)

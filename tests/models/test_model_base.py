@@ -77,3 +77,19 @@ def test_bicubic_upsample_handles_movies():
     up = BicubicUpsample(2)(x)
     assert up.shape == (2, 3, 4, 10, 12)
     torch.testing.assert_close(up[:, :, 1], BicubicUpsample(2)(x[:, :, 1]))
+
+
+@pytest.mark.parametrize("arch", ["fsrcnn", "srcnn", "srnet3d"])
+def test_forward_core_is_the_cropped_forward(arch):
+    from xsr.models.registry import get_model
+
+    model = get_model(arch, scale=2).eval()
+    r = model.receptive_radius
+    shape = (1, 1, 2 * r + 3, 2 * r + 4)
+    if model.window > 1:
+        shape = (1, 1, model.window, *shape[2:])
+    x = torch.randn(shape)
+    with torch.no_grad():
+        core = model.forward_core(x)
+        assert torch.equal(core, model(x)[..., 2 * r : -2 * r, 2 * r : -2 * r])
+    assert core.shape[-2:] == (6, 8)

@@ -412,6 +412,42 @@ class SRModel(nn.Module):
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError  # pragma: no cover
 
+    def forward_core(self, x: torch.Tensor) -> torch.Tensor:
+        """The output for the core of ``x``, whose spatial sides carry a halo.
+
+        ``x`` has :attr:`receptive_radius` extra cells on each side of both spatial axes (as the
+        inference engine's tiles and dask blocks do); the result is ``self(x)`` without the
+        halo's outputs: ``(N, C, scale*(H - 2r), scale*(W - 2r))``, equal to the cropped full
+        output to float32 rounding. Here it is exactly that crop; subclasses may skip computing
+        the halo's outputs ("valid" convolutions, see :class:`~xsr.models.xsrnet.XSRNet`).
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            A valid model input with ``H, W > 2 * receptive_radius``.
+
+        Returns
+        -------
+        torch.Tensor
+            The core's high-resolution output.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from xsr.models.registry import get_model
+        >>> model = get_model("fsrcnn", scale=2)
+        >>> model.forward_core(torch.zeros(1, 1, 14, 12)).shape  # radius 4
+        torch.Size([1, 1, 12, 8])
+        """
+        r, s = int(self.receptive_radius), self.scale
+        if min(x.shape[-2:]) <= 2 * r:
+            raise ValueError(
+                f"forward_core needs frames larger than twice the receptive radius ({r}), got "
+                f"{tuple(x.shape[-2:])}; call the model itself on smaller frames."
+            )
+        y = self(x)
+        return y[..., s * r : y.shape[-2] - s * r, s * r : y.shape[-1] - s * r]
+
     def fuse_for_inference(self) -> SRModel:
         """Fold layers into an equivalent, faster form for inference (in place).
 

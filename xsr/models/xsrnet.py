@@ -24,6 +24,7 @@ from typing import ClassVar
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from xsr.models.base import BicubicUpsample, SRModel, conv_radius, init_conv
 
@@ -136,6 +137,61 @@ class XSRNet(SRModel):
     def receptive_radius(self) -> int:
         """Low-resolution convolutions (pixel shuffle adds none), or bicubic if wider."""
         return max(conv_radius([self.head, self.body, self.tail]), self.bicubic.radius)
+
+    def forward_core(self, x: torch.Tensor) -> torch.Tensor:
+        """The output for the core of ``x`` (see :meth:`SRModel.forward_core`), halo skipped.
+
+        Every convolution runs without padding ("valid"), so each layer computes only the
+        cells the next one needs: on a tile with a halo of ``r`` cells, the halo's outputs are
+        never computed (a 272-cell tile with an 8-cell halo costs about 7 % less). The kept
+        core equals the padded forward's, to float32 rounding. With ``conserve=True`` this is
+        the cropped full forward.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            A valid model input with ``H, W > 2 * receptive_radius``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(N, C, scale*(H - 2r), scale*(W - 2r))``.
+
+        Examples
+        --------
+        >>> import torch
+        >>> model = XSRNet(scale=2, window=3).eval()
+        >>> x = torch.randn(1, 1, 3, 20, 21)
+        >>> r, s = model.receptive_radius, 2
+        >>> with torch.no_grad():
+        ...     full = model(x)[..., s * r : -s * r, s * r : -s * r]
+        ...     bool(torch.allclose(model.forward_core(x), full, atol=1e-5))
+        True
+        """
+        r, s = int(self.receptive_radius), self.scale
+        if self.conserve:
+            return super().forward_core(x)
+        self.check_input(x)
+        if min(x.shape[-2:]) <= 2 * r:
+            return super().forward_core(x)  # raises the clear error
+        centre = self.centre_frame(x)
+        if self.window > 1:
+            n, c, t, h, w = x.shape
+            x = x.reshape(n, c * t, h, w)
+        conv, act = self.head
+        y = act(F.conv2d(x, conv.weight, conv.bias))
+        for block in self.body:
+            inner = block.act(F.conv2d(y, block.conv1.weight, block.conv1.bias))
+            y = y[..., 2:-2, 2:-2] + F.conv2d(inner, block.conv2.weight, block.conv2.bias)
+        y = F.conv2d(y, self.tail.weight, self.tail.bias)
+        cut = r - conv_radius([self.head, self.body, self.tail])  # a wider bicubic radius
+        if cut:
+            y = y[..., cut:-cut, cut:-cut]
+        base = self.bicubic(centre)
+        return (
+            self.shuffle(y)
+            + base[..., s * r : base.shape[-2] - s * r, s * r : base.shape[-1] - s * r]
+        )
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         centre = self.centre_frame(x)
