@@ -240,3 +240,41 @@ def test_fused_tail_gives_input_gradients_and_takes_empty_input():
     model(x).square().sum().backward()
     torch.testing.assert_close(x.grad, ref, rtol=1e-4, atol=1e-5 * float(ref.abs().max()))
     assert model.fused_tail(torch.zeros(0, 32, 4, 4)).shape == (0, 1, 8, 8)
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize(
+    "config",
+    [{}, {"channels": 2, "residual": True}, {"output_activation": "prelu"}, {"conserve": True}],
+)
+@pytest.mark.parametrize("fused", [True, False])
+def test_forward_core_equals_the_cropped_forward(scale, config, fused):
+    model = _randomise(get_model("fsrcnn", scale=scale, **config)).eval()
+    r, s = model.receptive_radius, scale
+    x = torch.randn(2, model.channels, 2 * r + 9, 2 * r + 7)
+    with torch.no_grad():
+        full = model(x)[..., s * r : -s * r, s * r : -s * r]
+        if fused:
+            model.fuse_for_inference()
+        core = model.forward_core(x)
+    assert core.shape == full.shape == (2, model.channels, 9 * s, 7 * s)
+    torch.testing.assert_close(core, full, rtol=1e-5, atol=1e-5 * float(full.abs().max()))
+
+
+@pytest.mark.parametrize("form", ["blocked", "convolution"])
+def test_valid_tail_is_the_interior_of_the_padded_tail(form):
+    model = _randomise(get_model("fsrcnn", scale=2, channels=2)).eval().fuse_for_inference()
+    tail, s = model.fused_tail, 2
+    x = torch.randn(2, 32, 9, 12).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        padded = tail(x)
+        if form == "convolution":  # the GPU and bfloat16 form, reached here via autograd
+            x.requires_grad_(True)
+            with torch.enable_grad():
+                valid = tail(x, valid=True).detach()
+        else:
+            valid = tail(x, valid=True)
+    r = tail.radius
+    assert valid.shape == (2, 2, s * (9 - 2 * r), s * (12 - 2 * r))
+    inner = padded[..., s * r : -s * r, s * r : -s * r]
+    torch.testing.assert_close(valid, inner, rtol=1e-5, atol=1e-5 * float(inner.abs().max()))

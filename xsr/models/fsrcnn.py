@@ -208,18 +208,22 @@ class SubPixelTail(nn.Module):
             and conv.padding_mode == "zeros"
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *, valid: bool = False) -> torch.Tensor:
         """The fine-resolution tail output for coarse features ``x`` ``(N, d, H, W)``.
 
         Parameters
         ----------
         x : torch.Tensor
             Coarse features.
+        valid : bool, default False
+            Only the outputs whose kernel lies inside ``x`` (``radius`` coarse cells less on
+            each side), as a convolution without padding.
 
         Returns
         -------
         torch.Tensor
-            ``(N, C, scale*H, scale*W)``.
+            ``(N, C, scale*H, scale*W)``, or ``(N, C, scale*(H - 2r), scale*(W - 2r))`` with
+            ``valid=True``.
 
         Examples
         --------
@@ -232,12 +236,12 @@ class SubPixelTail(nn.Module):
         """
         blocked = x.device.type == "cpu" and x.numel() > 0 and not _cpu_autocast()
         if blocked and not (x.requires_grad and torch.is_grad_enabled()):
-            return self._forward_blocked(x)
+            return self._forward_blocked(x, valid=valid)
         z = F.prelu(F.conv2d(x, self.w_up, self.b_up), self.slope)
-        z = F.conv2d(z, self.w_low, self.b_low, padding=self.radius)
+        z = F.conv2d(z, self.w_low, self.b_low, padding=0 if valid else self.radius)
         return F.pixel_shuffle(z, self.scale)
 
-    def _forward_blocked(self, x: torch.Tensor) -> torch.Tensor:
+    def _forward_blocked(self, x: torch.Tensor, *, valid: bool = False) -> torch.Tensor:
         """The CPU form: blocked matrix products, then a shifted sum over the kernel taps."""
         n, d_in, h, w = x.shape
         s, r, taps = self.scale, self.radius, self.taps
@@ -256,15 +260,24 @@ class SubPixelTail(nn.Module):
         # the convolution: shifted sums of the tap planes, zero outside the input
         qt = q.view(taps, phases, n, h, w)
         k, centre = 2 * r + 1, taps // 2
-        y = qt[centre] + self.b_low.view(phases, 1, 1, 1)
-        for t in range(taps):
-            dy, dx = t // k - r, t % k - r
-            y0, y1 = max(0, -dy), h - max(0, dy)
-            x0, x1 = max(0, -dx), w - max(0, dx)
-            if t != centre and y1 > y0 and x1 > x0:
-                y[..., y0:y1, x0:x1] += qt[t, ..., y0 + dy : y1 + dy, x0 + dx : x1 + dx]
+        if valid:  # only the outputs whose taps all lie inside x
+            ho, wo = h - 2 * r, w - 2 * r
+            y = qt[centre, ..., r : h - r, r : w - r] + self.b_low.view(phases, 1, 1, 1)
+            for t in range(taps):
+                dy, dx = t // k - r, t % k - r
+                if t != centre:
+                    y += qt[t, ..., r + dy : h - r + dy, r + dx : w - r + dx]
+        else:
+            ho, wo = h, w
+            y = qt[centre] + self.b_low.view(phases, 1, 1, 1)
+            for t in range(taps):
+                dy, dx = t // k - r, t % k - r
+                y0, y1 = max(0, -dy), h - max(0, dy)
+                x0, x1 = max(0, -dx), w - max(0, dx)
+                if t != centre and y1 > y0 and x1 > x0:
+                    y[..., y0:y1, x0:x1] += qt[t, ..., y0 + dy : y1 + dy, x0 + dx : x1 + dx]
         c = phases // (s * s)
-        return y.view(c, s, s, n, h, w).permute(3, 0, 4, 1, 5, 2).reshape(n, c, h * s, w * s)
+        return y.view(c, s, s, n, ho, wo).permute(3, 0, 4, 1, 5, 2).reshape(n, c, ho * s, wo * s)
 
 
 class FSRCNN(SRModel):
@@ -408,6 +421,51 @@ class FSRCNN(SRModel):
 
     def _unfuse(self) -> None:
         self.fused_tail = None
+
+    def forward_core(self, x: torch.Tensor) -> torch.Tensor:
+        """The output for the core of ``x`` (see :meth:`SRModel.forward_core`), halo skipped.
+
+        With the fused tail (the report variant prepared for inference), every convolution
+        runs without padding ("valid"), so the halo's own outputs are never computed; the kept
+        core equals the padded forward's to float32 rounding. Otherwise (and with
+        ``conserve=True``) it is the cropped full forward.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(N, C, H, W)`` with ``H, W > 2 * receptive_radius``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(N, C, scale*(H - 2r), scale*(W - 2r))``.
+
+        Examples
+        --------
+        >>> import torch
+        >>> model = FSRCNN(scale=2).eval().fuse_for_inference()
+        >>> model.forward_core(torch.zeros(1, 1, 14, 12)).shape  # radius 4
+        torch.Size([1, 1, 12, 8])
+        """
+        r, s, tail = int(self.receptive_radius), self.scale, self.fused_tail
+        inner = conv_radius(self.features) + (tail.radius if tail is not None else 0)
+        if tail is None or self.conserve or inner > r or min(x.shape[-2:]) <= 2 * r:
+            return super().forward_core(x)
+        self.check_input(x)
+        y = x
+        for layer in self.features:
+            if isinstance(layer, nn.Conv2d):
+                y = F.conv2d(y, layer.weight, layer.bias)
+            else:
+                y = layer(y)
+        y = self.reconstruct[2:](tail(y, valid=True))
+        cut = s * (r - inner)  # a wider radius elsewhere (the bicubic residual's)
+        if cut:
+            y = y[..., cut : y.shape[-2] - cut, cut : y.shape[-1] - cut]
+        if self.bicubic is not None:
+            base = self.bicubic(x)
+            y = y + base[..., s * r : base.shape[-2] - s * r, s * r : base.shape[-1] - s * r]
+        return y
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.fused_tail is not None:
