@@ -928,8 +928,8 @@ def infer(
         else:
             fmt = torch.channels_last_3d
 
-        # tiles with a full halo go through forward_core where the model has it (xsrnet skips
-        # the halo's outputs; see SRModel.forward_core)
+        # tiles with a full halo go through forward_core where the model has it (xsrnet and
+        # FSRCNN skip the halo's outputs; see SRModel.forward_core)
         core = getattr(module, "forward_core", None) if r > 0 else None
 
         def run_batches() -> None:
@@ -948,12 +948,10 @@ def infer(
                                 inp = (
                                     sample[..., ya:yb, xa:xb].to(dev).contiguous(memory_format=fmt)
                                 )
-                                if core is not None and (y0 - ya, yb - y1, x0 - xa, xb - x1) == (
-                                    r,
-                                    r,
-                                    r,
-                                    r,
-                                ):  # a full halo on every side: the model may skip its outputs
+                                # halos are at most r: a full one on every side lets the
+                                # model skip the halo's outputs
+                                halo = min(y0 - ya, yb - y1, x0 - xa, xb - x1)
+                                if core is not None and halo == r:
                                     y = _forward(core, inp, pair=batch > 1)
                                 else:
                                     y = _forward(module, inp, pair=batch > 1)
