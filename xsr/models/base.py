@@ -28,6 +28,7 @@ __all__ = [
     "bicubic_radius",
     "check_scale",
     "conv_radius",
+    "crop_border",
     "hr_to_lr_radius",
     "init_conv",
     "transposed_conv_radius",
@@ -219,6 +220,30 @@ def transposed_conv_radius(kernel: int, stride: int, padding: int) -> int:
 #: Initial gain of the output layer of a residual model: the network starts as (almost exactly)
 #: bicubic interpolation and learns the detail, instead of first unlearning random noise.
 RESIDUAL_OUTPUT_GAIN = 1e-3
+
+
+def crop_border(t: torch.Tensor, n: int) -> torch.Tensor:
+    """``t`` without ``n`` cells on each side of its last two axes (a view; ``n=0`` keeps all).
+
+    Parameters
+    ----------
+    t : torch.Tensor
+        ``(..., H, W)``.
+    n : int
+        Cells removed on each side.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(..., H - 2n, W - 2n)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> crop_border(torch.zeros(1, 6, 5), 1).shape
+    torch.Size([1, 4, 3])
+    """
+    return t[..., n : t.shape[-2] - n, n : t.shape[-1] - n]
 
 
 def init_conv(module: nn.Module, *, prelu: float | None = 0.0, gain: float = 1.0) -> None:
@@ -445,8 +470,7 @@ class SRModel(nn.Module):
                 f"forward_core needs frames larger than twice the receptive radius ({r}), got "
                 f"{tuple(x.shape[-2:])}; call the model itself on smaller frames."
             )
-        y = self(x)
-        return y[..., s * r : y.shape[-2] - s * r, s * r : y.shape[-1] - s * r]
+        return crop_border(self(x), s * r)
 
     def fuse_for_inference(self) -> SRModel:
         """Fold layers into an equivalent, faster form for inference (in place).

@@ -34,6 +34,7 @@ from xsr.models.base import (
     BicubicUpsample,
     SRModel,
     conv_radius,
+    crop_border,
     hr_to_lr_radius,
     init_conv,
     transposed_conv_radius,
@@ -459,12 +460,9 @@ class FSRCNN(SRModel):
             else:
                 y = layer(y)
         y = self.reconstruct[2:](tail(y, valid=True))
-        cut = s * (r - inner)  # a wider radius elsewhere (the bicubic residual's)
-        if cut:
-            y = y[..., cut : y.shape[-2] - cut, cut : y.shape[-1] - cut]
+        y = crop_border(y, s * (r - inner))  # a wider radius elsewhere (the bicubic residual's)
         if self.bicubic is not None:
-            base = self.bicubic(x)
-            y = y + base[..., s * r : base.shape[-2] - s * r, s * r : base.shape[-1] - s * r]
+            y = y + crop_border(self.bicubic(x), s * r)
         return y
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from xsr.models.base import BicubicUpsample, SRModel, conv_radius, init_conv
+from xsr.models.base import BicubicUpsample, SRModel, conv_radius, crop_border, init_conv
 
 __all__ = ["ResidualBlock", "XSRNet"]
 
@@ -182,16 +182,10 @@ class XSRNet(SRModel):
         y = act(F.conv2d(x, conv.weight, conv.bias))
         for block in self.body:
             inner = block.act(F.conv2d(y, block.conv1.weight, block.conv1.bias))
-            y = y[..., 2:-2, 2:-2] + F.conv2d(inner, block.conv2.weight, block.conv2.bias)
+            y = crop_border(y, 2) + F.conv2d(inner, block.conv2.weight, block.conv2.bias)
         y = F.conv2d(y, self.tail.weight, self.tail.bias)
-        cut = r - conv_radius([self.head, self.body, self.tail])  # a wider bicubic radius
-        if cut:
-            y = y[..., cut:-cut, cut:-cut]
-        base = self.bicubic(centre)
-        return (
-            self.shuffle(y)
-            + base[..., s * r : base.shape[-2] - s * r, s * r : base.shape[-1] - s * r]
-        )
+        y = crop_border(y, r - conv_radius([self.head, self.body, self.tail]))  # a wider bicubic
+        return self.shuffle(y) + crop_border(self.bicubic(centre), s * r)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         centre = self.centre_frame(x)
