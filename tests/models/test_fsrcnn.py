@@ -213,9 +213,15 @@ def test_cpu_blocked_tail_equals_the_convolution_form(scale, block):
         )
         blocked = tail(x)
         plain = tail(x.contiguous())  # NCHW input: the same
+        valid = tail(x, valid=True)  # the taps' biases are added once, after the blocks
     assert blocked.shape == conv.shape == (3, 2, 6 * scale, 11 * scale)
     torch.testing.assert_close(blocked, conv, rtol=1e-5, atol=1e-5 * float(conv.abs().max()))
     torch.testing.assert_close(plain, blocked)
+    inner = conv[
+        ..., scale * tail.radius : -scale * tail.radius, scale * tail.radius : -scale * tail.radius
+    ]
+    assert float(tail.g_bias.abs().max()) > 0  # the folded biases are really exercised
+    torch.testing.assert_close(valid, inner, rtol=1e-5, atol=1e-5 * float(inner.abs().max()))
 
 
 def test_cpu_autocast_keeps_the_convolution_form():

@@ -252,18 +252,24 @@ class SubPixelTail(nn.Module):
         # q[(tap, phase), pixel]: each pixel's contribution to each tap of each output phase
         q = torch.empty((taps * phases, pixels), dtype=x.dtype, device=x.device)
         step = -(-pixels // -(-pixels // self.block))  # equal blocks of at most self.block
+        # one (step, d s s) buffer for every block: a fresh one per block costs page faults
+        z = torch.empty((min(step, pixels), self.g_up.shape[1]), dtype=x.dtype, device=x.device)
         for i0 in range(0, pixels, step):
             xi = rows[i0 : i0 + step]
-            z = torch.addmm(self.b_up, xi, self.g_up).relu_()
+            zi = torch.addmm(self.b_up, xi, self.g_up, out=z[: xi.shape[0]]).relu_()
             qi = q[:, i0 : i0 + step]
-            torch.addmm(self.g_bias, self.g_lin, xi.t(), out=qi)
-            qi.addmm_(self.g_relu, z.t())
+            if valid:  # every tap is inside: the taps' biases are added once, below
+                torch.mm(self.g_lin, xi.t(), out=qi)
+            else:
+                torch.addmm(self.g_bias, self.g_lin, xi.t(), out=qi)
+            qi.addmm_(self.g_relu, zi.t())
         # the convolution: shifted sums of the tap planes, zero outside the input
         qt = q.view(taps, phases, n, h, w)
         k, centre = 2 * r + 1, taps // 2
         if valid:  # only the outputs whose taps all lie inside x
             ho, wo = h - 2 * r, w - 2 * r
-            y = qt[centre, ..., r : h - r, r : w - r] + self.b_low.view(phases, 1, 1, 1)
+            bias = self.b_low + self.g_bias.view(taps, phases).sum(0)
+            y = qt[centre, ..., r : h - r, r : w - r] + bias.view(phases, 1, 1, 1)
             for t in range(taps):
                 dy, dx = t // k - r, t % k - r
                 if t != centre:
