@@ -284,3 +284,62 @@ def test_valid_tail_is_the_interior_of_the_padded_tail(form):
     assert valid.shape == (2, 2, s * (9 - 2 * r), s * (12 - 2 * r))
     inner = padded[..., s * r : -s * r, s * r : -s * r]
     torch.testing.assert_close(valid, inner, rtol=1e-5, atol=1e-5 * float(inner.abs().max()))
+
+
+def test_blocked_tail_scratch_is_reused_per_thread_and_never_leaks(monkeypatch):
+    """The tail's scratch buffers: reused between calls of a thread, private to each thread,
+    not kept above the cap, and never carrying one call's values into another's result."""
+    import threading
+
+    from xsr.models import fsrcnn
+
+    model = _randomise(get_model("fsrcnn", scale=2, channels=2)).eval().fuse_for_inference()
+    tail = model.fused_tail
+    tail.block = 40  # several blocks per call
+    gen = torch.Generator().manual_seed(3)
+    inputs = [torch.randn(n, 32, h, w, generator=gen) for n, h, w in [(2, 12, 9), (1, 5, 6)]]
+    with torch.no_grad():
+        expected = [tail(x, valid=v) for x in inputs for v in (False, True)]
+        conv = [  # the convolution form, which never touches the scratch buffers
+            F.pixel_shuffle(
+                F.conv2d(
+                    F.prelu(F.conv2d(x, tail.w_up, tail.b_up), tail.slope),
+                    tail.w_low,
+                    tail.b_low,
+                    padding=0 if v else tail.radius,
+                ),
+                2,
+            )
+            for x in inputs
+            for v in (False, True)
+        ]
+        for e, c in zip(expected, conv):
+            torch.testing.assert_close(e, c, rtol=1e-5, atol=1e-5 * float(c.abs().max()))
+        kept = fsrcnn._SCRATCH.q
+        again = [tail(x, valid=v) for x in reversed(inputs) for v in (False, True)]
+        assert fsrcnn._SCRATCH.q is kept  # the larger buffer serves the smaller call
+        for e, a in zip(expected, again[2:] + again[:2]):
+            torch.testing.assert_close(a, e, rtol=0, atol=0)
+
+        results, seen = {}, {}
+
+        def run(k: int) -> None:
+            results[k] = [
+                tail(x, valid=v) for _ in range(20) for x in inputs for v in (False, True)
+            ]
+            seen[k] = fsrcnn._SCRATCH.q
+
+        threads = [threading.Thread(target=run, args=(k,)) for k in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len({id(b) for b in seen.values()} | {id(kept)}) == 4  # one set per thread
+        for out in results.values():
+            for k, y in enumerate(out):
+                torch.testing.assert_close(y, expected[k % 4], rtol=0, atol=0)
+
+        monkeypatch.setattr(fsrcnn, "SCRATCH_MAX_BYTES", 1024)  # above the cap: not kept
+        big = tail(inputs[0])
+        assert fsrcnn._SCRATCH.q is kept
+        torch.testing.assert_close(big, expected[0], rtol=0, atol=0)
