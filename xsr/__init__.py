@@ -15,7 +15,14 @@ Examples
 
 from __future__ import annotations
 
+import os
 from typing import Any
+
+# torch's CPU allocator backs tensors of 2 MiB and more with transparent huge pages when this is
+# set before its first such allocation (it is read then, once). Measured on 2 CPU cores: about
+# 10 % faster inference through ds.sr.upscale, in paired runs. Set before torch is imported;
+# THP_MEM_ALLOC_ENABLE=0 in the environment opts out.
+os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
 # Submodules first, then the functions that share their names (``xsr.degrade`` and
 # ``xsr.upscale`` are the functions; their modules stay importable as ``xsr.degrade`` etc. via
