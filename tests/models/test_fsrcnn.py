@@ -343,3 +343,50 @@ def test_blocked_tail_scratch_is_reused_per_thread_and_never_leaks(monkeypatch):
         big = tail(inputs[0])
         assert fsrcnn._SCRATCH.q is kept
         torch.testing.assert_close(big, expected[0], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_unfolded_convolution_equals_the_valid_convolution(channels, bias, layout):
+    from xsr.models.fsrcnn import conv2d_valid_unfolded
+
+    gen = torch.Generator().manual_seed(channels)
+    conv = nn.Conv2d(channels, 6, (5, 3), padding=(2, 1), bias=bias)
+    x = torch.randn(2, channels, 9, 8, generator=gen).contiguous(memory_format=layout)
+    with torch.no_grad():
+        ref = F.conv2d(x, conv.weight, conv.bias)  # valid: the layer's padding is ignored
+        for _ in range(2):  # the second call reuses the scratch buffer
+            got = conv2d_valid_unfolded(x, conv)
+            assert got.shape == ref.shape == (2, 6, 5, 6)
+            assert got.is_contiguous(memory_format=torch.channels_last)
+            torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5 * float(ref.abs().max()))
+        # views: with a storage offset, and with strides of their own
+        big = torch.randn(3, channels, 12, 11, generator=gen).contiguous(memory_format=layout)
+        for view in (big[1:], big[1:, :, 2:11, 1:9]):
+            torch.testing.assert_close(
+                conv2d_valid_unfolded(view, conv),
+                F.conv2d(view, conv.weight, conv.bias),
+                rtol=1e-5,
+                atol=1e-5 * float(ref.abs().max()),
+            )
+
+
+def test_forward_core_unfolds_only_a_single_channel_first_layer(monkeypatch):
+    from xsr.models import fsrcnn
+
+    calls = []
+    real = fsrcnn.conv2d_valid_unfolded
+    monkeypatch.setattr(
+        fsrcnn, "conv2d_valid_unfolded", lambda x, conv: calls.append(x.shape) or real(x, conv)
+    )
+    for channels, unfolded in [(1, True), (2, False)]:
+        model = _randomise(get_model("fsrcnn", channels=channels)).eval().fuse_for_inference()
+        x = torch.randn(1, channels, 20, 20)
+        calls.clear()
+        with torch.no_grad():
+            model.forward_core(x)
+        assert bool(calls) is unfolded
+        calls.clear()
+        model.forward_core(x.requires_grad_(True))  # training-like calls keep the convolution
+        assert not calls
