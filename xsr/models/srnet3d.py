@@ -41,6 +41,7 @@ from xsr.models.base import (
     BicubicUpsample,
     SRModel,
     conv_radius,
+    crop_border,
     hr_to_lr_radius,
     init_conv,
 )
@@ -150,6 +151,58 @@ class SRNet3D(SRModel):
         """Bicubic radius plus all spatial kernels (fine pixels, converted with ceil)."""
         hr = conv_radius([self.extract, self.collapse, self.reconstruct])
         return self.upsample.radius + hr_to_lr_radius(hr, self.scale)
+
+    def forward_core(self, x: torch.Tensor) -> torch.Tensor:
+        """The output for the core of ``x`` (see :meth:`SRModel.forward_core`), halo skipped.
+
+        Every spatial convolution runs without padding ("valid"; time keeps its padding), and
+        the margin padding before the valid layers is not needed: the halo provides those
+        cells. So each layer computes only the cells the next one needs; the kept core equals
+        the padded forward's, to float32 rounding. With ``conserve=True`` this is the cropped
+        full forward.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(N, C, window, H, W)`` with ``H, W > 2 * receptive_radius``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(N, C, scale*(H - 2r), scale*(W - 2r))``.
+
+        Examples
+        --------
+        >>> import torch
+        >>> model = SRNet3D(scale=2).eval()
+        >>> x = torch.randn(1, 1, 5, 20, 19)
+        >>> s, r = 2, model.receptive_radius
+        >>> with torch.no_grad():
+        ...     full = model(x)[..., s * r : -s * r, s * r : -s * r]
+        ...     bool(torch.allclose(model.forward_core(x), full, atol=1e-5))
+        True
+        """
+        r, s = int(self.receptive_radius), self.scale
+        if self.conserve:
+            return super().forward_core(x)
+        self.check_input(x)
+        if min(x.shape[-2:]) <= 2 * r:
+            return super().forward_core(x)  # raises the clear error
+        up = self.upsample(x)  # (N, C, T, sH, sW); its own edge lies inside the halo
+        y = up
+        for layer in self.extract:
+            if isinstance(layer, nn.Conv3d):
+                y = F.conv3d(y, layer.weight, layer.bias, padding=(layer.padding[0], 0, 0))
+            else:
+                y = layer(y)
+        y = self.collapse(y)  # valid already
+        conv = self.reconstruct[0]
+        y = self.reconstruct[1:](F.conv2d(y[:, :, 0], conv.weight, conv.bias))
+        # the valid layers took conv_radius fine cells from each side; the core is s*r in
+        y = crop_border(y, s * r - conv_radius([self.extract, self.collapse, self.reconstruct]))
+        if self.residual:
+            y = y + crop_border(up[:, :, self.time_radius], s * r)
+        return y
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         up = self.upsample(x)  # (N, C, T, sH, sW)
