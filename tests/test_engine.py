@@ -316,6 +316,57 @@ def test_cpu_model_calls_from_many_threads_run_on_one_model_thread(
         infer(model, stacks[0], device="cpu")
 
 
+def test_idle_openmp_threads_of_the_caller_are_released() -> None:
+    """A thread's idle OpenMP workers exit on release (GNU OpenMP), in a fresh process."""
+    import subprocess
+    import sys
+
+    code = """
+import os, time, torch
+from xsr import engine
+def count():
+    return len(os.listdir('/proc/self/task'))
+torch.set_num_threads(2)
+before = count()
+torch.ones(1 << 22).sum()  # a parallel operation: this thread gets an OpenMP worker
+started = count()
+released = engine.release_idle_openmp_threads()
+time.sleep(0.05)
+print(before, started, count(), released, bool(engine._gomp_pause_functions()))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    before, started, after, released, found = out.stdout.split()
+    if found == "False":
+        pytest.skip("no GNU OpenMP runtime in this torch build (nothing to release)")
+    assert released == "True"
+    assert int(started) == int(before) + 1
+    assert int(after) == int(before)
+
+
+def test_infer_and_graph_building_release_the_callers_idle_threads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+
+    from xsr import _chunked
+
+    calls: list[str] = []
+
+    def spy() -> bool:
+        calls.append(threading.current_thread().name)
+        return True
+
+    monkeypatch.setattr(engine, "release_idle_openmp_threads", spy)
+    monkeypatch.setattr(_chunked, "release_idle_openmp_threads", spy)
+    model = Toy3D(channels=2)
+    infer(model, _frames((1, 2, 6, 8, 8)), device="cpu")
+    assert calls == [threading.current_thread().name]  # the caller's, not the model thread's
+    calls.clear()
+    _chunked.upscale_array(_frames((2, 6, 8, 8)), ModelRef.from_model(model))
+    assert calls[0] == threading.current_thread().name
+
+
 def test_automatic_tiles_are_wide_against_the_halo() -> None:
     """CPU tiles are cache-sized but at least HALO_TILE_FACTOR receptive radii wide."""
     small = get_model("fsrcnn", scale=2, channels=1)  # radius 4: 128-pixel tiles

@@ -32,7 +32,13 @@ import dask
 import dask.array as da
 import numpy as np
 
-from xsr.engine import ModelRef, check_options, infer, use_threads
+from xsr.engine import (
+    ModelRef,
+    check_options,
+    infer,
+    release_idle_openmp_threads,
+    use_threads,
+)
 
 __all__ = ["HaloChunkWarning", "block_function", "halo_depths", "upscale_array"]
 
@@ -255,6 +261,9 @@ def upscale_array(
             raise ValueError(f"arr must be real numeric, got dtype {arr.dtype}.")
         arr = arr.astype("float32")
     check_options(batch_size=batch_size, tile=tile, precision=precision)
+    # built on the thread that computes later (a notebook's): its idle OpenMP threads would
+    # slow the model thread down (see release_idle_openmp_threads)
+    release_idle_openmp_threads()
     modes = _boundaries(time_boundary, periodic)
     depths = halo_depths(model_ref)
     s = int(model_ref.scale)

@@ -21,7 +21,9 @@ count, see :func:`use_threads`). Dask tasks therefore read and cut data in paral
 network one after the other, each call using every core. For the report's 3D network (16
 frames of 128x128, time chunks of 4) one OpenMP thread per dask thread with concurrent calls
 took 1.1-1.5x the time and about 2x the peak memory of this policy. Torch activations, not
-dask chunks, set the memory: ``batch_size`` (and ``tile``) are the knobs.
+dask chunks, set the memory: ``batch_size`` (and ``tile``) are the knobs. Idle OpenMP threads
+that other threads (a notebook's main thread) keep for their own torch work would slow the model
+thread's down under GNU OpenMP; xsr releases the caller's (:func:`release_idle_openmp_threads`).
 
 This module imports numpy, torch and :mod:`xsr.models` only (never xarray or dask).
 """
@@ -32,6 +34,7 @@ import collections
 import concurrent.futures
 import contextlib
 import copy
+import ctypes
 import hashlib
 import json
 import math
@@ -52,6 +55,7 @@ __all__ = [
     "clear_model_cache",
     "get_model_cached",
     "infer",
+    "release_idle_openmp_threads",
     "resolve_device",
     "use_threads",
 ]
@@ -720,6 +724,72 @@ def _model_thread() -> concurrent.futures.ThreadPoolExecutor:
         return _MODEL_THREAD[1]
 
 
+#: ``omp_pause_soft`` of the OpenMP 5 API.
+_OMP_PAUSE_SOFT = 1
+_GOMP_PAUSE: list[Callable[[int], int]] | None = None
+
+
+def _gomp_pause_functions() -> list[Callable[[int], int]]:
+    """``omp_pause_resource_all`` of every GNU OpenMP (libgomp) loaded in this process.
+
+    Found once, from ``/proc/self/maps`` (Linux); empty elsewhere and for other OpenMP runtimes
+    (LLVM's libomp, Intel's libiomp5), whose pause is process-wide and which do not throttle.
+    """
+    global _GOMP_PAUSE
+    if _GOMP_PAUSE is None:
+        paths: set[str] = set()
+        try:
+            with open("/proc/self/maps") as maps:
+                for line in maps:
+                    fields = line.split(maxsplit=5)
+                    if len(fields) == 6 and os.path.basename(fields[5]).startswith("libgomp"):
+                        paths.add(fields[5].strip())
+        except OSError:  # not Linux
+            pass
+        found = []
+        for path in sorted(paths):
+            try:
+                pause = ctypes.CDLL(path).omp_pause_resource_all
+            except (OSError, AttributeError):  # pragma: no cover - libgomp older than GCC 9
+                continue
+            pause.argtypes, pause.restype = [ctypes.c_int], ctypes.c_int
+            found.append(pause)
+        _GOMP_PAUSE = found
+    return _GOMP_PAUSE
+
+
+def release_idle_openmp_threads() -> bool:
+    """Let the calling thread's idle OpenMP worker threads exit (GNU OpenMP only).
+
+    A thread that has run a parallel torch operation keeps its OpenMP worker threads for later.
+    GNU OpenMP (the runtime of the PyPI torch wheels on Linux) counts them even while idle, and
+    once it counts more threads than cores it makes every waiting thread sleep almost at once
+    instead of spinning, so xsr's model thread pays a wake-up at each of the many small
+    operations of a forward. Measured on 2 cores: after a single torch operation on the main
+    thread, the engine ran FSRCNN about 30 % slower (11 against 16 Mpx/s), until this was
+    called. xsr calls it on the thread that hands work to its model thread (:func:`infer`) and
+    when it builds an upscaling graph (:func:`xsr._chunked.upscale_array`), so a notebook that
+    trained or ran torch before upscaling keeps full speed. The threads are started again by
+    the thread's next parallel operation (about 0.1 ms).
+
+    Returns
+    -------
+    bool
+        Whether a GNU OpenMP runtime was found and released the threads.
+
+    Examples
+    --------
+    >>> import torch
+    >>> _ = torch.ones(1 << 20).sum()  # may start OpenMP worker threads for this thread
+    >>> release_idle_openmp_threads() in (True, False)
+    True
+    """
+    done = False
+    for pause in _gomp_pause_functions():
+        done = pause(_OMP_PAUSE_SOFT) == 0 or done
+    return done
+
+
 def _serialised(fn: Callable[[], _T], *, cpu: bool) -> _T:
     """Run ``fn`` one at a time per process and return its result.
 
@@ -736,6 +806,7 @@ def _serialised(fn: Callable[[], _T], *, cpu: bool) -> _T:
         with _FORWARD_LOCK:
             return fn()
     n = torch.get_num_threads()
+    release_idle_openmp_threads()  # the caller's idle team would throttle the model thread's
 
     def call() -> _T:
         if torch.get_num_threads() != n:
