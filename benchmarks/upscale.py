@@ -57,6 +57,7 @@ import numpy as np
 import torch
 
 import xsr.accessor  # noqa: F401  (registers .sr)
+from xsr import engine
 from xsr.engine import infer
 from xsr.models import get_model
 from xsr.testing import random_movie
@@ -202,6 +203,10 @@ def main() -> None:
         ).compute()
         models[name] = model
         if not args.skip_naive:  # slow: once
+            # The naive forward runs on this (main) thread. Let the model thread's idle OpenMP
+            # team go first: under GNU OpenMP, two teams on 2 cores throttle each other (see
+            # xsr.engine.release_idle_openmp_threads); xsr's paths release this thread's team.
+            engine._model_thread().submit(engine.release_idle_openmp_threads).result()
             timed(f"{name}/naive", lambda m=model: naive_forward(m, frames, device=dev))
 
     # Round robin: every path once per round, best of the rounds, so that the drift of a shared
