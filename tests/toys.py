@@ -1,4 +1,5 @@
-"""Tiny models obeying the model contract, shared by the engine and array-layer tests."""
+"""Tiny models obeying the model contract, shared by the engine and array-layer tests, and a
+weight randomiser for the architectures' tests."""
 
 from __future__ import annotations
 
@@ -6,7 +7,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Toy2D", "Toy3D"]
+__all__ = ["Toy2D", "Toy3D", "randomise"]
+
+
+def randomise(model: nn.Module, seed: int = 1) -> nn.Module:
+    """Random weights everywhere, PReLU slopes and biases included (fresh models have zeros)."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(0.3 * torch.randn(p.shape, generator=gen))
+    return model
 
 
 class Toy2D(nn.Module):

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 from torch.nn import functional as F
+from toys import randomise
 
 from xsr.models.registry import get_model
 
@@ -113,15 +114,6 @@ def test_bad_config(config, match):
         get_model("fsrcnn", **config)
 
 
-def _randomise(model):
-    """Random weights everywhere, PReLU slopes included (a fresh model has slopes 0)."""
-    gen = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(0.3 * torch.randn(p.shape, generator=gen))
-    return model
-
-
 @pytest.mark.parametrize("scale", [1, 2, 3, 4])
 @pytest.mark.parametrize(
     "config",
@@ -134,7 +126,7 @@ def _randomise(model):
     ],
 )
 def test_fused_inference_form_equals_layers(checks, scale, config):
-    model = _randomise(get_model("fsrcnn", scale=scale, **config)).eval()
+    model = randomise(get_model("fsrcnn", scale=scale, **config)).eval()
     x = checks.input(model, 7, 9)
     state = {k: v.clone() for k, v in model.state_dict().items()}
     with torch.no_grad():
@@ -182,7 +174,7 @@ def test_chain_fuses_its_stages():
 
 def test_loading_weights_drops_a_stale_fused_form():
     model = get_model("fsrcnn", scale=2).eval().fuse_for_inference()
-    other = _randomise(get_model("fsrcnn", scale=2)).eval()
+    other = randomise(get_model("fsrcnn", scale=2)).eval()
     model.load_state_dict(other.state_dict())
     assert model.fused_tail is None
     x = torch.randn(1, 1, 6, 6)
@@ -197,7 +189,7 @@ def test_loading_weights_drops_a_stale_fused_form():
 @pytest.mark.parametrize("block", [5, 64, 10_000])
 def test_cpu_blocked_tail_equals_the_convolution_form(scale, block):
     """The CPU form (blocked matrix products, shifted tap sums) against the convolutions."""
-    model = _randomise(get_model("fsrcnn", scale=scale, channels=2)).eval().fuse_for_inference()
+    model = randomise(get_model("fsrcnn", scale=scale, channels=2)).eval().fuse_for_inference()
     tail = model.fused_tail
     tail.block = block  # several blocks, the last one shorter, or one block
     x = torch.randn(3, 32, 6, 11).contiguous(memory_format=torch.channels_last)
@@ -225,7 +217,7 @@ def test_cpu_blocked_tail_equals_the_convolution_form(scale, block):
 
 
 def test_cpu_autocast_keeps_the_convolution_form():
-    model = _randomise(get_model("fsrcnn", scale=2)).eval().fuse_for_inference()
+    model = randomise(get_model("fsrcnn", scale=2)).eval().fuse_for_inference()
     x = torch.randn(2, 1, 9, 8)
     with torch.no_grad():
         ref = model(x)
@@ -237,7 +229,7 @@ def test_cpu_autocast_keeps_the_convolution_form():
 
 def test_fused_tail_gives_input_gradients_and_takes_empty_input():
     """Inputs that need a gradient, and empty ones, take the convolution form."""
-    model = _randomise(get_model("fsrcnn", scale=2)).eval()
+    model = randomise(get_model("fsrcnn", scale=2)).eval()
     x = torch.randn(1, 1, 5, 6, requires_grad=True)
     model(x).square().sum().backward()
     ref = x.grad.clone()
@@ -255,7 +247,7 @@ def test_fused_tail_gives_input_gradients_and_takes_empty_input():
 )
 @pytest.mark.parametrize("fused", [True, False])
 def test_forward_core_equals_the_cropped_forward(scale, config, fused):
-    model = _randomise(get_model("fsrcnn", scale=scale, **config)).eval()
+    model = randomise(get_model("fsrcnn", scale=scale, **config)).eval()
     r, s = model.receptive_radius, scale
     x = torch.randn(2, model.channels, 2 * r + 9, 2 * r + 7)
     with torch.no_grad():
@@ -269,7 +261,7 @@ def test_forward_core_equals_the_cropped_forward(scale, config, fused):
 
 @pytest.mark.parametrize("form", ["blocked", "convolution"])
 def test_valid_tail_is_the_interior_of_the_padded_tail(form):
-    model = _randomise(get_model("fsrcnn", scale=2, channels=2)).eval().fuse_for_inference()
+    model = randomise(get_model("fsrcnn", scale=2, channels=2)).eval().fuse_for_inference()
     tail, s = model.fused_tail, 2
     x = torch.randn(2, 32, 9, 12).contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
@@ -293,7 +285,7 @@ def test_blocked_tail_scratch_is_reused_per_thread_and_never_leaks(monkeypatch):
 
     from xsr.models import fsrcnn
 
-    model = _randomise(get_model("fsrcnn", scale=2, channels=2)).eval().fuse_for_inference()
+    model = randomise(get_model("fsrcnn", scale=2, channels=2)).eval().fuse_for_inference()
     tail = model.fused_tail
     tail.block = 40  # several blocks per call
     gen = torch.Generator().manual_seed(3)
@@ -381,7 +373,7 @@ def test_forward_core_unfolds_only_a_single_channel_first_layer(monkeypatch):
         fsrcnn, "conv2d_valid_unfolded", lambda x, conv: calls.append(x.shape) or real(x, conv)
     )
     for channels, unfolded in [(1, True), (2, False)]:
-        model = _randomise(get_model("fsrcnn", channels=channels)).eval().fuse_for_inference()
+        model = randomise(get_model("fsrcnn", channels=channels)).eval().fuse_for_inference()
         x = torch.randn(1, channels, 20, 20)
         calls.clear()
         with torch.no_grad():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
+from toys import randomise
 
 from xsr.models.registry import get_model
 
@@ -90,15 +91,6 @@ def test_bad_config():
         get_model("srnet3d", pad_mode="wrap")
 
 
-def _randomise(model):
-    """Random weights everywhere, PReLU slopes included (a fresh model has slopes 0)."""
-    gen = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(0.3 * torch.randn(p.shape, generator=gen))
-    return model
-
-
 @pytest.mark.parametrize("scale", [1, 2, 3])
 @pytest.mark.parametrize(
     "config",
@@ -110,7 +102,7 @@ def _randomise(model):
     ],
 )
 def test_forward_core_equals_the_cropped_forward(scale, config):
-    model = _randomise(get_model("srnet3d", scale=scale, features=8, shrink=4, **config)).eval()
+    model = randomise(get_model("srnet3d", scale=scale, features=8, shrink=4, **config)).eval()
     r, s, c = model.receptive_radius, scale, model.channels
     x = torch.randn(2, c, 5, 2 * r + 5, 2 * r + 4)
     with torch.no_grad():
