@@ -472,6 +472,18 @@ class SRModel(nn.Module):
             )
         return crop_border(self(x), s * r)
 
+    def _valid_core_applies(self, x: torch.Tensor) -> bool:
+        """Whether a subclass's valid-convolution :meth:`forward_core` may run on ``x``.
+
+        Not with ``conserve=True`` (the projection needs the whole output) nor on frames no
+        larger than twice the receptive radius (the base version raises the clear error);
+        ``x`` is checked as a model input.
+        """
+        if self.conserve:
+            return False
+        self.check_input(x)
+        return min(x.shape[-2:]) > 2 * int(self.receptive_radius)
+
     def fuse_for_inference(self) -> SRModel:
         """Fold layers into an equivalent, faster form for inference (in place).
 

@@ -557,9 +557,8 @@ class FSRCNN(SRModel):
         """
         r, s, tail = int(self.receptive_radius), self.scale, self.fused_tail
         inner = conv_radius(self.features) + (tail.radius if tail is not None else 0)
-        if tail is None or self.conserve or inner > r or min(x.shape[-2:]) <= 2 * r:
+        if tail is None or inner > r or not self._valid_core_applies(x):
             return super().forward_core(x)
-        self.check_input(x)
         y = x
         for k, layer in enumerate(self.features):
             if k == 0 and _unfoldable(layer) and _cpu_inference(y):

@@ -183,11 +183,8 @@ class SRNet3D(SRModel):
         True
         """
         r, s = int(self.receptive_radius), self.scale
-        if self.conserve:
+        if not self._valid_core_applies(x):
             return super().forward_core(x)
-        self.check_input(x)
-        if min(x.shape[-2:]) <= 2 * r:
-            return super().forward_core(x)  # raises the clear error
         up = self.upsample(x)  # (N, C, T, sH, sW); its own edge lies inside the halo
         y = up
         for layer in self.extract:

@@ -169,11 +169,8 @@ class XSRNet(SRModel):
         True
         """
         r, s = int(self.receptive_radius), self.scale
-        if self.conserve:
+        if not self._valid_core_applies(x):
             return super().forward_core(x)
-        self.check_input(x)
-        if min(x.shape[-2:]) <= 2 * r:
-            return super().forward_core(x)  # raises the clear error
         centre = self.centre_frame(x)
         if self.window > 1:
             n, c, t, h, w = x.shape
