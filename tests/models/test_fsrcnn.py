@@ -353,6 +353,19 @@ def test_unfolded_convolution_equals_the_valid_convolution(channels, bias, layou
             assert got.shape == ref.shape == (2, 6, 5, 6)
             assert got.is_contiguous(memory_format=torch.channels_last)
             torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5 * float(ref.abs().max()))
+    # with gradients: the same values, and backward through two calls (no shared buffer)
+    a, b = conv2d_valid_unfolded(x, conv), conv2d_valid_unfolded(x + 1, conv)
+    (a.sum() + b.square().sum()).backward()
+    grad = conv.weight.grad.clone()
+    conv.weight.grad = None
+    (
+        F.conv2d(x, conv.weight, conv.bias).sum()
+        + F.conv2d(x + 1, conv.weight, conv.bias).square().sum()
+    ).backward()
+    torch.testing.assert_close(
+        grad, conv.weight.grad, rtol=1e-4, atol=1e-4 * float(grad.abs().max())
+    )
+    with torch.no_grad():
         # views: with a storage offset, and with strides of their own
         big = torch.randn(3, channels, 12, 11, generator=gen).contiguous(memory_format=layout)
         for view in (big[1:], big[1:, :, 2:11, 1:9]):
@@ -380,5 +393,6 @@ def test_forward_core_unfolds_only_a_single_channel_first_layer(monkeypatch):
             model.forward_core(x)
         assert bool(calls) is unfolded
         calls.clear()
-        model.forward_core(x.requires_grad_(True))  # training-like calls keep the convolution
+        model.forward_core(x)  # gradients on (the weights'): the convolution, no scratch
+        model.forward_core(x.requires_grad_(True))
         assert not calls

@@ -116,8 +116,9 @@ def conv2d_valid_unfolded(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
 
     oneDNN runs a convolution with a single input channel (FSRCNN's first layer on one
     variable: 5x5 taps) far below the machine's speed: measured on 2 CPU cores, that layer took
-    about 30 % less time unfolded (see :data:`UNFOLD_MAX_TAPS` for when it is used). The
-    unfolded input lives in a reused scratch buffer. Stride 1, no dilation, no groups.
+    about 30 % less time unfolded (see :data:`UNFOLD_MAX_TAPS` for when it is used). Without
+    gradients the unfolded input lives in a reused scratch buffer. Stride 1, no dilation, no
+    groups.
 
     Parameters
     ----------
@@ -151,8 +152,12 @@ def conv2d_valid_unfolded(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
         rows = rows.contiguous()
     sn, sh, sw, sc = rows.stride()
     windows = rows.as_strided((n, ho, wo, kh, kw, c), (sn, sh, sw, sh, sw, sc))
-    cols = _scratch("unfold", (n, ho, wo, kh, kw, c), x.dtype)
-    cols.copy_(windows)
+    grad = torch.is_grad_enabled() and (x.requires_grad or conv.weight.requires_grad)
+    if grad:  # autograd keeps the unfolded input: never a buffer the next call overwrites
+        cols = windows.contiguous()
+    else:
+        cols = _scratch("unfold", (n, ho, wo, kh, kw, c), x.dtype)
+        cols.copy_(windows)
     cols = cols.view(n * ho * wo, kh * kw * c)
     weight = conv.weight.permute(2, 3, 1, 0).reshape(kh * kw * c, out)
     y = torch.mm(cols, weight) if conv.bias is None else torch.addmm(conv.bias, cols, weight)
@@ -561,7 +566,8 @@ class FSRCNN(SRModel):
             return super().forward_core(x)
         y = x
         for k, layer in enumerate(self.features):
-            if k == 0 and _unfoldable(layer) and _cpu_inference(y):
+            # no gradient at all: a saved scratch buffer would be overwritten by the next call
+            if k == 0 and _unfoldable(layer) and _cpu_inference(y) and not torch.is_grad_enabled():
                 y = conv2d_valid_unfolded(y, layer)
             elif isinstance(layer, nn.Conv2d):
                 y = F.conv2d(y, layer.weight, layer.bias)
