@@ -396,3 +396,14 @@ def test_forward_core_unfolds_only_a_single_channel_first_layer(monkeypatch):
         model.forward_core(x)  # gradients on (the weights'): the convolution, no scratch
         model.forward_core(x.requires_grad_(True))
         assert not calls
+
+
+def test_unfolded_convolution_off_the_cpu_uses_no_cpu_scratch():
+    """Another device (``meta`` here, as a GPU would) unfolds on that device."""
+    from xsr.models.fsrcnn import conv2d_valid_unfolded
+
+    conv = nn.Conv2d(1, 4, 5).to("meta")
+    with torch.no_grad():
+        y = conv2d_valid_unfolded(torch.empty(2, 1, 9, 8, device="meta"), conv)
+    assert y.device.type == "meta"
+    assert y.shape == (2, 4, 5, 4)

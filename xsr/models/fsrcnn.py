@@ -116,9 +116,9 @@ def conv2d_valid_unfolded(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
 
     oneDNN runs a convolution with a single input channel (FSRCNN's first layer on one
     variable: 5x5 taps) far below the machine's speed: measured on 2 CPU cores, that layer took
-    about 30 % less time unfolded (see :data:`UNFOLD_MAX_TAPS` for when it is used). Without
-    gradients the unfolded input lives in a reused scratch buffer. Stride 1, no dilation, no
-    groups.
+    about 30 % less time unfolded (see :data:`UNFOLD_MAX_TAPS` for when it is used). On CPUs
+    without gradients the unfolded input lives in a reused scratch buffer. Stride 1, no
+    dilation, no groups.
 
     Parameters
     ----------
@@ -153,8 +153,8 @@ def conv2d_valid_unfolded(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     sn, sh, sw, sc = rows.stride()
     windows = rows.as_strided((n, ho, wo, kh, kw, c), (sn, sh, sw, sh, sw, sc))
     grad = torch.is_grad_enabled() and (x.requires_grad or conv.weight.requires_grad)
-    if grad:  # autograd keeps the unfolded input: never a buffer the next call overwrites
-        cols = windows.contiguous()
+    if grad or x.device.type != "cpu":  # autograd keeps the unfolded input: never a buffer
+        cols = windows.contiguous()  # that the next call overwrites (and scratch is CPU memory)
     else:
         cols = _scratch("unfold", (n, ho, wo, kh, kw, c), x.dtype)
         cols.copy_(windows)
