@@ -393,8 +393,7 @@ def test_forward_core_unfolds_only_a_single_channel_first_layer(monkeypatch):
             model.forward_core(x)
         assert bool(calls) is unfolded
         calls.clear()
-        model.forward_core(x)  # gradients on (the weights'): the convolution, no scratch
-        model.forward_core(x.requires_grad_(True))
+        model.forward_core(x.requires_grad_(True))  # an input gradient: the convolution
         assert not calls
 
 

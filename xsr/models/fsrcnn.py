@@ -566,8 +566,7 @@ class FSRCNN(SRModel):
             return super().forward_core(x)
         y = x
         for k, layer in enumerate(self.features):
-            # no gradient at all: a saved scratch buffer would be overwritten by the next call
-            if k == 0 and _unfoldable(layer) and _cpu_inference(y) and not torch.is_grad_enabled():
+            if k == 0 and _unfoldable(layer) and _cpu_inference(y):
                 y = conv2d_valid_unfolded(y, layer)
             elif isinstance(layer, nn.Conv2d):
                 y = F.conv2d(y, layer.weight, layer.bias)
