@@ -17,7 +17,16 @@ Every path is warmed up on a few frames first (imports, oneDNN primitives, alloc
 
 Speeds are output megapixels per second (``frames * (2*size)**2 / seconds``), best of ``--repeat``
 rounds; each round runs every path once (the naive forward only runs once), so a shared machine's
-drift in speed falls on all paths alike. The targets checked at the end: engine >= 3.5x naive,
+drift in speed falls on all paths alike.
+
+The "roofline" printed at the end puts the naive forward and the engine in GFLOP/s (each model's
+FLOPs per output pixel, :meth:`~xsr.models.base.SRModel.flops_per_output_pixel`) against two
+rates measured in the same run, after the naive forward and in every round (the best is kept,
+which bounds generously): a 2048 x 2048 float32 matrix product (``torch.mm``, the machine's
+float32 peak: direct convolutions are matrix products) and the model's heaviest convolution
+alone (channels-last, valid, inference mode, the engine's tile shape). Where that convolution
+and those like it carry most of the FLOPs, its rate divided by the naive forward's is about the
+most an exact float32 engine that keeps the model's layers can reach over naive. The targets checked at the end: engine >= 3.5x naive,
 accessor >= 0.85x engine, FSRCNN accessor >= 0.75x interp on the same chunks, and the same against
 interp in memory (all in float32; ``--bf16`` adds the opt-in ``precision="bfloat16"`` accessor
 path, which is not held to the targets). On a shared 2-core machine use ``--repeat 8``: the
@@ -99,6 +108,79 @@ def naive_forward(
             inp = torch.stack([x[t - tr : t + tr + 1] for t in range(t0, t1)])[:, None]
         outs.append(model(inp).detach().cpu().numpy())
     return np.concatenate(outs)
+
+
+def gemm_gflops(n: int = 2048, repeat: int = 3) -> float:
+    """The machine's float32 matrix-product rate (GFLOP/s, best of ``repeat``) with torch's threads.
+
+    Convolutions run as (implicit) matrix products, so no exact direct float32 convolution
+    runs faster than this on the same threads.
+    """
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    out = torch.empty(n, n)
+    torch.mm(a, b, out=out)  # warm-up
+    best = np.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        torch.mm(a, b, out=out)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
+
+
+def heaviest_conv_gflops(
+    model: torch.nn.Module, batch: int = 8, size: int = 128
+) -> tuple[float, float]:
+    """GFLOP/s of the model's most expensive convolution at its best, and its share of FLOPs.
+
+    The convolution with the most FLOPs in a forward (found on ``meta`` tensors) runs on a
+    random channels-last ``batch x size x size`` tile without padding, in inference mode, with
+    nothing else around it (the shape xsr's engine gives it). The share counts every
+    convolution of the same shape (xsrnet's six 32-channel ones, say) against all
+    convolutions, transposed ones included. Where that share is most of the work, an exact
+    float32 engine that keeps the model's layers cannot run its FLOPs much faster than this:
+    the practical roofline.
+    """
+    convs = (torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.ConvTranspose2d, torch.nn.ConvTranspose3d)
+    found: list[tuple[int, torch.nn.Module, tuple[int, ...]]] = []
+
+    def record(
+        module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], out: torch.Tensor
+    ) -> None:
+        taps = int(np.prod(module.kernel_size)) // module.groups
+        if module.transposed:  # every input point meets every tap of every output channel
+            found.append((inputs[0].numel() * module.out_channels * taps, module, ()))
+        else:
+            found.append((out.numel() * module.in_channels * taps, module, tuple(inputs[0].shape)))
+
+    def kind(m: torch.nn.Module) -> tuple:
+        return type(m), m.in_channels, m.out_channels, m.kernel_size, m.groups
+
+    probe = copy.deepcopy(model).to("meta")
+    hooks = [m.register_forward_hook(record) for m in probe.modules() if isinstance(m, convs)]
+    window = (model.window,) if model.window > 1 else ()
+    with torch.no_grad():
+        probe(torch.empty((1, model.channels, *window, 32, 32), device="meta"))
+    for hook in hooks:
+        hook.remove()
+    _, meta_conv, in_shape = max((f for f in found if f[2]), key=lambda f: f[0])
+    share = sum(f[0] for f in found if kind(f[1]) == kind(meta_conv)) / sum(f[0] for f in found)
+    conv = copy.deepcopy(meta_conv).to_empty(device="cpu")
+    conv.padding = (0,) * len(conv.kernel_size)  # valid, as the engine runs it
+    fmt = torch.channels_last if len(in_shape) == 4 else torch.channels_last_3d
+    conv = conv.to(memory_format=fmt)
+    torch.nn.init.normal_(conv.weight, std=0.1)
+    kernel = conv.kernel_size
+    spatial = tuple(size + k - 1 for k in kernel[-2:])
+    x = torch.randn(batch, *in_shape[1:-2], *spatial).contiguous(memory_format=fmt)
+    with torch.inference_mode():
+        out = conv(x)  # warm-up: the oneDNN primitive
+        flops = 2 * out.numel() * conv.in_channels * int(np.prod(kernel))
+        best = np.inf
+        for _ in range(3):
+            t0 = time.perf_counter()
+            conv(x)
+            best = min(best, time.perf_counter() - t0)
+    return flops / best / 1e9, share
 
 
 def policy_child(args: argparse.Namespace) -> None:
@@ -192,6 +274,10 @@ def main() -> None:
 
     dev = args.device
     models = {}
+    peak = 0.0  # best float32 GEMM rate (GFLOP/s), measured after each naive forward and round
+    # model -> its heaviest convolution's best GFLOP/s (after the naive forward and each round)
+    # and share of the FLOPs
+    best_conv: dict[str, tuple[float, float]] = {}
     for name in args.models.split(","):
         cfg = dict(MODELS[name])
         model = get_model(cfg.pop("arch"), **cfg).eval()
@@ -208,12 +294,20 @@ def main() -> None:
             # xsr.engine.release_idle_openmp_threads); xsr's paths release this thread's team.
             engine._model_thread().submit(engine.release_idle_openmp_threads).result()
             timed(f"{name}/naive", lambda m=model: naive_forward(m, frames, device=dev))
+            # Side by side with the naive forward: its heaviest convolution alone, the GEMM peak.
+            best_conv[name] = heaviest_conv_gflops(model)
+            peak = max(peak, gemm_gflops())
 
     # Round robin: every path once per round, best of the rounds, so that the drift of a shared
     # machine's speed falls on all paths alike.
     chunked = ds.chunk({"time": args.chunk})
     lazy_da = chunked[da.name]
     for _ in range(args.repeat):
+        peak = max(peak, gemm_gflops())
+        for name, model in models.items():
+            if name in best_conv:  # the best rate seen bounds most generously
+                rate, share = heaviest_conv_gflops(model)
+                best_conv[name] = (max(rate, best_conv[name][0]), share)
         timed("interp", lambda: da.interp(y=fine["y"], x=fine["x"], method="cubic"))
         with dask.config.set(scheduler="threads"):
             timed(
@@ -273,6 +367,29 @@ def main() -> None:
                 flush=True,
             )
 
+    threads = torch.get_num_threads()
+    print(f"\nroofline (float32 GEMM peak on these {threads} threads: {peak:.0f} GFLOP/s):")
+    for name, naive, eng, _ in rows:
+        flops = models[name].flops_per_output_pixel()
+        g_naive, g_eng = naive[0] * flops / 1e3, eng[0] * flops / 1e3  # Mpx/s * FLOP/px -> GFLOP/s
+        print(
+            f"  {name}: {flops / 1e3:.1f} kFLOP per output pixel; naive {g_naive:.0f} GFLOP/s "
+            f"({g_naive / peak:.0%} of peak), engine {g_eng:.0f} GFLOP/s ({g_eng / peak:.0%}); "
+            f"at the peak rate an engine would be {peak / g_naive:.2f}x naive"
+        )
+        if name in best_conv:
+            rate, share = best_conv[name]
+            bound = (
+                f"an engine that keeps the model's layers is at most about {rate / g_naive:.2f}x "
+                "naive"
+                if share >= 0.5
+                else "the rest is rewritten by xsr's engine, so this bounds nothing"
+            )
+            print(
+                f"  {name}: its heaviest convolution (and those like it: {share:.0%} of the "
+                f"FLOPs) runs alone at {rate:.0f} GFLOP/s (channels-last, valid, inference "
+                f"mode): {bound}"
+            )
     print("\ntargets (wall clock; CPU-time ratio in brackets):")
     for name, naive, eng, acc in rows:
         checks = [

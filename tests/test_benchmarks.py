@@ -1,0 +1,90 @@
+"""The benchmark scripts still run and print their figures (tiny sizes; no timing asserted).
+
+Speed targets are judged by running the scripts at full size (docs/benchmarks.md), never here:
+these tests only keep the scripts from rotting as the library changes.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from xsr.models import get_model
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _run(script: str, *args: str, ok: tuple[int, ...] = (0,)) -> str:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    out = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert out.returncode in ok, out.stderr[-3000:]
+    return out.stdout
+
+
+def _load_upscale():
+    spec = importlib.util.spec_from_file_location("bench_upscale", BENCHMARKS / "upscale.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_upscale_benchmark_prints_every_figure() -> None:
+    out = _run("upscale.py", "--frames", "7", "--size", "24", "--chunk", "4", "--repeat", "1")
+    for name in ("fsrcnn", "srnet3d", "xsrnet"):
+        assert re.search(rf"{name}: naive +[\d.]+ +engine +[\d.]+ +accessor +[\d.]+", out)
+        assert re.search(rf"{name}: engine >= 3\.5x naive: (True|False) \([\d.]+x\)", out)
+        assert re.search(rf"{name}: [\d.]+ kFLOP per output pixel; naive [\d.]+ GFLOP/s", out)
+        assert re.search(rf"{name}: its heaviest convolution .* runs alone at [\d.]+ GFLOP/s", out)
+    assert re.search(r"float32 GEMM peak on these \d+ threads: [\d.]+ GFLOP/s", out)
+    assert "accessor >= 0.75x interp(cubic) in memory" in out
+
+
+def test_heaviest_conv_is_the_dominant_layer() -> None:
+    bench = _load_upscale()
+    rate, share = bench.heaviest_conv_gflops(get_model("xsrnet", scale=2), batch=1, size=16)
+    assert rate > 0
+    # xsrnet: six 32->32 3x3 convolutions among head (3->32), tail (32->4), x2
+    head, body, tail = 3 * 32 * 9, 6 * 32 * 32 * 9, 32 * 4 * 9
+    assert share == pytest.approx(body / (head + body + tail))
+    # FSRCNN's transposed convolution counts in the total, so no 3x3 layer dominates
+    _, share = bench.heaviest_conv_gflops(get_model("fsrcnn", scale=2), batch=1, size=16)
+    assert share < 0.5
+
+
+def test_naive_forward_is_the_model_forward() -> None:
+    bench = _load_upscale()
+    torch.manual_seed(0)
+    model = get_model("xsrnet", scale=2).eval()
+    frames = torch.rand(6, 10, 12).numpy()
+    out = bench.naive_forward(model, frames, batch=3)
+    with torch.no_grad():
+        windows = torch.stack([torch.from_numpy(frames[t - 1 : t + 2]) for t in range(1, 5)])
+        expected = model(windows[:, None]).numpy()
+    assert out.shape == (4, 1, 20, 24)
+    assert abs(out - expected).max() < 1e-5
+
+
+@pytest.mark.slow
+def test_archive_benchmark_prints_its_ratios(tmp_path: Path) -> None:
+    # Status 1 means a bound was broken: tiny stores are all start-up noise, so either verdict
+    # is fine here; the rows and both ratio lines must be printed.
+    out = _run("archive.py", "--frames", "6", "12", "--size", "16", "--region-size", "3",
+               "--workdir", str(tmp_path), ok=(0, 1))  # fmt: skip
+    assert re.search(r"^ +6 +[\d.]+ +[\d.]+ +[\d.]+ +[\d.]+$", out, re.MULTILINE)
+    assert re.search(r"^ +12 +[\d.]+ +[\d.]+ +[\d.]+ +[\d.]+$", out, re.MULTILINE)
+    assert re.search(r"peak RSS ratio 12/6 frames: [\d.]+ \(bound 1\.2: (ok|BROKEN)\)", out)
+    assert re.search(r"time per frame ratio [\d.]+ \(bound 1\.2: (ok|BROKEN)\)", out)
