@@ -93,3 +93,28 @@ def test_forward_core_is_the_cropped_forward(arch):
         core = model.forward_core(x)
         assert torch.equal(core, model(x)[..., 2 * r : -2 * r, 2 * r : -2 * r])
     assert core.shape[-2:] == (6, 8)
+
+
+def test_like_weight_layout_only_restrides_one_channel_under_channels_last_weights():
+    from xsr.models.base import like_weight_layout
+
+    cl, cl3 = torch.channels_last, torch.channels_last_3d
+    w4 = torch.zeros(4, 2, 3, 3).contiguous(memory_format=cl)
+    w5 = torch.zeros(4, 2, 3, 3, 3).contiguous(memory_format=cl3)
+    x4, x5 = torch.randn(2, 1, 5, 6), torch.randn(2, 1, 3, 5, 6)
+    y4, y5 = like_weight_layout(x4, w4), like_weight_layout(x5, w5)
+    assert y4.is_contiguous(memory_format=cl)
+    assert y4.stride()[1] == 1
+    assert y5.is_contiguous(memory_format=cl3)
+    assert y5.stride()[1] == 1
+    assert y5.data_ptr() == x5.data_ptr()
+    assert torch.equal(y5, x5)
+    unchanged = [
+        (torch.randn(2, 3, 5, 6), w4),  # several channels: their layout is unambiguous
+        (x4, torch.zeros(4, 2, 3, 3)),  # plain weights
+        (x4, w5),  # ranks differ
+        (torch.randn(2, 1, 6, 5).transpose(-1, -2), w4),  # not contiguous
+        (torch.randn(5, 6), w4),  # not a convolution input
+    ]
+    for x, w in unchanged:
+        assert like_weight_layout(x, w) is x

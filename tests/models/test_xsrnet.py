@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from toys import randomise
 
 from xsr.models.registry import get_model
 
@@ -98,3 +99,23 @@ def test_forward_core_needs_frames_larger_than_the_halo():
     model = get_model("xsrnet", scale=2, window=1).eval()
     with pytest.raises(ValueError, match="twice the receptive radius"):
         model.forward_core(torch.zeros(1, 1, 16, 30))
+
+
+@pytest.mark.parametrize("core", [False, True])
+def test_single_frame_runs_channels_last_under_the_engine(core):
+    """One variable, one frame: the head outputs channels-last with the engine's weights."""
+    from xsr.engine import _prepare
+
+    model = randomise(get_model("xsrnet", scale=2, window=1, features=8, blocks=1)).eval()
+    fast = _prepare(randomise(get_model("xsrnet", scale=2, window=1, features=8, blocks=1)))
+    fast.load_state_dict(model.state_dict())
+    outs = []
+    fast.head[1].register_forward_hook(lambda m, inp, out: outs.append(out))  # its PReLU
+    r = model.receptive_radius
+    x = torch.randn(2, 1, 2 * r + 4, 2 * r + 5)
+    run = (lambda m: m.forward_core(x)) if core else (lambda m: m(x))
+    with torch.no_grad():
+        expected, got = run(model), run(fast)
+    assert outs[0].is_contiguous(memory_format=torch.channels_last)
+    assert not outs[0].is_contiguous()
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5 * float(expected.abs().max()))

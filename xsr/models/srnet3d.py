@@ -44,6 +44,7 @@ from xsr.models.base import (
     crop_border,
     hr_to_lr_radius,
     init_conv,
+    like_weight_layout,
 )
 from xsr.models.srcnn import output_activation_layer
 
@@ -186,7 +187,7 @@ class SRNet3D(SRModel):
         if not self._valid_core_applies(x):
             return super().forward_core(x)
         up = self.upsample(x)  # (N, C, T, sH, sW); its own edge lies inside the halo
-        y = up
+        y = like_weight_layout(up, self.collapse[0].weight)
         for layer in self.extract:
             if isinstance(layer, nn.Conv3d):
                 y = F.conv3d(y, layer.weight, layer.bias, padding=(layer.padding[0], 0, 0))
@@ -210,6 +211,7 @@ class SRNet3D(SRModel):
             n, c, t, h, w = up.shape
             padded = F.pad(up.reshape(n, c * t, h, w), (m, m, m, m), mode=self.pad_mode)
             padded = padded.reshape(n, c, t, h + 2 * m, w + 2 * m)
+        padded = like_weight_layout(padded, self.collapse[0].weight)
         y = self.collapse(self.extract(padded))  # (N, F, 1, sH, sW)
         y = self.reconstruct(y[:, :, 0])
         return y + up[:, :, self.time_radius] if self.residual else y

@@ -26,7 +26,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from xsr.models.base import BicubicUpsample, SRModel, conv_radius, crop_border, init_conv
+from xsr.models.base import (
+    BicubicUpsample,
+    SRModel,
+    conv_radius,
+    crop_border,
+    init_conv,
+    like_weight_layout,
+)
 
 __all__ = ["ResidualBlock", "XSRNet"]
 
@@ -176,7 +183,7 @@ class XSRNet(SRModel):
             n, c, t, h, w = x.shape
             x = x.reshape(n, c * t, h, w)
         conv, act = self.head
-        y = act(F.conv2d(x, conv.weight, conv.bias))
+        y = act(F.conv2d(like_weight_layout(x, self.tail.weight), conv.weight, conv.bias))
         for block in self.body:
             inner = block.act(F.conv2d(y, block.conv1.weight, block.conv1.bias))
             y = crop_border(y, 2) + F.conv2d(inner, block.conv2.weight, block.conv2.bias)
@@ -189,6 +196,6 @@ class XSRNet(SRModel):
         if self.window > 1:
             n, c, t, h, w = x.shape
             x = x.reshape(n, c * t, h, w)  # early fusion: frames become channels
-        features = self.body(self.head(x))
+        features = self.body(self.head(like_weight_layout(x, self.tail.weight)))
         detail = self.shuffle(self.tail(features))
         return detail + self.bicubic(centre)
