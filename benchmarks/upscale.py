@@ -26,12 +26,14 @@ which bounds generously): a 2048 x 2048 float32 matrix product (``torch.mm``, th
 float32 peak: direct convolutions are matrix products) and the model's heaviest convolution
 alone (channels-last, valid, inference mode, the engine's tile shape). Where that convolution
 and those like it carry most of the FLOPs, its rate divided by the naive forward's is about the
-most an exact float32 engine that keeps the model's layers can reach over naive. The targets checked at the end: engine >= 3.5x naive,
-accessor >= 0.85x engine, FSRCNN accessor >= 0.75x interp on the same chunks, and the same against
-interp in memory (all in float32; ``--bf16`` adds the opt-in ``precision="bfloat16"`` accessor
-path, which is not held to the targets). On a shared 2-core machine use ``--repeat 8``: the
-accessor's ratio moves by about 0.1 between 3-round runs. The accessor's ratios are also printed
-round by round (median and range), which shows how far the machine's noise moves them.
+most an exact float32 engine that keeps the model's layers can reach over naive.
+
+The targets checked at the end: engine >= 3.5x naive, accessor >= 0.85x engine, FSRCNN accessor
+>= 0.75x interp on the same chunks, and the same against interp in memory (all in float32;
+``--bf16`` adds the opt-in ``precision="bfloat16"`` accessor path, which is not held to the
+targets). On a shared 2-core machine use ``--repeat 8``: the accessor's ratio moves by about 0.1
+between 3-round runs. The accessor's ratios are also printed round by round (median and range),
+which shows how far the machine's noise moves them.
 
 ``--policy`` instead compares thread policies for the accessor path on the report's 3D network,
 each in a fresh subprocess (peak resident memory from ``getrusage``): xsr's (one model call at a
