@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Toy2D", "Toy3D", "randomise"]
+__all__ = ["Toy2D", "Toy3D", "assert_first_layer_channels_last", "randomise"]
 
 
 def randomise(model: nn.Module, seed: int = 1) -> nn.Module:
@@ -17,6 +17,33 @@ def randomise(model: nn.Module, seed: int = 1) -> nn.Module:
         for p in model.parameters():
             p.copy_(0.3 * torch.randn(p.shape, generator=gen))
     return model
+
+
+def assert_first_layer_channels_last(
+    arch: str, config: dict, activation: str, x: torch.Tensor, *, core: bool
+) -> None:
+    """Under the engine's channels-last weights, the first layer's output is channels-last.
+
+    A model ``arch`` with random weights runs plainly and as the engine prepares it (same
+    weights, channels-last); a hook on the module named ``activation`` (the first layer's
+    activation) sees a channels-last output in the engine's copy, and the outputs are equal.
+    ``core`` runs ``forward_core`` instead of the forward.
+    """
+    from xsr.engine import _prepare
+    from xsr.models.registry import get_model
+
+    model = randomise(get_model(arch, **config)).eval()
+    fast = _prepare(get_model(arch, **config))
+    fast.load_state_dict(model.state_dict())
+    outs = []
+    fast.get_submodule(activation).register_forward_hook(lambda m, inp, out: outs.append(out))
+    run = (lambda m: m.forward_core(x)) if core else (lambda m: m(x))
+    with torch.no_grad():
+        expected, got = run(model), run(fast)
+    fmt = torch.channels_last if outs[0].ndim == 4 else torch.channels_last_3d
+    assert outs[0].is_contiguous(memory_format=fmt)
+    assert not outs[0].is_contiguous()
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5 * float(expected.abs().max()))
 
 
 class Toy2D(nn.Module):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
-from toys import randomise
+from toys import assert_first_layer_channels_last, randomise
 
 from xsr.models.registry import get_model
 
@@ -138,18 +138,7 @@ def test_one_variable_runs_channels_last_under_the_engine(core):
     Otherwise torch takes the 1-channel input for a plain one, and the next layer copies the
     32-channel output into channels-last (12 % of the 3D network's time); results are equal.
     """
-    from xsr.engine import _prepare
-
-    model = randomise(get_model("srnet3d", scale=2, features=8, shrink=4)).eval()
-    fast = _prepare(randomise(get_model("srnet3d", scale=2, features=8, shrink=4)))
-    fast.load_state_dict(model.state_dict())  # same weights, channels-last
-    outs = []
-    fast.extract[1].register_forward_hook(lambda m, inp, out: outs.append(out))  # its PReLU
-    r = model.receptive_radius
+    config = {"scale": 2, "features": 8, "shrink": 4}
+    r = get_model("srnet3d", **config).receptive_radius
     x = torch.randn(2, 1, 5, 2 * r + 4, 2 * r + 5)
-    run = (lambda m: m.forward_core(x)) if core else (lambda m: m(x))
-    with torch.no_grad():
-        expected, got = run(model), run(fast)
-    assert outs[0].is_contiguous(memory_format=torch.channels_last_3d)
-    assert not outs[0].is_contiguous()
-    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5 * float(expected.abs().max()))
+    assert_first_layer_channels_last("srnet3d", config, "extract.1", x, core=core)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from toys import randomise
+from toys import assert_first_layer_channels_last
 
 from xsr.models.registry import get_model
 
@@ -104,18 +104,7 @@ def test_forward_core_needs_frames_larger_than_the_halo():
 @pytest.mark.parametrize("core", [False, True])
 def test_single_frame_runs_channels_last_under_the_engine(core):
     """One variable, one frame: the head outputs channels-last with the engine's weights."""
-    from xsr.engine import _prepare
-
-    model = randomise(get_model("xsrnet", scale=2, window=1, features=8, blocks=1)).eval()
-    fast = _prepare(randomise(get_model("xsrnet", scale=2, window=1, features=8, blocks=1)))
-    fast.load_state_dict(model.state_dict())
-    outs = []
-    fast.head[1].register_forward_hook(lambda m, inp, out: outs.append(out))  # its PReLU
-    r = model.receptive_radius
+    config = {"scale": 2, "window": 1, "features": 8, "blocks": 1}
+    r = get_model("xsrnet", **config).receptive_radius
     x = torch.randn(2, 1, 2 * r + 4, 2 * r + 5)
-    run = (lambda m: m.forward_core(x)) if core else (lambda m: m(x))
-    with torch.no_grad():
-        expected, got = run(model), run(fast)
-    assert outs[0].is_contiguous(memory_format=torch.channels_last)
-    assert not outs[0].is_contiguous()
-    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5 * float(expected.abs().max()))
+    assert_first_layer_channels_last("xsrnet", config, "head.1", x, core=core)
