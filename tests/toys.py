@@ -3,6 +3,8 @@ weight randomiser for the architectures' tests."""
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -33,8 +35,7 @@ def assert_first_layer_channels_last(
     from xsr.models.registry import get_model
 
     model = randomise(get_model(arch, **config)).eval()
-    fast = _prepare(get_model(arch, **config))
-    fast.load_state_dict(model.state_dict())
+    fast = _prepare(copy.deepcopy(model))  # same weights, as the engine prepares them
     outs = []
     fast.get_submodule(activation).register_forward_hook(lambda m, inp, out: outs.append(out))
     run = (lambda m: m.forward_core(x)) if core else (lambda m: m(x))

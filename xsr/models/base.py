@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 import torch
@@ -23,14 +23,19 @@ from torch import nn
 from xsr.models.consistency import conserve as _conserve
 
 __all__ = [
+    "BF16_PRELU_MIN_CHANNELS",
     "BicubicUpsample",
+    "PReLU",
     "SRModel",
     "bicubic_radius",
     "check_scale",
     "conv_radius",
+    "cpu_autocast",
     "crop_border",
     "hr_to_lr_radius",
     "init_conv",
+    "like_weight_layout",
+    "one_channel_float32",
     "transposed_conv_radius",
 ]
 
@@ -244,6 +249,109 @@ def crop_border(t: torch.Tensor, n: int) -> torch.Tensor:
     torch.Size([1, 4, 3])
     """
     return t[..., n : t.shape[-2] - n, n : t.shape[-1] - n]
+
+
+def cpu_autocast() -> bool:
+    """Whether CPU autocast is on (the engine's ``precision="bfloat16"``).
+
+    Returns
+    -------
+    bool
+        ``torch.is_autocast_enabled("cpu")``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> cpu_autocast()
+    False
+    >>> with torch.autocast("cpu", dtype=torch.bfloat16):
+    ...     cpu_autocast()
+    True
+    """
+    try:
+        return bool(torch.is_autocast_enabled("cpu"))
+    except TypeError:  # pragma: no cover - torch < 2.4
+        return bool(torch.is_autocast_cpu_enabled())
+
+
+#: Under CPU autocast, a PReLU whose input has fewer channels than this runs in float32: torch's
+#: bfloat16 PReLU kernel is not vectorised for so few channels-last channels (measured on
+#: 2 cores: 14x float32's time on 8 channels, 0.85x on 32).
+BF16_PRELU_MIN_CHANNELS = 16
+
+
+class PReLU(nn.PReLU):
+    """:class:`torch.nn.PReLU` that stays fast under CPU bfloat16 autocast.
+
+    Same parameters and state dict as ``nn.PReLU`` (model files and their sha256 are unchanged).
+    A bfloat16 CPU input with fewer than :data:`BF16_PRELU_MIN_CHANNELS` channels is computed in
+    float32 (the result is float32; the next convolution casts it back under autocast). Any
+    other input runs as in ``nn.PReLU``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> act = PReLU(8, init=0.25)
+    >>> x = torch.randn(1, 8, 4, 4).bfloat16()
+    >>> with torch.autocast("cpu", dtype=torch.bfloat16):
+    ...     y = act(x)
+    >>> y.dtype
+    torch.float32
+    >>> bool(torch.equal(y, torch.nn.functional.prelu(x.float(), act.weight)))
+    True
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the PReLU (see the class notes for bfloat16 inputs)."""
+        if (
+            x.dtype == torch.bfloat16
+            and x.device.type == "cpu"
+            and x.ndim > 1
+            and x.shape[1] < BF16_PRELU_MIN_CHANNELS
+        ):
+            with torch.autocast("cpu", enabled=False):
+                return F.prelu(x.float(), self.weight.float())
+        return super().forward(x)
+
+
+def one_channel_float32(
+    conv: nn.Module, x: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor]
+) -> torch.Tensor:
+    """``fn(x)``, in float32 with autocast off where ``conv`` has one input channel on a CPU.
+
+    With one input channel, oneDNN's bfloat16 convolution is far slower than its float32 one
+    (measured on 2 cores: 5x for the 3D network's first layer), and such a layer is a small
+    share of a network's FLOPs, so under ``precision="bfloat16"`` (CPU autocast) it runs in
+    float32 and returns float32. Elsewhere (no autocast, GPUs, several channels) this is just
+    ``fn(x)``.
+
+    Parameters
+    ----------
+    conv : torch.nn.Module
+        The convolution ``fn`` applies.
+    x : torch.Tensor
+        Its input.
+    fn : callable
+        Applies the convolution to a tensor.
+
+    Returns
+    -------
+    torch.Tensor
+        ``fn(x)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> conv, x = nn.Conv2d(1, 4, 3), torch.randn(1, 1, 6, 6)
+    >>> with torch.autocast("cpu", dtype=torch.bfloat16):
+    ...     one_channel_float32(conv, x, conv).dtype, conv(x).dtype
+    (torch.float32, torch.bfloat16)
+    """
+    if getattr(conv, "in_channels", None) == 1 and x.device.type == "cpu" and cpu_autocast():
+        with torch.autocast("cpu", enabled=False):
+            return fn(x.float())
+    return fn(x)
 
 
 def like_weight_layout(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

@@ -33,16 +33,19 @@ from torch.nn import functional as F
 from xsr.models.base import (
     RESIDUAL_OUTPUT_GAIN,
     BicubicUpsample,
+    PReLU,
     SRModel,
     conv_radius,
+    cpu_autocast,
     crop_border,
     hr_to_lr_radius,
     init_conv,
+    like_weight_layout,
     transposed_conv_radius,
 )
 from xsr.models.srcnn import output_activation_layer
 
-__all__ = ["FSRCNN", "VARIANTS", "SubPixelTail", "conv2d_valid_unfolded"]
+__all__ = ["FSRCNN", "VARIANTS", "SubPixelTail"]
 
 #: Default hyper-parameters of the two forms: (d, s, m, deconvolution kernel or None for scale).
 VARIANTS: dict[str, dict[str, int | None]] = {
@@ -58,14 +61,6 @@ def _deconv_padding(kernel: int, scale: int) -> tuple[int, int]:
         padding = -(-(kernel - scale) // 2)
         return padding, 2 * padding - (kernel - scale)
     return 0, scale - kernel  # pragma: no cover - refused before (kernel < scale leaves holes)
-
-
-def _cpu_autocast() -> bool:
-    """Whether CPU autocast (``precision="bfloat16"``) is on; it keeps the convolution form."""
-    try:
-        return bool(torch.is_autocast_enabled("cpu"))
-    except TypeError:  # pragma: no cover - torch < 2.4
-        return bool(torch.is_autocast_cpu_enabled())
 
 
 #: Scratch buffers of the blocked CPU tail, one set per thread (a model may run in several).
@@ -94,84 +89,13 @@ def _scratch(name: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Ten
     return buf[:numel].view(shape)
 
 
-#: A valid first convolution with at most this many taps per output (``C_in * k * k``) runs on
-#: CPUs as one matrix product over its unfolded input (:func:`conv2d_valid_unfolded`). Measured
-#: on 2 cores for the report variant: one input channel (25 taps), about 5 % less time for the
-#: whole network; two to five channels (50-125 taps), 9-20 % more, so those keep oneDNN's kernel.
-UNFOLD_MAX_TAPS = 32
-
-
 def _cpu_inference(x: torch.Tensor) -> bool:
     """Whether ``x`` takes the CPU inference forms (no autocast, no gradient needed)."""
     return (
         x.device.type == "cpu"
         and x.numel() > 0
-        and not _cpu_autocast()
+        and not cpu_autocast()
         and not (x.requires_grad and torch.is_grad_enabled())
-    )
-
-
-def conv2d_valid_unfolded(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
-    """``conv`` without padding, as one matrix product over the unfolded input.
-
-    oneDNN runs a convolution with a single input channel (FSRCNN's first layer on one
-    variable: 5x5 taps) far below the machine's speed: measured on 2 CPU cores, that layer took
-    about 30 % less time unfolded (see :data:`UNFOLD_MAX_TAPS` for when it is used). On CPUs
-    without gradients the unfolded input lives in a reused scratch buffer. Stride 1, no
-    dilation, no groups.
-
-    Parameters
-    ----------
-    x : torch.Tensor
-        ``(N, C, H, W)``, any memory format.
-    conv : torch.nn.Conv2d
-        The convolution; its padding is ignored (valid output).
-
-    Returns
-    -------
-    torch.Tensor
-        ``(N, C_out, H - k + 1, W - k + 1)`` in channels-last memory format.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from torch import nn
-    >>> from torch.nn import functional as F
-    >>> conv, x = nn.Conv2d(2, 4, 3), torch.randn(1, 2, 6, 7)
-    >>> with torch.no_grad():
-    ...     same = torch.allclose(conv2d_valid_unfolded(x, conv), F.conv2d(x, conv.weight,
-    ...                           conv.bias), atol=1e-5)
-    >>> same
-    True
-    """
-    n, c, h, w = x.shape
-    kh, kw = conv.kernel_size
-    ho, wo, out = h - kh + 1, w - kw + 1, conv.out_channels
-    rows = x.permute(0, 2, 3, 1)  # (N, H, W, C): a view for channels-last x
-    if not rows.is_contiguous():
-        rows = rows.contiguous()
-    sn, sh, sw, sc = rows.stride()
-    windows = rows.as_strided((n, ho, wo, kh, kw, c), (sn, sh, sw, sh, sw, sc))
-    grad = torch.is_grad_enabled() and (x.requires_grad or conv.weight.requires_grad)
-    if grad or x.device.type != "cpu":  # autograd keeps the unfolded input: never a buffer
-        cols = windows.contiguous()  # that the next call overwrites (and scratch is CPU memory)
-    else:
-        cols = _scratch("unfold", (n, ho, wo, kh, kw, c), x.dtype)
-        cols.copy_(windows)
-    cols = cols.view(n * ho * wo, kh * kw * c)
-    weight = conv.weight.permute(2, 3, 1, 0).reshape(kh * kw * c, out)
-    y = torch.mm(cols, weight) if conv.bias is None else torch.addmm(conv.bias, cols, weight)
-    return y.view(n, ho, wo, out).permute(0, 3, 1, 2)
-
-
-def _unfoldable(conv: nn.Module) -> bool:
-    """Whether ``conv`` is a plain convolution with few enough taps for the unfolded form."""
-    return (
-        isinstance(conv, nn.Conv2d)
-        and conv.stride == (1, 1)
-        and conv.dilation == (1, 1)
-        and conv.groups == 1
-        and conv.in_channels * conv.kernel_size[0] * conv.kernel_size[1] <= UNFOLD_MAX_TAPS
     )
 
 
@@ -466,11 +390,11 @@ class FSRCNN(SRModel):
                 f"frame size, got deconv_kernel={deconv_kernel}; use an odd deconv_kernel."
             )
         c = self.channels
-        layers: list[nn.Module] = [nn.Conv2d(c, d, 5, padding=2), nn.PReLU(d, init=prelu_init)]
-        layers += [nn.Conv2d(d, s, 1), nn.PReLU(s, init=prelu_init)]
+        layers: list[nn.Module] = [nn.Conv2d(c, d, 5, padding=2), PReLU(d, init=prelu_init)]
+        layers += [nn.Conv2d(d, s, 1), PReLU(s, init=prelu_init)]
         for _ in range(m):
-            layers += [nn.Conv2d(s, s, 3, padding=1), nn.PReLU(s, init=prelu_init)]
-        layers += [nn.Conv2d(s, d, 1), nn.PReLU(d, init=prelu_init)]
+            layers += [nn.Conv2d(s, s, 3, padding=1), PReLU(s, init=prelu_init)]
+        layers += [nn.Conv2d(s, d, 1), PReLU(d, init=prelu_init)]
         self.features = nn.Sequential(*layers)
         for layer in self.features:
             if isinstance(layer, nn.Conv2d):
@@ -493,7 +417,7 @@ class FSRCNN(SRModel):
             )  # fmt: skip
             init_conv(self.upsample, prelu=prelu_init)
             self.reconstruct = nn.Sequential(
-                nn.PReLU(d, init=prelu_init), nn.Conv2d(d, c, 5, padding=2), out_act
+                PReLU(d, init=prelu_init), nn.Conv2d(d, c, 5, padding=2), out_act
             )
             init_conv(self.reconstruct[1], prelu=None, gain=out_gain)
         self.residual = bool(residual)
@@ -564,11 +488,9 @@ class FSRCNN(SRModel):
         inner = conv_radius(self.features) + (tail.radius if tail is not None else 0)
         if tail is None or inner > r or not self._valid_core_applies(x):
             return super().forward_core(x)
-        y = x
-        for k, layer in enumerate(self.features):
-            if k == 0 and _unfoldable(layer) and _cpu_inference(y):
-                y = conv2d_valid_unfolded(y, layer)
-            elif isinstance(layer, nn.Conv2d):
+        y = like_weight_layout(x, self.reconstruct[1].weight)  # the report variant's 5x5
+        for layer in self.features:
+            if isinstance(layer, nn.Conv2d):
                 y = F.conv2d(y, layer.weight, layer.bias)
             else:
                 y = layer(y)

@@ -21,6 +21,7 @@ from torch import nn
 from xsr.models.base import (
     RESIDUAL_OUTPUT_GAIN,
     BicubicUpsample,
+    PReLU,
     SRModel,
     conv_radius,
     hr_to_lr_radius,
@@ -57,7 +58,7 @@ def output_activation_layer(kind: str | None, channels: int, prelu_init: float, 
     if kind is None:
         return nn.Identity()
     if kind == "prelu":
-        return nn.PReLU(channels, init=prelu_init)
+        return PReLU(channels, init=prelu_init)
     raise ValueError(f"{arch}: output_activation must be None or 'prelu', got {kind!r}.")
 
 
@@ -116,9 +117,9 @@ class SRCNN(SRModel):
         self.upsample = BicubicUpsample(self.scale)
         self.body = nn.Sequential(
             nn.Conv2d(self.channels, f1, k1, padding=k1 // 2),
-            nn.PReLU(f1, init=prelu_init),
+            PReLU(f1, init=prelu_init),
             nn.Conv2d(f1, f2, k2, padding=k2 // 2),
-            nn.PReLU(f2, init=prelu_init),
+            PReLU(f2, init=prelu_init),
             nn.Conv2d(f2, self.channels, k3, padding=k3 // 2),
             output_activation_layer(output_activation, self.channels, prelu_init, self.arch),
         )

@@ -39,12 +39,14 @@ from torch import nn
 from xsr.models.base import (
     RESIDUAL_OUTPUT_GAIN,
     BicubicUpsample,
+    PReLU,
     SRModel,
     conv_radius,
     crop_border,
     hr_to_lr_radius,
     init_conv,
     like_weight_layout,
+    one_channel_float32,
 )
 from xsr.models.srcnn import output_activation_layer
 
@@ -119,13 +121,13 @@ class SRNet3D(SRModel):
         for cin, cout, k in same:
             conv = nn.Conv3d(cin, cout, k, padding=tuple(n // 2 for n in k))
             init_conv(conv, prelu=prelu_init)
-            layers += [conv, nn.PReLU(cout, init=prelu_init)]
+            layers += [conv, PReLU(cout, init=prelu_init)]
         self.extract = nn.Sequential(*layers)
         layers = []
         for cin, cout, k in valid:
             conv = nn.Conv3d(cin, cout, k, padding=0)
             init_conv(conv, prelu=prelu_init)
-            layers += [conv, nn.PReLU(cout, init=prelu_init)]
+            layers += [conv, PReLU(cout, init=prelu_init)]
         self.collapse = nn.Sequential(*layers)
         self.margin = sum(k[-1] // 2 for _, _, k in valid)
         self.reconstruct = nn.Sequential(
@@ -190,7 +192,10 @@ class SRNet3D(SRModel):
         y = like_weight_layout(up, self.collapse[0].weight)
         for layer in self.extract:
             if isinstance(layer, nn.Conv3d):
-                y = F.conv3d(y, layer.weight, layer.bias, padding=(layer.padding[0], 0, 0))
+                pad = (layer.padding[0], 0, 0)
+                y = one_channel_float32(  # bfloat16 is slow on one channel
+                    layer, y, lambda t, c=layer, p=pad: F.conv3d(t, c.weight, c.bias, padding=p)
+                )
             else:
                 y = layer(y)
         y = self.collapse(y)  # valid already

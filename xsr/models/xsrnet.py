@@ -28,6 +28,7 @@ from torch.nn import functional as F
 
 from xsr.models.base import (
     BicubicUpsample,
+    PReLU,
     SRModel,
     conv_radius,
     crop_border,
@@ -58,7 +59,7 @@ class ResidualBlock(nn.Module):
     def __init__(self, features: int, prelu_init: float) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(features, features, 3, padding=1)
-        self.act = nn.PReLU(features, init=prelu_init)
+        self.act = PReLU(features, init=prelu_init)
         self.conv2 = nn.Conv2d(features, features, 3, padding=1)
         init_conv(self.conv1, prelu=prelu_init)
         init_conv(self.conv2, prelu=None, gain=0.1)
@@ -113,7 +114,7 @@ class XSRNet(SRModel):
         if f < 1 or b < 0:
             raise ValueError(f"xsrnet: need features >= 1 and blocks >= 0, got {f}, {b}.")
         self.head = nn.Sequential(
-            nn.Conv2d(c * self.window, f, 3, padding=1), nn.PReLU(f, init=prelu_init)
+            nn.Conv2d(c * self.window, f, 3, padding=1), PReLU(f, init=prelu_init)
         )
         init_conv(self.head[0], prelu=prelu_init)
         self.body = nn.Sequential(*(ResidualBlock(f, prelu_init) for _ in range(b)))
