@@ -20,13 +20,14 @@ rounds; each round runs every path once (the naive forward only runs once), so a
 drift in speed falls on all paths alike.
 
 The "roofline" printed at the end puts the naive forward and the engine in GFLOP/s (each model's
-FLOPs per output pixel, :meth:`~xsr.models.base.SRModel.flops_per_output_pixel`) against two
-rates measured in the same run, after the naive forward and in every round (the best is kept,
-which bounds generously): a 2048 x 2048 float32 matrix product (``torch.mm``, the machine's
-float32 peak: direct convolutions are matrix products) and the model's heaviest convolution
-alone (channels-last, valid, inference mode, the engine's tile shape). Where that convolution
-and those like it carry most of the FLOPs, its rate divided by the naive forward's is about the
-most an exact float32 engine that keeps the model's layers can reach over naive.
+FLOPs per output pixel, :meth:`~xsr.models.base.SRModel.flops_per_output_pixel`) against a 2048 x
+2048 float32 matrix product (``torch.mm``, the machine's float32 peak: direct convolutions are
+matrix products), and gives the engine's convolutions alone: every convolution the engine's core
+calls, with the engine's batches and tiles, each run alone at its best (channels-last, inference
+mode, nothing else). Both are measured after the naive forward and in every round, and the best
+is kept, which bounds generously. For a model whose core is its convolutions (no fused form),
+that rate divided by the naive forward's is the most an engine that keeps its layers can reach
+over naive here.
 
 The targets checked at the end: engine >= 3.5x naive, accessor >= 0.85x engine, FSRCNN accessor
 >= 0.75x interp on the same chunks, and the same against interp in memory (all in float32;
@@ -59,6 +60,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 # transparent huge pages for torch's CPU allocator (read when torch starts)
 os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
@@ -66,11 +68,13 @@ os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 import dask
 import numpy as np
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import xsr.accessor  # noqa: F401  (registers .sr)
 from xsr import engine
 from xsr.engine import infer
 from xsr.models import get_model
+from xsr.models.base import SRModel
 from xsr.testing import random_movie
 
 MODELS = {
@@ -129,60 +133,76 @@ def gemm_gflops(n: int = 2048, repeat: int = 3) -> float:
     return 2 * n**3 / best / 1e9
 
 
-def heaviest_conv_gflops(
-    model: torch.nn.Module, batch: int = 8, size: int = 128
-) -> tuple[float, float]:
-    """GFLOP/s of the model's most expensive convolution at its best, and its share of FLOPs.
+class _RecordConvolutions(TorchDispatchMode):
+    """Records every convolution a forward runs: (input shape, weight shape, bias?, stride,
+    padding, dilation, transposed, output padding, groups)."""
 
-    The convolution with the most FLOPs in a forward (found on ``meta`` tensors) runs on a
-    random channels-last ``batch x size x size`` tile without padding, in inference mode, with
-    nothing else around it (the shape xsr's engine gives it). The share counts every
-    convolution of the same shape (xsrnet's six 32-channel ones, say) against all
-    convolutions, transposed ones included. Where that share is most of the work, an exact
-    float32 engine that keeps the model's layers cannot run its FLOPs much faster than this:
-    the practical roofline.
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple] = []
+
+    def __torch_dispatch__(
+        self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None
+    ) -> Any:
+        a = [*args, *[None] * 9]
+        if func in (torch.ops.aten.conv2d.default, torch.ops.aten.conv3d.default):
+            nd = a[1].ndim - 2
+            stride, padding = a[3] or [1] * nd, a[4] or [0] * nd
+            dilation, groups = a[5] or [1] * nd, a[6] or 1
+            call = (a[0].shape, a[1].shape, a[2] is not None, stride, padding, dilation, False,
+                    [0] * nd, groups)  # fmt: skip
+            self.calls.append(call)
+        elif func is torch.ops.aten.convolution.default:
+            x, w, b, *rest = args
+            self.calls.append((x.shape, w.shape, b is not None, *rest))
+        return func(*args, **(kwargs or {}))
+
+
+def conv_floor_mpxs(model: torch.nn.Module, frames: int, size: int, repeat: int = 3) -> float:
+    """Output Mpx/s if the engine ran only its convolutions, each alone at its best.
+
+    The model as the engine prepares it runs ``forward_core`` on ``meta`` tensors (no memory, no
+    compute) in the engine's own plan (batch and tile for ``frames`` frames of ``size`` x
+    ``size``), which records every convolution it calls with its shapes. Each then runs alone on
+    random channels-last tensors of those shapes in inference mode (best of ``repeat``), and
+    nothing else runs: no activations, additions, interpolation or copies. For a model whose
+    core is its convolutions, no engine that keeps its layers runs faster than this on this
+    machine: the practical roofline.
     """
-    convs = (torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.ConvTranspose2d, torch.nn.ConvTranspose3d)
-    found: list[tuple[int, torch.nn.Module, tuple[int, ...]]] = []
-
-    def record(
-        module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], out: torch.Tensor
-    ) -> None:
-        taps = int(np.prod(module.kernel_size)) // module.groups
-        if module.transposed:  # every input point meets every tap of every output channel
-            found.append((inputs[0].numel() * module.out_channels * taps, module, ()))
-        else:
-            found.append((out.numel() * module.in_channels * taps, module, tuple(inputs[0].shape)))
-
-    def kind(m: torch.nn.Module) -> tuple:
-        return type(m), m.in_channels, m.out_channels, m.kernel_size, m.groups
-
-    probe = copy.deepcopy(model).to("meta")
-    hooks = [m.register_forward_hook(record) for m in probe.modules() if isinstance(m, convs)]
-    window = (model.window,) if model.window > 1 else ()
-    with torch.no_grad():
-        probe(torch.empty((1, model.channels, *window, 32, 32), device="meta"))
-    for hook in hooks:
-        hook.remove()
-    _, meta_conv, in_shape = max((f for f in found if f[2]), key=lambda f: f[0])
-    share = sum(f[0] for f in found if kind(f[1]) == kind(meta_conv)) / sum(f[0] for f in found)
-    conv = copy.deepcopy(meta_conv).to_empty(device="cpu")
-    conv.padding = (0,) * len(conv.kernel_size)  # valid, as the engine runs it
-    fmt = torch.channels_last if len(in_shape) == 4 else torch.channels_last_3d
-    conv = conv.to(memory_format=fmt)
-    torch.nn.init.normal_(conv.weight, std=0.1)
-    kernel = conv.kernel_size
-    spatial = tuple(size + k - 1 for k in kernel[-2:])
-    x = torch.randn(batch, *in_shape[1:-2], *spatial).contiguous(memory_format=fmt)
+    prepared = engine._prepare(copy.deepcopy(model))
+    batch, (ty, tx) = engine._plan(prepared, frames, size, size, "auto", None)
+    r = int(prepared.receptive_radius)
+    window = (prepared.window,) if prepared.window > 1 else ()
+    shape = (batch, prepared.channels, *window, ty + 2 * r, tx + 2 * r)
+    record = _RecordConvolutions()
+    with torch.inference_mode(), record:
+        out = copy.deepcopy(prepared).to("meta").forward_core(torch.empty(shape, device="meta"))
+    seconds = 0.0
     with torch.inference_mode():
-        out = conv(x)  # warm-up: the oneDNN primitive
-        flops = 2 * out.numel() * conv.in_channels * int(np.prod(kernel))
-        best = np.inf
-        for _ in range(3):
-            t0 = time.perf_counter()
-            conv(x)
-            best = min(best, time.perf_counter() - t0)
-    return flops / best / 1e9, share
+        for (
+            x_shape,
+            w_shape,
+            bias,
+            stride,
+            padding,
+            dilation,
+            transposed,
+            out_pad,
+            groups,
+        ) in record.calls:
+            fmt = torch.channels_last if len(x_shape) == 4 else torch.channels_last_3d
+            x = torch.randn(x_shape).contiguous(memory_format=fmt)
+            w = torch.randn(w_shape).contiguous(memory_format=fmt)
+            b = torch.randn(w_shape[1] * groups if transposed else w_shape[0]) if bias else None
+            args = (x, w, b, stride, padding, dilation, transposed, out_pad, groups)
+            torch.convolution(*args)  # warm-up: the oneDNN primitive
+            best = np.inf
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                torch.convolution(*args)
+                best = min(best, time.perf_counter() - t0)
+            seconds += best
+    return out.numel() / prepared.channels / seconds / 1e6
 
 
 def policy_child(args: argparse.Namespace) -> None:
@@ -277,9 +297,8 @@ def main() -> None:
     dev = args.device
     models = {}
     peak = 0.0  # best float32 GEMM rate (GFLOP/s), measured after each naive forward and round
-    # model -> its heaviest convolution's best GFLOP/s (after the naive forward and each round)
-    # and share of the FLOPs
-    best_conv: dict[str, tuple[float, float]] = {}
+    # model -> best Mpx/s of its convolutions alone (after the naive forward and each round)
+    floors: dict[str, float] = {}
     for name in args.models.split(","):
         cfg = dict(MODELS[name])
         model = get_model(cfg.pop("arch"), **cfg).eval()
@@ -296,8 +315,8 @@ def main() -> None:
             # xsr.engine.release_idle_openmp_threads); xsr's paths release this thread's team.
             engine._model_thread().submit(engine.release_idle_openmp_threads).result()
             timed(f"{name}/naive", lambda m=model: naive_forward(m, frames, device=dev))
-            # Side by side with the naive forward: its heaviest convolution alone, the GEMM peak.
-            best_conv[name] = heaviest_conv_gflops(model)
+            # Side by side with the naive forward: its convolutions alone, the GEMM peak.
+            floors[name] = conv_floor_mpxs(model, args.frames, args.size)
             peak = max(peak, gemm_gflops())
 
     # Round robin: every path once per round, best of the rounds, so that the drift of a shared
@@ -307,9 +326,8 @@ def main() -> None:
     for _ in range(args.repeat):
         peak = max(peak, gemm_gflops())
         for name, model in models.items():
-            if name in best_conv:  # the best rate seen bounds most generously
-                rate, share = heaviest_conv_gflops(model)
-                best_conv[name] = (max(rate, best_conv[name][0]), share)
+            if name in floors:  # the best rate seen bounds most generously
+                floors[name] = max(floors[name], conv_floor_mpxs(model, args.frames, args.size))
         timed("interp", lambda: da.interp(y=fine["y"], x=fine["x"], method="cubic"))
         with dask.config.set(scheduler="threads"):
             timed(
@@ -379,18 +397,16 @@ def main() -> None:
             f"({g_naive / peak:.0%} of peak), engine {g_eng:.0f} GFLOP/s ({g_eng / peak:.0%}); "
             f"at the peak rate an engine would be {peak / g_naive:.2f}x naive"
         )
-        if name in best_conv:
-            rate, share = best_conv[name]
+        if name in floors:
             bound = (
-                f"an engine that keeps the model's layers is at most about {rate / g_naive:.2f}x "
-                "naive"
-                if share >= 0.5
-                else "the rest is rewritten by xsr's engine, so this bounds nothing"
+                f"an engine that keeps the model's layers is at most {floors[name] / naive[0]:.2f}x"
+                " naive"
+                if type(models[name])._fuse is SRModel._fuse
+                else "xsr's engine rewrites some of them (its fused form), so this bounds nothing"
             )
             print(
-                f"  {name}: its heaviest convolution (and those like it: {share:.0%} of the "
-                f"FLOPs) runs alone at {rate:.0f} GFLOP/s (channels-last, valid, inference "
-                f"mode): {bound}"
+                f"  {name}: the engine's convolutions alone (its batches and tiles, each "
+                f"convolution alone at its best) would run at {floors[name]:.2f} Mpx/s: {bound}"
             )
     print("\ntargets (wall clock; CPU-time ratio in brackets):")
     for name, naive, eng, acc in rows:
