@@ -177,3 +177,13 @@ def test_bfloat16_core_stays_close_to_float32(arch):
     assert y.shape == ref.shape
     err = float((y.float() - ref).abs().max() / ref.abs().max())
     assert err < 0.05
+
+
+def test_prelu_keeps_a_bfloat16_model_in_bfloat16_without_autocast():
+    from xsr.models.base import PReLU
+
+    act = PReLU(8, init=0.25).bfloat16()
+    x = torch.randn(2, 8, 5, 6).bfloat16()
+    y = act(x)
+    assert y.dtype == torch.bfloat16
+    torch.testing.assert_close(y, F.prelu(x, act.weight), rtol=0, atol=0)

@@ -284,9 +284,9 @@ class PReLU(nn.PReLU):
     """:class:`torch.nn.PReLU` that stays fast under CPU bfloat16 autocast.
 
     Same parameters and state dict as ``nn.PReLU`` (model files and their sha256 are unchanged).
-    A bfloat16 CPU input with fewer than :data:`BF16_PRELU_MIN_CHANNELS` channels is computed in
-    float32 (the result is float32; the next convolution casts it back under autocast). Any
-    other input runs as in ``nn.PReLU``.
+    Under CPU autocast, a bfloat16 input with fewer than :data:`BF16_PRELU_MIN_CHANNELS`
+    channels is computed in float32 (the result is float32; the next convolution casts it back).
+    Any other input, a bfloat16 model run without autocast included, runs as in ``nn.PReLU``.
 
     Examples
     --------
@@ -308,6 +308,7 @@ class PReLU(nn.PReLU):
             and x.device.type == "cpu"
             and x.ndim > 1
             and x.shape[1] < BF16_PRELU_MIN_CHANNELS
+            and cpu_autocast()  # a bfloat16 model without autocast keeps bfloat16 throughout
         ):
             with torch.autocast("cpu", enabled=False):
                 return F.prelu(x.float(), self.weight.float())
@@ -355,7 +356,7 @@ def one_channel_float32(
 
 
 def like_weight_layout(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """``x`` viewed with channels-last strides where ``weight`` is channels-last and ``x`` has 1 channel.
+    """``x`` viewed channels-last where it has one channel and ``weight`` is channels-last.
 
     With a single channel the two layouts are the same memory, and torch takes such a tensor
     for a plain (NCHW/NCDHW) one, so a convolution with channels-last weights then returns a

@@ -192,7 +192,8 @@ class XSRNet(SRModel):
             y = F.conv2d(inner, block.conv2.weight, block.conv2.bias).add_(crop_border(y, 2))
         y = F.conv2d(y, self.tail.weight, self.tail.bias)
         y = crop_border(y, r - conv_radius([self.head, self.body, self.tail]))  # a wider bicubic
-        return self.shuffle(y).add_(crop_border(self.bicubic(centre), s * r))
+        # out of place: under bfloat16 autocast the detail is bfloat16, the bicubic base float32
+        return self.shuffle(y) + crop_border(self.bicubic(centre), s * r)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         centre = self.centre_frame(x)
