@@ -315,16 +315,17 @@ def main() -> None:
             # xsr.engine.release_idle_openmp_threads); xsr's paths release this thread's team.
             engine._model_thread().submit(engine.release_idle_openmp_threads).result()
             timed(f"{name}/naive", lambda m=model: naive_forward(m, frames, device=dev))
-            # Side by side with the naive forward: its convolutions alone, the GEMM peak.
-            floors[name] = conv_floor_mpxs(model, args.frames, args.size)
-            peak = max(peak, gemm_gflops())
+            if dev == "cpu":  # side by side with the naive forward: the roofline's rates
+                floors[name] = conv_floor_mpxs(model, args.frames, args.size)
+                peak = max(peak, gemm_gflops())
 
     # Round robin: every path once per round, best of the rounds, so that the drift of a shared
     # machine's speed falls on all paths alike.
     chunked = ds.chunk({"time": args.chunk})
     lazy_da = chunked[da.name]
     for _ in range(args.repeat):
-        peak = max(peak, gemm_gflops())
+        if dev == "cpu":
+            peak = max(peak, gemm_gflops())
         for name, model in models.items():
             if name in floors:  # the best rate seen bounds most generously
                 floors[name] = max(floors[name], conv_floor_mpxs(model, args.frames, args.size))
@@ -388,8 +389,9 @@ def main() -> None:
             )
 
     threads = torch.get_num_threads()
-    print(f"\nroofline (float32 GEMM peak on these {threads} threads: {peak:.0f} GFLOP/s):")
-    for name, naive, eng, _ in rows:
+    if dev == "cpu":
+        print(f"\nroofline (float32 GEMM peak on these {threads} threads: {peak:.0f} GFLOP/s):")
+    for name, naive, eng, _ in rows if dev == "cpu" else []:
         flops = models[name].flops_per_output_pixel()
         g_naive, g_eng = naive[0] * flops / 1e3, eng[0] * flops / 1e3  # Mpx/s * FLOP/px -> GFLOP/s
         print(
