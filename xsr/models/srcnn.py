@@ -26,6 +26,7 @@ from xsr.models.base import (
     conv_radius,
     hr_to_lr_radius,
     init_conv,
+    like_weight_layout,
 )
 
 __all__ = ["SRCNN", "output_activation_layer"]
@@ -145,5 +146,5 @@ class SRCNN(SRModel):
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         up = self.upsample(x)
-        y = self.body(up)
+        y = self.body(like_weight_layout(up, self.body[4].weight))  # one variable: no copy
         return y + up if self.residual else y
