@@ -14,6 +14,7 @@ from xsr.coords import (
     coarsen_bounds,
     coarsen_coord,
     is_global_longitude,
+    periodic_dims,
     refine_bounds,
     refine_coord,
     spatial_dims,
@@ -222,3 +223,27 @@ def test_append_history():
     assert len(lines) == 2
     assert lines[0] == out["history"]
     assert lines[1].endswith(": second")
+
+
+def test_periodic_dims_reads_the_period_attribute():
+    x = np.arange(8) * 2.0 + 1.0
+    y = np.arange(4) * 2.0 + 1.0
+    da = xr.DataArray(
+        np.zeros((4, 8)),
+        dims=("y", "x"),
+        coords={"x": ("x", x, {"period": 16.0}), "y": ("y", y, {"period": 8.0})},
+    )
+    assert periodic_dims(da, ("y", "x")) == (True, True)
+    assert periodic_dims(da.isel(x=slice(0, 4)), ("y", "x")) == (True, False)
+    assert periodic_dims(da.assign_coords(x=da.x.assign_attrs(period=17.0)), ("x",)) == (False,)
+    assert periodic_dims(da.drop_vars("x"), ("y", "x")) == (True, False)
+    with pytest.raises(ValueError, match=r"'x'.*period"):
+        periodic_dims(da.assign_coords(x=da.x.assign_attrs(period="wide")), ("x",))
+    with pytest.raises(ValueError, match="positive"):
+        periodic_dims(da.assign_coords(x=da.x.assign_attrs(period=-16.0)), ("x",))
+
+
+def test_periodic_dims_detects_global_longitude_without_attribute():
+    lon = xr.DataArray(np.arange(0.5, 360.0, 1.0), dims="lon", attrs={"units": "degrees_east"})
+    da = xr.DataArray(np.zeros((2, 360)), dims=("lat", "lon"), coords={"lon": lon})
+    assert periodic_dims(da, ("lat", "lon")) == (False, True)

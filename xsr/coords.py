@@ -23,6 +23,7 @@ __all__ = [
     "coarsen_bounds",
     "coarsen_coord",
     "is_global_longitude",
+    "periodic_dims",
     "refine_bounds",
     "refine_coord",
     "spatial_dims",
@@ -54,6 +55,11 @@ _DEGREE_UNITS = {
     "degree_north",
 }
 _RADIAN_UNITS = {"radians", "radian", "rad"}
+
+#: Attribute of a dimension coordinate that marks the dimension periodic: the domain length, in
+#: the coordinate's units (``360`` for a global longitude in degrees, ``Lx`` in metres for the
+#: shallow-water generator). See :func:`periodic_dims`.
+PERIOD_ATTR = "period"
 
 
 def _dim_names(obj: xr.Dataset | xr.DataArray) -> tuple[Hashable, ...]:
@@ -473,6 +479,81 @@ def is_global_longitude(values: Any, units: str | None = None) -> bool:
     except ValueError:
         return False
     return bool(abs(arr.size * abs(d) - period) <= 0.01 * abs(d))
+
+
+def _is_periodic(coord: xr.DataArray | None) -> bool:
+    if coord is None or coord.ndim != 1 or coord.size < 2:
+        return False
+    period = coord.attrs.get(PERIOD_ATTR)
+    if period is None:
+        try:
+            return bool(is_global_longitude(coord.values, coord.attrs.get("units")))
+        except (ValueError, TypeError):
+            return False
+    try:
+        period = float(period)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"Coordinate {coord.name!r} has {PERIOD_ATTR}={period!r}, which is not a number. The "
+            f"{PERIOD_ATTR!r} attribute marks a periodic dimension by its domain length in the "
+            "coordinate's units; fix or delete it."
+        ) from None
+    if not (np.isfinite(period) and period > 0):
+        raise ValueError(
+            f"Coordinate {coord.name!r} has {PERIOD_ATTR}={period!r}; a domain length must be a "
+            "positive number. Fix or delete the attribute."
+        )
+    values = np.asarray(coord.values)
+    if not np.issubdtype(values.dtype, np.number):
+        return False
+    try:
+        step = abs(check_uniform(values.astype("float64"), str(coord.name), rtol=1e-3))
+    except ValueError:
+        return False
+    # A subset of a periodic domain keeps the attribute but no longer spans the period.
+    return bool(abs(values.size * step - period) <= 0.01 * step)
+
+
+def periodic_dims(obj: xr.Dataset | xr.DataArray, dims: Sequence[Hashable]) -> tuple[bool, ...]:
+    """Whether each of ``dims`` is periodic, read from the data's own coordinates.
+
+    The convention: a dimension is periodic when its 1-D coordinate carries a ``period``
+    attribute (the domain length, in the coordinate's units) and the ``n`` uniformly spaced
+    cell centres span exactly that length (``n * step == period`` within 1 % of a step), or when,
+    without the attribute, the coordinate is a global longitude (:func:`is_global_longitude`).
+    A subset of a periodic domain keeps the attribute but no longer spans the period, so it
+    reads as not periodic. A dimension without a coordinate is not periodic.
+
+    Parameters
+    ----------
+    obj : Dataset or DataArray
+        Data whose coordinates are read.
+    dims : sequence of hashable
+        Dimension names, e.g. ``("y", "x")``.
+
+    Returns
+    -------
+    tuple of bool
+        One flag per entry of ``dims``.
+
+    Raises
+    ------
+    ValueError
+        If a ``period`` attribute is not a positive number.
+
+    Examples
+    --------
+    >>> x = np.arange(4) * 2.5 + 1.25
+    >>> da = xr.DataArray(np.zeros((3, 4)), dims=("y", "x"),
+    ...                   coords={"x": ("x", x, {"period": 10.0}), "y": [0.0, 1.0, 2.0]})
+    >>> periodic_dims(da, ("y", "x"))
+    (False, True)
+    >>> periodic_dims(da.isel(x=slice(0, 2)), ("y", "x"))
+    (False, False)
+    """
+    return tuple(
+        _is_periodic(obj.coords[d] if d in obj.coords and d in obj.dims else None) for d in dims
+    )
 
 
 def append_history(attrs: Mapping[str, Any], line: str) -> dict[str, Any]:

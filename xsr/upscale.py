@@ -22,7 +22,7 @@ import xarray as xr
 
 from xsr.coords import (
     append_history,
-    is_global_longitude,
+    periodic_dims,
     refine_bounds,
     refine_coord,
     spatial_dims,
@@ -194,15 +194,10 @@ def _resolve_model(model: Any, scale: int | None, names: Sequence[Hashable]) -> 
     )
 
 
-def _norm_periodic(periodic: Any, x_coord: xr.DataArray | None) -> tuple[bool, bool]:
+def _norm_periodic(periodic: Any, obj: Any, dims: tuple[Hashable, Hashable]) -> tuple[bool, bool]:
     if periodic is None:
-        if x_coord is None or x_coord.ndim != 1 or x_coord.size < 2:
-            return (False, False)
-        units = x_coord.attrs.get("units")
-        try:
-            return (False, bool(is_global_longitude(x_coord.values, units)))
-        except (ValueError, TypeError):
-            return (False, False)
+        py, px = periodic_dims(obj, dims)
+        return (py, px)
     if periodic is False or periodic == "none":
         return (False, False)
     if periodic is True:
@@ -212,8 +207,8 @@ def _norm_periodic(periodic: Any, x_coord: xr.DataArray | None) -> tuple[bool, b
     if isinstance(periodic, Sequence) and all(p in ("x", "y") for p in periodic):
         return ("y" in periodic, "x" in periodic)
     raise ValueError(
-        f"periodic must be None (detect global longitude), False, 'x', 'y' or ('y', 'x'), got "
-        f"{periodic!r}."
+        f"periodic must be None (read from the coordinates: a 'period' attribute or a global "
+        f"longitude), False, 'x', 'y' or ('y', 'x'), got {periodic!r}."
     )
 
 
@@ -389,7 +384,9 @@ def upscale(
     conserve : bool
         Make ``coarsen(output) == input`` hold to float precision (block means).
     periodic : None, False, "x", "y" or ("y", "x")
-        Wrap around these axes. ``None`` wraps ``x`` when it is a global longitude (360 degrees).
+        Wrap around these axes. ``None`` reads periodicity from the data
+        (:func:`xsr.coords.periodic_dims`): a dimension coordinate with a ``period``
+        attribute spanning it, or a global longitude (360 degrees).
     device : str
         ``"auto"`` (a GPU where one exists), ``"cpu"`` or ``"cuda"``.
     batch_size : int or "auto"
@@ -484,7 +481,7 @@ def upscale(
     groups = _groups(candidates, variables, card_vars, ref.channels, model_name)
     for pairs in groups:
         _check_units(arrays, pairs, card_vars, model_name)
-    py, px = _norm_periodic(periodic, obj.coords.get(x_dim))
+    py, px = _norm_periodic(periodic, obj, (y_dim, x_dim))
     if time_boundary not in ("reflect", "nearest", "periodic"):
         raise ValueError(
             f"time_boundary must be 'reflect', 'nearest' or 'periodic', got {time_boundary!r}."
