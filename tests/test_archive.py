@@ -136,7 +136,8 @@ def test_other_region_dimension_and_region_size_rechunks(tmp_path):
 
 
 def test_default_region_size_is_capped_by_bytes(tmp_path, monkeypatch):
-    monkeypatch.setattr(archive, "DEFAULT_REGION_BYTES", 3 * 8 * 8 * 4)  # three float32 frames
+    three_frames = 3 * 8 * 8 * 4  # bytes of three float32 frames
+    monkeypatch.setattr(archive.write, "DEFAULT_REGION_BYTES", three_frames)
     ds = random_movie(10, 8, 8)  # eager: one chunk of 10 frames would be the whole array
     out = write_zarr_resumable(ds, tmp_path / "cap.zarr", progress=False)
     assert store_status(tmp_path / "cap.zarr")["region_size"] == 3
@@ -408,7 +409,7 @@ def test_permission_error_while_writing_is_explained(tmp_path, monkeypatch):
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied", "zarr.json")
 
-    monkeypatch.setattr(archive, "_init_store", denied)
+    monkeypatch.setattr(archive.write, "_init_store", denied)
     with pytest.raises(ReadOnlyStoreError, match="choose a writable path for `store`"):
         write_zarr_resumable(random_movie(3, 4, 4), tmp_path / "x.zarr", progress=False)
 
@@ -477,7 +478,8 @@ def test_upscale_to_zarr_chunked_input_streams_by_region(tmp_path):
 def test_upscale_to_zarr_dataarray_and_default_region_size(tmp_path, monkeypatch):
     from xsr.archive import upscale_to_zarr
 
-    monkeypatch.setattr(archive, "DEFAULT_REGION_BYTES", 2 * 16 * 16 * 4)  # two output frames
+    two_frames = 2 * 16 * 16 * 4  # bytes of two float32 output frames
+    monkeypatch.setattr(archive.upscaling, "DEFAULT_REGION_BYTES", two_frames)
     da = random_movie(5, 8, 8)["h"]
     out = upscale_to_zarr(da, tmp_path / "da.zarr", model="bicubic", scale=2, progress=False)
     assert isinstance(out, xr.DataArray)
@@ -731,7 +733,7 @@ def test_windowed_model_regions_match_a_direct_upscale(tmp_path):
 
 @given(length=st.integers(1, 60), region_size=st.integers(1, 20))
 def test_input_chunks_follow_regions(length, region_size):
-    chunks = archive._input_chunks(length, region_size)
+    chunks = archive.regions._input_chunks(length, region_size)
     assert sum(chunks) == length
     edges = np.cumsum(chunks)[:-1]
     assert all(edge % region_size == 0 for edge in edges)  # chunk edges are region edges

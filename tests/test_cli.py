@@ -67,9 +67,9 @@ def test_evaluate_prints_the_table(tmp_path, capsys):
     assert "data range" in out
 
 
-def test_evaluate_missing_file_is_a_clear_error(tmp_path):
-    with pytest.raises(SystemExit, match="does not exist"):
-        main(["evaluate", str(tmp_path / "nope.nc"), str(tmp_path / "nope2.nc")])
+def test_evaluate_missing_file_is_a_clear_error(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path / "nope.nc"), str(tmp_path / "nope2.nc")]) == 2
+    assert "No such file or store" in capsys.readouterr().err
 
 
 def test_upscale_with_interpolation_model(tmp_path):

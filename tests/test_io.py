@@ -8,8 +8,8 @@ import scipy.io
 import xarray as xr
 
 from xsr.degrade import degrade
-from xsr.io import FileFormatError, open_mat, open_y4m
-from xsr.testing import raise_if_dask_computes
+from xsr.io import FileFormatError, is_zarr_store, open_dataset, open_mat, open_y4m
+from xsr.testing import raise_if_dask_computes, random_movie
 
 # ---------------------------------------------------------------- writers
 
@@ -394,3 +394,77 @@ def test_open_y4m_lazy_chunks_match_eager(tmp_path):
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="chunks must be a positive number of frames"):
             open_y4m(path, chunks=bad)
+
+
+# ---------------------------------------------------------------------------- open_dataset
+
+
+@pytest.mark.parametrize("suffix", [".nc", ".nc4", ".netcdf", ".cdf", ".h5", ".hdf5", ".he5"])
+def test_open_dataset_netcdf_suffixes_are_lazy(tmp_path, suffix):
+    ds = random_movie(3, 4, 5)
+    path = tmp_path / f"run{suffix}"
+    ds.to_netcdf(path)
+    out = open_dataset(path)
+    assert out["h"].chunks is not None
+    xr.testing.assert_identical(out.load(), ds)
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_open_dataset_zarr_formats_and_folders_without_suffix(tmp_path, zarr_format):
+    ds = random_movie(3, 4, 5).chunk(time=1)
+    for name in ("run.zarr", "run_store"):
+        ds.to_zarr(tmp_path / name, zarr_format=zarr_format, mode="w")
+        assert is_zarr_store(tmp_path / name)
+        out = open_dataset(tmp_path / name)
+        assert out["h"].chunks[0] == (1, 1, 1)
+        xr.testing.assert_identical(out.compute(), ds.compute())
+
+
+def test_open_dataset_mat_and_y4m_use_their_readers(tmp_path):
+    h = _h_field()
+    scipy.io.savemat(tmp_path / "clip.mat", {"H": h})
+    xr.testing.assert_identical(
+        open_dataset(tmp_path / "clip.mat"), open_mat(tmp_path / "clip.mat")
+    )
+    write_y4m(tmp_path / "clip.y4m", [[bytes(16), bytes(4), bytes(4)]] * 2, "W4 H4 F25:1 C420jpeg")
+    xr.testing.assert_identical(
+        open_dataset(tmp_path / "clip.y4m", chunks=1).load(), open_y4m(tmp_path / "clip.y4m")
+    )
+
+
+def test_open_dataset_truncated_netcdf_names_the_file(tmp_path):
+    path = tmp_path / "run.nc"
+    random_movie(20, 16, 16).to_netcdf(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+    with pytest.raises(FileFormatError, match=r"run\.nc.*not a readable NetCDF file.*truncated"):
+        open_dataset(path)
+    path.write_bytes(b"garbage" * 10)
+    with pytest.raises(FileFormatError, match=r"run\.nc"):
+        open_dataset(path)
+
+
+def test_open_dataset_bad_paths(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"nope\.nc"):
+        open_dataset(tmp_path / "nope.nc")
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(FileFormatError, match=r"notes\.txt.*suffix.*\.zarr"):
+        open_dataset(tmp_path / "notes.txt")
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(IsADirectoryError, match="not a Zarr store"):
+        open_dataset(tmp_path / "folder")
+    (tmp_path / "empty.zarr").mkdir()
+    with pytest.raises(FileFormatError, match="without Zarr metadata"):
+        open_dataset(tmp_path / "empty.zarr")
+    (tmp_path / "file.zarr").write_text("x")
+    with pytest.raises(FileFormatError, match="is a file"):
+        open_dataset(tmp_path / "file.zarr")
+    with pytest.raises(FileFormatError, match=r"remote address.*Zarr"):
+        open_dataset("s3://bucket/run.nc")
+
+
+def test_open_dataset_damaged_zarr_metadata_names_the_store(tmp_path):
+    random_movie(3, 4, 5).to_zarr(tmp_path / "run.zarr", zarr_format=3, consolidated=False)
+    (tmp_path / "run.zarr" / "zarr.json").write_text('{"zarr_format": 3, "node')
+    with pytest.raises(FileFormatError, match=r"run\.zarr.*damaged Zarr store"):
+        open_dataset(tmp_path / "run.zarr")

@@ -14,17 +14,10 @@ from xsr._version import __version__
 
 
 def _open(path: str):
-    """Open a NetCDF file or Zarr store lazily, with a clear error if it is missing."""
-    import xarray as xr
+    """Open a NetCDF file, Zarr store, ``.mat`` or ``.y4m`` lazily (:func:`xsr.io.open_dataset`)."""
+    from xsr.io import open_dataset
 
-    p = Path(path)
-    if not p.exists():
-        raise SystemExit(f"xsr: input {path!r} does not exist")
-    if p.suffix == ".zarr" or (
-        p.is_dir() and ((p / "zarr.json").exists() or (p / ".zgroup").exists())
-    ):
-        return xr.open_zarr(p)
-    return xr.open_dataset(p, chunks={})
+    return open_dataset(path)
 
 
 def _write(ds, path: str, *, overwrite: bool = False) -> None:

@@ -1,10 +1,14 @@
-"""Readers for the movie formats the report used that xarray does not read itself.
+"""Opening data files: one opener for every format xsr reads, and the readers xarray lacks.
 
+* :func:`open_dataset`: the one opener used by the command line and the archive: NetCDF/HDF5
+  (``.nc``, ``.nc4``, ``.netcdf``, ``.cdf``, ``.h5``, ``.hdf5``, ``.he5``), Zarr stores
+  (``.zarr`` folders, format 2 and 3), ``.mat`` and ``.y4m``, chosen by suffix (or by content
+  for a folder that is a Zarr store);
 * :func:`open_mat`: MATLAB ``.mat`` files, both v4/v5/v7 (via :func:`scipy.io.loadmat`) and v7.3
   (HDF5, via h5py), such as the report's climate movie ``H_Field_NI5.mat``;
 * :func:`open_y4m`: YUV4MPEG2 (``.y4m``) videos, such as the Xiph "derf" collection.
 
-NetCDF and Zarr are read with :func:`xarray.open_dataset` / :func:`xarray.open_zarr` directly.
+NetCDF and Zarr are read lazily with :func:`xarray.open_dataset` / :func:`xarray.open_zarr`.
 Malformed or truncated files raise :class:`FileFormatError` (a ``ValueError``) naming the file
 and what is wrong.
 """
@@ -21,7 +25,7 @@ from typing import Any, Literal
 import numpy as np
 import xarray as xr
 
-__all__ = ["FileFormatError", "open_mat", "open_y4m"]
+__all__ = ["FileFormatError", "is_zarr_store", "open_dataset", "open_mat", "open_y4m"]
 
 
 class FileFormatError(ValueError):
@@ -556,3 +560,143 @@ def open_y4m(
         "comments": " ".join(fields["comments"]),
     }
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+# ---------------------------------------------------------------------------- any format
+
+#: Suffixes read as NetCDF (netCDF4/HDF5 or netCDF3) files.
+NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf", ".cdf", ".h5", ".hdf5", ".he5")
+#: Suffixes read as Zarr stores.
+ZARR_SUFFIXES = (".zarr",)
+_SUFFIX_HINT = (
+    "give a NetCDF file (" + ", ".join(NETCDF_SUFFIXES) + "), a Zarr store (.zarr), a MATLAB "
+    "file (.mat) or a YUV4MPEG2 video (.y4m)"
+)
+
+
+def is_zarr_store(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a folder holding a Zarr group or array (format 2 or 3).
+
+    Parameters
+    ----------
+    path : str or path-like
+        A local path.
+
+    Returns
+    -------
+    bool
+        ``True`` when the folder holds ``zarr.json``, ``.zgroup`` or ``.zarray``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> is_zarr_store(tempfile.mkdtemp())
+    False
+    """
+    p = Path(path)
+    return p.is_dir() and any((p / n).exists() for n in ("zarr.json", ".zgroup", ".zarray"))
+
+
+def _open_zarr(path: str | Path, label: str, **kwargs: Any) -> xr.Dataset:
+    import json
+
+    try:
+        return xr.open_zarr(path, **kwargs)
+    except FileNotFoundError as err:
+        raise FileFormatError(
+            f"'{label}' is not a readable Zarr store: {err}. Give the folder that holds "
+            "zarr.json (format 3) or .zgroup (format 2)."
+        ) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise FileFormatError(
+            f"'{label}' is a damaged Zarr store: its metadata is not valid JSON ({err}). "
+            "Rewrite the store from its source."
+        ) from None
+
+
+def open_dataset(path: str | os.PathLike[str], **kwargs: Any) -> xr.Dataset:
+    """Open a NetCDF file, Zarr store, ``.mat`` file or ``.y4m`` video as a Dataset.
+
+    The format is chosen by the suffix, or by content for a folder that is a Zarr store.
+    NetCDF files are opened lazily with dask (``chunks={}``: the file's own chunks) and Zarr
+    stores with :func:`xarray.open_zarr` (the store's chunks; consolidated metadata when
+    present, formats 2 and 3); ``.mat`` and ``.y4m`` go to :func:`open_mat` and
+    :func:`open_y4m`. Damaged or truncated files raise :class:`FileFormatError` naming the file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file or store. A ``scheme://`` address is opened only when it names a Zarr
+        store (``.zarr``), through xarray's fsspec support.
+    **kwargs
+        Passed on to the reader (:func:`xarray.open_dataset`, :func:`xarray.open_zarr`,
+        :func:`open_mat` or :func:`open_y4m`), e.g. ``chunks={"time": 10}``.
+
+    Returns
+    -------
+    xarray.Dataset
+        The data, lazy for NetCDF and Zarr.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist.
+    FileFormatError
+        The suffix is unknown, or the file is damaged, truncated or not of its suffix's format.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from xsr.testing import random_movie
+    >>> path = os.path.join(tempfile.mkdtemp(), "run.nc")
+    >>> random_movie(4, 8, 8).to_netcdf(path)
+    >>> ds = open_dataset(path)
+    >>> ds["h"].chunks is not None, ds["h"].shape
+    (True, (4, 8, 8))
+    """
+    text = os.fspath(path)
+    if "://" in text:
+        if not text.rstrip("/").lower().endswith(ZARR_SUFFIXES):
+            raise FileFormatError(
+                f"'{text}' is a remote address; xsr opens remote data only as Zarr stores "
+                "(.zarr). Copy the file to a local path, or open it yourself with xarray and "
+                "pass the Dataset."
+            )
+        try:
+            return xr.open_zarr(text, **kwargs)
+        except (ImportError, ValueError, OSError) as err:
+            raise FileFormatError(
+                f"cannot open the remote Zarr store '{text}': {type(err).__name__}: {err}. "
+                "Install the fsspec package for its scheme (s3fs, gcsfs, ...) or copy it locally."
+            ) from None
+    p = Path(text).expanduser()
+    if not p.exists():
+        raise FileNotFoundError(f"No such file or store: '{p}'.")
+    suffix = p.suffix.lower()
+    if suffix in ZARR_SUFFIXES or is_zarr_store(p):
+        if not p.is_dir():
+            raise FileFormatError(f"'{p}' is a file, but a Zarr store is a folder; {_SUFFIX_HINT}.")
+        if not is_zarr_store(p):
+            raise FileFormatError(
+                f"'{p}' is a folder without Zarr metadata (zarr.json or .zgroup): not a Zarr "
+                "store, or an empty/unfinished one."
+            )
+        return _open_zarr(p, str(p), **kwargs)
+    if p.is_dir():
+        raise IsADirectoryError(f"'{p}' is a folder but not a Zarr store; {_SUFFIX_HINT}.")
+    if suffix == ".mat":
+        return open_mat(p, **kwargs)
+    if suffix == ".y4m":
+        return open_y4m(p, **kwargs)
+    if suffix not in NETCDF_SUFFIXES:
+        raise FileFormatError(f"cannot tell the format of '{p}' from its suffix; {_SUFFIX_HINT}.")
+    kwargs.setdefault("chunks", {})
+    try:
+        return xr.open_dataset(p, **kwargs)
+    except (OSError, ValueError) as err:
+        size = p.stat().st_size
+        raise FileFormatError(
+            f"'{p}' ({size} bytes) is not a readable NetCDF file: it is damaged, truncated or "
+            f"of another format ({type(err).__name__}: {err}). Check the file (ncdump -h) or "
+            "copy it again from its source."
+        ) from None

@@ -1,0 +1,50 @@
+"""Resumable, region-by-region Zarr writes of lazy Datasets, and whole-file upscaling.
+
+A super-resolved archive is usually far larger than memory and takes hours to compute. The
+functions here stream a lazy (dask-backed) Dataset to a Zarr store one *region* at a time — a
+region is a block of consecutive steps along one dimension (``time`` by default) that matches the
+store's chunks along that dimension exactly — so memory stays bounded whatever the archive's
+length, and they make the write **resumable**: a run killed at any point and started again with
+the same arguments computes only the missing regions and ends with the same store an
+uninterrupted run writes.
+
+How the store records progress
+------------------------------
+Besides the Dataset's own arrays, the store holds a subgroup ``_xsr`` (xarray ignores subgroups
+when it opens the store, so the Dataset is unchanged):
+
+* ``_xsr`` attributes, written once before anything else: the job ``fingerprint`` (xsr version,
+  the identity of the inputs — names, shapes, dtypes, a hash of coordinates and attributes —,
+  the model's sha256, the arguments, and the layout of the regions) and its sha256 ``job_id``.
+* ``_xsr/completed``: one ``uint8`` per region, **one Zarr chunk per region**, created after the
+  Dataset's metadata (its presence means "initialised") and set to 1 for a region only *after*
+  every chunk of that region's data has been written. Writing one chunk is atomic (the local store
+  writes a temporary file and renames it; object stores put whole objects), so a region cut off
+  half-way is never taken for complete: it is recomputed on the next run.
+
+When every region is complete the metadata is consolidated; a store with every region complete
+and consolidated metadata is *finished*. Only Zarr output is resumable: NetCDF output
+(:func:`upscale_file` with a ``.nc`` path) is streamed into a resumable temporary Zarr store
+beside the output first, then converted chunk by chunk into ``OUT.nc`` through a ``.part`` file
+renamed into place at the end, so a killed NetCDF job also resumes its expensive part.
+
+The package's modules say what they do: :mod:`~xsr.archive.record` (the job record and its
+integrity), :mod:`~xsr.archive.regions` (region planning), :mod:`~xsr.archive.write` (writing
+Zarr regions and streaming NetCDF) and :mod:`~xsr.archive.upscaling` (the upscaling jobs).
+"""
+
+from xsr.archive.errors import ArchiveError, JobMismatchError, ReadOnlyStoreError, StoreExistsError
+from xsr.archive.record import store_status
+from xsr.archive.upscaling import upscale_file, upscale_to_zarr
+from xsr.archive.write import write_zarr_resumable
+
+__all__ = [
+    "ArchiveError",
+    "JobMismatchError",
+    "ReadOnlyStoreError",
+    "StoreExistsError",
+    "store_status",
+    "upscale_file",
+    "upscale_to_zarr",
+    "write_zarr_resumable",
+]
