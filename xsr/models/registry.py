@@ -13,6 +13,7 @@ from xsr.models.base import SRModel
 from xsr.models.baseline import Bicubic
 from xsr.models.chain import Chain
 from xsr.models.fsrcnn import FSRCNN
+from xsr.models.linear import Linear
 from xsr.models.srcnn import SRCNN
 from xsr.models.srnet3d import SRNet3D
 from xsr.models.xsrnet import XSRNet
@@ -27,6 +28,7 @@ MODELS: dict[str, type[SRModel]] = {
     "srnet3d": SRNet3D,
     "xsrnet": XSRNet,
     "chain": Chain,
+    "linear": Linear,
 }
 
 
@@ -41,7 +43,7 @@ def list_models() -> list[str]:
     Examples
     --------
     >>> list_models()
-    ['bicubic', 'chain', 'fsrcnn', 'srcnn', 'srnet3d', 'xsrnet']
+    ['bicubic', 'chain', 'fsrcnn', 'linear', 'srcnn', 'srnet3d', 'xsrnet']
     """
     return sorted(MODELS)
 

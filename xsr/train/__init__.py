@@ -21,6 +21,7 @@ __all__ = [
     "apply_symmetry",
     "available_images",
     "fit",
+    "fit_linear",
     "freeze",
     "history_dataset",
     "layer_names",
@@ -35,6 +36,7 @@ __all__ = [
 
 _WHERE = {
     "fit": "xsr.train.trainer",
+    "fit_linear": "xsr.train.linear",
     "resolve_device": "xsr.train.trainer",
     "Checkpoint": "xsr.train.history",
     "history_dataset": "xsr.train.history",
