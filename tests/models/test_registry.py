@@ -18,7 +18,9 @@ DEFAULTS = {"chain": {"stages": [{"arch": "fsrcnn", "scale": 2}, {"arch": "srnet
 
 def test_list_models_is_the_explicit_dict():
     assert list_models() == sorted(registry.MODELS)
-    assert {"bicubic", "srcnn", "fsrcnn", "srnet3d", "xsrnet", "chain", "linear"} == set(list_models())
+    assert {"bicubic", "srcnn", "fsrcnn", "srnet3d", "xsrnet", "chain", "linear"} == set(
+        list_models()
+    )
 
 
 @pytest.mark.parametrize("name", list_models())

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from xsr.coords import periodic_dims, spatial_dims
+from xsr.coords import spatial_dims
 
 __all__ = ["fit_linear"]
 
@@ -100,7 +100,7 @@ def _accumulate(
     lo = low.data if low.chunks is not None else da.from_array(low.values)
     lo = lo.rechunk({low.ndim - 2: -1, low.ndim - 1: -1})
     hi = high.data if high.chunks is not None else da.from_array(high.values)
-    hi = hi.rechunk(lo.chunks[:-2] + ((high.shape[-2],), (high.shape[-1],)))
+    hi = hi.rechunk((*lo.chunks[:-2], (high.shape[-2],), (high.shape[-1],)))
     n_lead = lo.ndim - 2
 
     def block(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -129,7 +129,7 @@ def _blockwise(lo: Any, hi: Any, block: Any, n_lead: int, size: int) -> Any:
         new_axes={"z": size},
         concatenate=True,
         dtype="float64",
-        adjust_chunks={c: 1 for c in lead},
+        adjust_chunks=dict.fromkeys(lead, 1),
         meta=np.empty((0,) * (n_lead + 1)),
     )
 
