@@ -62,7 +62,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-# transparent huge pages for torch's CPU allocator (read when torch starts)
+# Transparent huge pages for torch's CPU allocator, for every path alike. torch reads the
+# variable once, at its first large CPU allocation; xsr's engine sets it only while it runs
+# (xsr.engine.runtime), and here the naive forward allocates first.
 os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
 import dask
@@ -71,8 +73,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import xsr.accessor  # noqa: F401  (registers .sr)
-from xsr import engine
-from xsr.engine import infer
+from xsr.engine import infer, planning, threads
+from xsr.engine.fast import prepare
 from xsr.models import get_model
 from xsr.models.base import SRModel
 from xsr.testing import random_movie
@@ -169,8 +171,8 @@ def conv_floor_mpxs(model: torch.nn.Module, frames: int, size: int, repeat: int 
     core is its convolutions, no engine that keeps its layers runs faster than this on this
     machine: the practical roofline.
     """
-    prepared = engine._prepare(copy.deepcopy(model))
-    batch, (ty, tx) = engine._plan(prepared, frames, size, size, "auto", None)
+    prepared = prepare(copy.deepcopy(model))
+    batch, (ty, tx) = planning.plan(prepared, frames, size, size, "auto", None)
     r = int(prepared.receptive_radius)
     window = (prepared.window,) if prepared.window > 1 else ()
     shape = (batch, prepared.channels, *window, ty + 2 * r, tx + 2 * r)
@@ -207,11 +209,9 @@ def conv_floor_mpxs(model: torch.nn.Module, frames: int, size: int, repeat: int 
 
 def policy_child(args: argparse.Namespace) -> None:
     """One policy run (in its own process): prints wall s, CPU s and peak RSS MiB."""
-    from xsr import engine
-
     if args.policy_child == "per-thread":
-        engine._FORWARD_LOCK = contextlib.nullcontext()  # concurrent model calls
-        engine._ONE_MODEL_THREAD = False  # each from its own dask thread
+        threads._FORWARD_LOCK = contextlib.nullcontext()  # concurrent model calls
+        threads._ONE_MODEL_THREAD = False  # each from its own dask thread
     torch.manual_seed(0)
     ds = random_movie(args.frames, args.size, args.size).chunk({"time": args.chunk})
     model = get_model("srnet3d", scale=2, channels=1).eval()
@@ -312,8 +312,8 @@ def main() -> None:
         if not args.skip_naive:  # slow: once
             # The naive forward runs on this (main) thread. Let the model thread's idle OpenMP
             # team go first: under GNU OpenMP, two teams on 2 cores throttle each other (see
-            # xsr.engine.release_idle_openmp_threads); xsr's paths release this thread's team.
-            engine._model_thread().submit(engine.release_idle_openmp_threads).result()
+            # xsr.engine.threads.release_idle_openmp_threads); xsr releases this thread's team.
+            threads.model_thread().submit(threads.release_idle_openmp_threads).result()
             timed(f"{name}/naive", lambda m=model: naive_forward(m, frames, device=dev))
             if dev == "cpu":  # side by side with the naive forward: the roofline's rates
                 floors[name] = conv_floor_mpxs(model, args.frames, args.size)
@@ -388,9 +388,9 @@ def main() -> None:
                 flush=True,
             )
 
-    threads = torch.get_num_threads()
+    n_threads = torch.get_num_threads()
     if dev == "cpu":
-        print(f"\nroofline (float32 GEMM peak on these {threads} threads: {peak:.0f} GFLOP/s):")
+        print(f"\nroofline (float32 GEMM peak on these {n_threads} threads: {peak:.0f} GFLOP/s):")
     for name, naive, eng, _ in rows if dev == "cpu" else []:
         flops = models[name].flops_per_output_pixel()
         g_naive, g_eng = naive[0] * flops / 1e3, eng[0] * flops / 1e3  # Mpx/s * FLOP/px -> GFLOP/s

@@ -197,23 +197,3 @@ def test_tasks_share_one_model_key_instead_of_copying_weights() -> None:
     heavy = [s for s in sizes if s > len(ref.weights) // 2]
     assert len(heavy) == 1  # the reference itself, once
     assert len(graph) > 4
-
-
-def test_worker_threads_follow_the_dask_worker(monkeypatch: pytest.MonkeyPatch) -> None:
-    import types
-
-    import distributed
-
-    from xsr import _chunked
-
-    before = torch.get_num_threads()
-    fake = types.SimpleNamespace(state=types.SimpleNamespace(nthreads=before + 1))
-    monkeypatch.setattr(distributed, "get_worker", lambda: fake)
-    try:
-        _chunked._worker_threads()
-        assert torch.get_num_threads() == before + 1
-    finally:
-        torch.set_num_threads(before)
-    monkeypatch.undo()
-    _chunked._worker_threads()  # not on a worker: nothing changes
-    assert torch.get_num_threads() == before

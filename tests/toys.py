@@ -31,11 +31,11 @@ def assert_first_layer_channels_last(
     activation) sees a channels-last output in the engine's copy, and the outputs are equal.
     ``core`` runs ``forward_core`` instead of the forward.
     """
-    from xsr.engine import _prepare
+    from xsr.engine.fast import prepare
     from xsr.models.registry import get_model
 
     model = randomise(get_model(arch, **config)).eval()
-    fast = _prepare(copy.deepcopy(model))  # same weights, as the engine prepares them
+    fast = prepare(copy.deepcopy(model))  # same weights, as the engine prepares them
     outs = []
     fast.get_submodule(activation).register_forward_hook(lambda m, inp, out: outs.append(out))
     run = (lambda m: m.forward_core(x)) if core else (lambda m: m(x))

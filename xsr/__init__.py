@@ -2,7 +2,9 @@
 
 Importing xsr registers the ``.sr`` accessor on every :class:`xarray.Dataset` and
 :class:`xarray.DataArray`. It imports xarray, dask and numpy but not torch: the functions that
-run networks import it when they are called.
+run networks import it when they are called. Importing xsr changes nothing else in the process
+(no environment variables, no allocator or thread settings): the engine applies its runtime
+settings only while it runs (see :mod:`xsr.engine.runtime`).
 
 Examples
 --------
@@ -15,14 +17,7 @@ Examples
 
 from __future__ import annotations
 
-import os
 from typing import Any
-
-# torch's CPU allocator backs tensors of 2 MiB and more with transparent huge pages when this is
-# set before its first such allocation (it is read then, once). Measured on 2 CPU cores: about
-# 10 % faster inference through ds.sr.upscale, in paired runs. Set before torch is imported;
-# THP_MEM_ALLOC_ENABLE=0 in the environment opts out.
-os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
 # Submodules first, then the functions that share their names (``xsr.degrade`` and
 # ``xsr.upscale`` are the functions; their modules stay importable as ``xsr.degrade`` etc. via

@@ -19,7 +19,9 @@ Boundary rules at the ends of an axis:
 Chunks smaller than the halo are merged (with a :class:`HaloChunkWarning`); an axis shorter than
 its halo is padded first and kept in one chunk.
 
-This module imports numpy, dask.array and :mod:`xsr.engine` only (never xarray).
+This module imports numpy, dask.array and :mod:`xsr.engine` only (never xarray). It calls the
+engine's :func:`~xsr.engine.infer` on each block (and :func:`~xsr.engine.prepare_run` where it
+builds a graph); the engine's thread and runtime policy stays inside the engine.
 """
 
 from __future__ import annotations
@@ -32,13 +34,7 @@ import dask
 import dask.array as da
 import numpy as np
 
-from xsr.engine import (
-    ModelRef,
-    check_options,
-    infer,
-    release_idle_openmp_threads,
-    use_threads,
-)
+from xsr.engine import ModelRef, infer, prepare_run
 
 __all__ = ["HaloChunkWarning", "block_function", "halo_depths", "upscale_array"]
 
@@ -110,7 +106,6 @@ def block_function(
     >>> block_function(np.zeros((1, 2, 8 + 2 * r, 8 + 2 * r)), model_ref=ref).shape
     (1, 2, 16, 16)
     """
-    _worker_threads()
     tr, ry, rx = halo_depths(model_ref)
     s = int(model_ref.scale)
     lead = block.shape[:-4]
@@ -127,22 +122,6 @@ def block_function(
         precision=precision,
     )
     return out.reshape((*lead, c, t - 2 * tr, s * (h - 2 * ry), s * (w - 2 * rx)))
-
-
-def _worker_threads() -> None:
-    """On a dask.distributed worker, give torch the worker's thread count.
-
-    The nanny starts workers with ``OMP_NUM_THREADS=1``; as model calls run one at a time per
-    process (see :mod:`xsr.engine`), each call may use every thread of the worker instead.
-    OpenMP thread counts belong to the calling thread, so this runs in every task.
-    """
-    try:
-        from distributed import get_worker
-
-        nthreads = get_worker().state.nthreads
-    except (ImportError, ValueError, AttributeError):
-        return
-    use_threads(nthreads)
 
 
 def _boundaries(time_boundary: str, periodic: Sequence[bool]) -> tuple[str, str, str]:
@@ -260,10 +239,7 @@ def upscale_array(
         if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
             raise ValueError(f"arr must be real numeric, got dtype {arr.dtype}.")
         arr = arr.astype("float32")
-    check_options(batch_size=batch_size, tile=tile, precision=precision)
-    # built on the thread that computes later (a notebook's): its idle OpenMP threads would
-    # slow the model thread down (see release_idle_openmp_threads)
-    release_idle_openmp_threads()
+    prepare_run(batch_size=batch_size, tile=tile, precision=precision)
     modes = _boundaries(time_boundary, periodic)
     depths = halo_depths(model_ref)
     s = int(model_ref.scale)

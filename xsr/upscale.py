@@ -42,12 +42,9 @@ class VariableNameWarning(UserWarning):
 
 
 def _card(model: Any) -> dict[str, Any]:
-    card = getattr(model, "card", None)
-    if card is None:
-        return {}
-    if isinstance(card, Mapping):
-        return dict(card)
-    return dict(card.to_dict())
+    from xsr.engine import card_dict
+
+    return card_dict(getattr(model, "card", None))
 
 
 def _is_number(value: Any) -> bool:
@@ -466,7 +463,7 @@ def upscale(
 
     net, model_name = _resolve_model(model, scale, candidates)
     ref = ModelRef.from_model(net, name=model_name)
-    if ref.window > 1 and variables is None and not (ref.card or {}).get("variables"):
+    if ref.window > 1 and variables is None and not ref.card.variables:
         # a windowed model without a card: static fields (no time axis) are not its input
         timed = [k for k in candidates if time_dim in arrays[k].dims]
         candidates = timed or candidates
@@ -476,7 +473,7 @@ def upscale(
             "drop scale= or pick a model of that scale."
         )
     s = ref.scale
-    card = ref.card or {}
+    card = _card(ref)
     card_vars = list(card.get("variables") or [])
     groups = _groups(candidates, variables, card_vars, ref.channels, model_name)
     for pairs in groups:

@@ -164,9 +164,9 @@ def test_one_channel_float32_only_under_cpu_autocast():
 @pytest.mark.parametrize("arch", ["fsrcnn", "srnet3d", "xsrnet"])
 def test_bfloat16_core_stays_close_to_float32(arch):
     """The float32 detours under bfloat16 autocast keep the result within bfloat16's error."""
-    from xsr.engine import _prepare
+    from xsr.engine.fast import prepare
 
-    model = _prepare(randomise(get_model(arch, scale=2, channels=1)))
+    model = prepare(randomise(get_model(arch, scale=2, channels=1)))
     r = model.receptive_radius
     shape = (2, 1, *((model.window,) if model.window > 1 else ()), 2 * r + 6, 2 * r + 5)
     x = torch.rand(shape)

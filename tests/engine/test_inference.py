@@ -1,4 +1,4 @@
-"""Tests of the inference engine (numpy + torch only)."""
+"""Tests of :mod:`xsr.engine.inference` and the engine as a whole (numpy + torch only)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,17 @@ from torch import nn
 from toys import Toy2D, Toy3D
 
 from xsr import engine
-from xsr.engine import ModelRef, cache_info, clear_model_cache, get_model_cached, infer
+from xsr.engine import (
+    ModelRef,
+    cache_info,
+    clear_model_cache,
+    get_model_cached,
+    infer,
+    inference,
+    planning,
+    reference,
+    threads,
+)
 from xsr.models import get_model
 
 
@@ -78,8 +88,9 @@ def test_automatic_tiling_beyond_budget(monkeypatch: pytest.MonkeyPatch) -> None
     model = Toy2D()
     frames = _frames((1, 1, 2, 40, 40))
     whole = infer(model, frames, tile=False)
-    monkeypatch.setattr(engine, "MEMORY_BUDGET_BYTES", 4 * 64 * 80 * 80 // 3)
-    bs, (ty, tx) = engine._plan(model, 2, 40, 40, "auto", None)
+    monkeypatch.setattr(planning, "MEMORY_BUDGET_BYTES", 4 * 64 * 80 * 80 // 3)
+    monkeypatch.setattr(inference, "MEMORY_BUDGET_BYTES", 4 * 64 * 80 * 80 // 3)
+    bs, (ty, tx) = planning.plan(model, 2, 40, 40, "auto", None)
     assert (ty, tx) != (40, 40)
     assert bs >= 1
     _close(infer(model, frames), whole)
@@ -260,9 +271,9 @@ def test_model_ref_rebuilds_from_registry() -> None:
 
 def test_cache_is_bounded() -> None:
     clear_model_cache()
-    for seed in range(engine._CACHE_SIZE + 3):
+    for seed in range(reference._CACHE_SIZE + 3):
         ModelRef.from_model(Toy2D(seed=seed))
-    assert cache_info()["size"] == engine._CACHE_SIZE
+    assert cache_info()["size"] == reference._CACHE_SIZE
 
 
 @pytest.mark.parametrize("name", ["fsrcnn-swe-x2", "xsrnet-swe-x2"])
@@ -294,14 +305,14 @@ def test_cpu_model_calls_from_many_threads_run_on_one_model_thread(
     import threading
 
     seen: set[str] = set()
-    original = engine._forward
+    original = inference._forward
 
     def spy(module: nn.Module, inp: torch.Tensor, *, pair: bool) -> torch.Tensor:
         seen.add(threading.current_thread().name)
         assert torch.is_inference_mode_enabled()  # the context is entered on the model thread
         return original(module, inp, pair=pair)
 
-    monkeypatch.setattr(engine, "_forward", spy)
+    monkeypatch.setattr(inference, "_forward", spy)
     model = Toy3D(channels=2)
     stacks = [_frames((1, 2, 6, 8, 8)) + k for k in range(4)]
     expected = [infer(model, f, device="cpu") for f in stacks]
@@ -312,7 +323,7 @@ def test_cpu_model_calls_from_many_threads_run_on_one_model_thread(
     assert seen
     assert all(name.startswith("xsr-model") for name in seen)
     # errors raised on the model thread reach the caller
-    monkeypatch.setattr(engine, "_forward", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(inference, "_forward", lambda *a, **k: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         infer(model, stacks[0], device="cpu")
 
@@ -333,7 +344,7 @@ torch.ones(1 << 22).sum()  # a parallel operation: this thread gets an OpenMP wo
 started = count()
 released = engine.release_idle_openmp_threads()
 time.sleep(0.05)
-print(before, started, count(), released, bool(engine._gomp_pause_functions()))
+print(before, started, count(), released, bool(engine.threads._gomp_pause_functions()))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
@@ -361,8 +372,8 @@ def test_infer_and_graph_building_release_the_callers_idle_threads(
         calls.append(threading.current_thread().name)
         return True
 
+    monkeypatch.setattr(threads, "release_idle_openmp_threads", spy)
     monkeypatch.setattr(engine, "release_idle_openmp_threads", spy)
-    monkeypatch.setattr(_chunked, "release_idle_openmp_threads", spy)
     model = Toy3D(channels=2)
     infer(model, _frames((1, 2, 6, 8, 8)), device="cpu")
     assert calls == [threading.current_thread().name]  # the caller's, not the model thread's
@@ -375,9 +386,9 @@ def test_automatic_tiles_are_wide_against_the_halo() -> None:
     """CPU tiles are cache-sized but at least HALO_TILE_FACTOR receptive radii wide."""
     small = get_model("fsrcnn", scale=2, channels=1)  # radius 4: 128-pixel tiles
     wide = get_model("xsrnet", scale=2, channels=1)  # radius 8: whole 256-pixel frames
-    assert engine._plan(small, 8, 256, 256, "auto", None)[1] == (128, 128)
-    assert engine._plan(wide, 8, 256, 256, "auto", None)[1] == (256, 256)
-    assert engine._plan(wide, 8, 512, 512, "auto", None)[1] == (256, 256)
+    assert planning.plan(small, 8, 256, 256, "auto", None)[1] == (128, 128)
+    assert planning.plan(wide, 8, 256, 256, "auto", None)[1] == (256, 256)
+    assert planning.plan(wide, 8, 512, 512, "auto", None)[1] == (256, 256)
 
 
 @pytest.mark.parametrize("margin", [0, 8])
