@@ -8,7 +8,6 @@ import dask.array as da
 import hypothesis.strategies as st
 import numpy as np
 import pytest
-import torch
 from hypothesis import given, settings
 from toys import Toy2D, Toy3D
 

@@ -26,7 +26,8 @@ def test_huge_pages_are_asked_for_only_while_the_engine_runs(
     monkeypatch.setattr(inference, "_forward", spy)
     before = dict(os.environ)
     inference.infer(Toy2D(), np.zeros((1, 1, 2, 8, 8), "float32"))
-    assert seen and set(seen) == {"1"}
+    assert seen
+    assert set(seen) == {"1"}
     assert dict(os.environ) == before  # restored
 
 

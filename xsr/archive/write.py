@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import logging
 import math
 import os
-import sys
 from collections.abc import Hashable, Mapping
 from pathlib import Path
 from typing import Any
@@ -250,6 +247,8 @@ def _write_regions(
 ) -> None:
     import zarr
 
+    from xsr.engine.runtime import release_free_memory
+
     target = _zarr_store_arg(store)
     markers = zarr.open_array(target, path=f"{STATE_GROUP}/{MARKER_ARRAY}", mode="r+")
     todo = [i for i in range(completed.size) if not completed[i]]
@@ -280,30 +279,9 @@ def _write_regions(
                         )
                     raise
             markers[i] = 1  # after the data: a region is complete only once fully written
-            _trim_memory()
+            release_free_memory()  # freed per-region buffers go back to the OS
             bar.update(1)
             logger.debug("xsr.archive: region %d (%s %d:%d) complete", i, dim, start, stop)
-
-
-@functools.lru_cache(maxsize=1)
-def _libc() -> Any:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.malloc_trim.argtypes = [ctypes.c_size_t]
-    except (OSError, AttributeError):  # not glibc
-        return None
-    return libc
-
-
-def _trim_memory() -> None:
-    """Hand freed heap memory back to the OS between regions (glibc), as dask.distributed
-    workers do: large per-region buffers freed in per-thread arenas otherwise keep the resident
-    size of a long run some 100 MiB above what it needs."""
-    libc = _libc()
-    if libc is not None:
-        libc.malloc_trim(0)
 
 
 def _to_netcdf_streamed(source: Any, path: Path, *, progress: bool) -> None:
