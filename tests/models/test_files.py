@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from xsr.models import files, pretrained
-from xsr.models.card import ModelCard
+from xsr.models.card import ModelCard, card_digest
 from xsr.models.files import ModelFileError, load_model, save_model, weights_sha256
 from xsr.models.registry import get_model
 
@@ -340,3 +340,74 @@ def test_models_page_names_each_variable_a_model_does_not_improve(monkeypatch):
     assert "Every model beats bicubic interpolation on every variable." in (
         pretrained.pretrained_markdown()
     )
+
+
+def _tamper(path, edit):
+    card_path = path.with_suffix(".json")
+    data = json.loads(card_path.read_text())
+    edit(data)
+    card_path.write_text(json.dumps(data, indent=2))
+    return card_path
+
+
+def _scale_normalisation(data):
+    for stats in data["normalisation"].values():
+        stats["mean"] *= 10
+        stats["std"] *= 10
+
+
+def _swap_variables(data):
+    data["variables"] = data["variables"][::-1]
+
+
+@pytest.mark.parametrize("edit", [_scale_normalisation, _swap_variables])
+def test_an_edited_card_is_refused(tmp_path, edit):
+    variables = [{"name": "u", "units": "m s-1"}, {"name": "v", "units": "m s-1"}]
+    path = save_model(
+        get_model("srcnn", scale=2, channels=2),
+        tmp_path / "two",
+        variables=variables,
+        normalisation={"u": {"mean": 0.5, "std": 2.0}, "v": {"mean": -1.0, "std": 3.0}},
+    )
+    card_path = _tamper(path, edit)
+    with pytest.raises(ModelFileError, match="changed after it was written") as info:
+        load_model(path)
+    message = str(info.value)
+    assert str(card_path) in message
+    assert "stamp_card" in message
+
+
+def test_a_card_without_its_digest_is_refused_and_stamp_card_accepts_an_edit(saved):
+    _, path = saved
+    card_path = _tamper(path, lambda d: d.pop("card_sha256"))
+    with pytest.raises(ModelFileError, match="carries no card_sha256") as info:
+        load_model(path)
+    assert str(card_path) in str(info.value)
+    _tamper(path, lambda d: d.update(description="edited on purpose"))
+    files.stamp_card(path)
+    assert load_model(path).card.description == "edited on purpose"
+
+
+def test_the_card_digest_covers_the_weights_digest_and_ignores_formatting(saved):
+    _, path = saved
+    card_path = path.with_suffix(".json")
+    data = json.loads(card_path.read_text())
+    assert data["card_sha256"] == card_digest(data)
+    # reformatting (key order, indentation) keeps the digest: it is over canonical JSON
+    card_path.write_text(json.dumps(dict(reversed(list(data.items())))))
+    load_model(path)
+    assert card_digest({**data, "sha256": "0" * 64}) != data["card_sha256"]
+
+
+def test_stamp_card_refuses_weights_that_are_not_the_cards(tmp_path, saved):
+    _, path = saved
+    other = save_model(get_model("fsrcnn", scale=2, d=16), tmp_path / "other")
+    path.write_bytes(other.read_bytes())
+    with pytest.raises(ModelFileError, match="do not match the card's sha256"):
+        files.stamp_card(path)
+
+
+@pytest.mark.parametrize("name", sorted(pretrained.PRETRAINED))
+def test_every_shipped_card_is_stamped(name):
+    data = json.loads(pretrained.pretrained_path(name).with_suffix(".json").read_text())
+    assert data["card_sha256"] == card_digest(data)

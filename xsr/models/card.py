@@ -3,7 +3,9 @@
 A card holds the architecture and its config, the contract numbers (scale, window, radii), the
 variables with their units, the normalisation statistics, the degradation used in training,
 training-data provenance, validation metrics, the xsr version, the sha256 of the weights file and
-the parameter count. ``card_schema.json`` (beside this module) is the one schema every card
+the parameter count. A written card also carries ``card_sha256``, the digest of its own content
+(every other field, the weights' sha256 included: :func:`card_digest`), so one digest covers the
+weights and the card, and a card edited by hand is refused at load time. ``card_schema.json`` (beside this module) is the one schema every card
 obeys; :meth:`ModelCard.validate` is a dependency-free check of the same rules run at load time
 (the test-suite validates cards against the schema itself with ``jsonschema``).
 """
@@ -13,10 +15,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SCHEMA_PATH", "ModelCard", "ModelFileError", "load_schema"]
+from xsr.digest import sha256_json
+
+__all__ = ["SCHEMA_PATH", "ModelCard", "ModelFileError", "card_digest", "load_schema"]
 
 #: Path of the JSON schema of model cards.
 SCHEMA_PATH = Path(__file__).with_name("card_schema.json")
@@ -26,6 +31,38 @@ _DEGRADATIONS = ("coarsen", "bicubic")
 
 class ModelFileError(ValueError):
     """A model file or card is missing, unreadable, or disagrees with its weights."""
+
+
+#: The card field holding :func:`card_digest` of the rest of the card.
+CARD_DIGEST_FIELD = "card_sha256"
+
+
+def card_digest(card: Mapping[str, Any]) -> str:
+    """sha256 of a card's content: its canonical JSON without the ``card_sha256`` field.
+
+    The content includes ``sha256`` (the weights file's digest), so this one digest covers the
+    weights and every card field (normalisation, variables and their order, config, ...).
+    Key order and JSON formatting do not change it (:func:`xsr.digest.sha256_json`).
+
+    Parameters
+    ----------
+    card : mapping
+        A card as a dict (e.g. read from JSON, or :meth:`ModelCard.to_dict`).
+
+    Returns
+    -------
+    str
+        64 lower-case hex digits.
+
+    Examples
+    --------
+    >>> a = card_digest({"name": "m", "sha256": "0" * 64})
+    >>> a == card_digest({"sha256": "0" * 64, "name": "m", "card_sha256": "anything"})
+    True
+    >>> a == card_digest({"name": "m2", "sha256": "0" * 64})
+    False
+    """
+    return sha256_json({k: v for k, v in card.items() if k != CARD_DIGEST_FIELD})
 
 
 def load_schema() -> dict[str, Any]:
@@ -100,6 +137,9 @@ class ModelCard:
         Number of parameters.
     description : str
         Free text.
+    card_sha256 : str
+        :func:`card_digest` of the card as it was read (``""`` for a card built in memory);
+        :meth:`to_json` always writes the digest of the current content. Not compared by ``==``.
 
     Examples
     --------
@@ -127,6 +167,7 @@ class ModelCard:
     xsr_version: str = ""
     parameters: int = 0
     description: str = ""
+    card_sha256: str = dataclasses.field(default="", compare=False)
 
     def __post_init__(self) -> None:
         if not self.xsr_version:
@@ -141,14 +182,33 @@ class ModelCard:
         Returns
         -------
         dict
-            All fields.
+            All fields (``card_sha256`` only when the card carries one).
 
         Examples
         --------
         >>> sorted(ModelCard.from_dict(_example()).to_dict())[:3]
         ['arch', 'config', 'degradation']
         """
-        return _json_clean(dataclasses.asdict(self), "card")
+        data = _json_clean(dataclasses.asdict(self), "card")
+        if not data.get(CARD_DIGEST_FIELD):
+            data.pop(CARD_DIGEST_FIELD, None)
+        return data
+
+    def content_sha256(self) -> str:
+        """:func:`card_digest` of the card's current content.
+
+        Returns
+        -------
+        str
+            64 lower-case hex digits.
+
+        Examples
+        --------
+        >>> card = ModelCard.from_dict(_example())
+        >>> card.content_sha256() == ModelCard.from_json(card.to_json()).card_sha256
+        True
+        """
+        return card_digest(self.to_dict())
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelCard:
@@ -193,7 +253,7 @@ class ModelCard:
         return card
 
     def to_json(self, *, indent: int = 2) -> str:
-        """The card as JSON text (keys in field order).
+        """The card as JSON text (keys in field order), stamped with its ``card_sha256``.
 
         Parameters
         ----------
@@ -210,7 +270,9 @@ class ModelCard:
         >>> '"arch": "bicubic"' in ModelCard.from_dict(_example()).to_json()
         True
         """
-        return json.dumps(self.to_dict(), indent=indent) + "\n"
+        data = self.to_dict()
+        data[CARD_DIGEST_FIELD] = card_digest(data)
+        return json.dumps(data, indent=indent) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> ModelCard:
@@ -354,6 +416,18 @@ class ModelCard:
         )
         need(is_int(self.parameters, 0), "parameters", "must be an integer >= 0")
         need(isinstance(self.description, str), "description", "must be a string")
+        need(
+            isinstance(self.card_sha256, str)
+            and (
+                self.card_sha256 == ""
+                or (
+                    len(self.card_sha256) == 64
+                    and all(c in "0123456789abcdef" for c in self.card_sha256)
+                )
+            ),
+            "card_sha256",
+            "must be empty or 64 lower-case hex digits",
+        )
 
 
 def _example() -> dict[str, Any]:

@@ -3,14 +3,16 @@
 :func:`save_model` writes both (the card last, with the sha256 of the weights file);
 :func:`load_model` checks everything before trusting anything: the card's JSON and fields, the
 architecture name, the sha256 of the weights bytes, the safetensors header, and the tensor names
-and shapes against the architecture rebuilt from the card. Any disagreement raises
-:class:`ModelFileError` naming the file and the mismatch. Nothing is unpickled.
+and shapes against the architecture rebuilt from the card, and last the card's own digest
+(``card_sha256``, :func:`xsr.models.card.card_digest`: it covers every card field and the weights'
+sha256, so a card edited by hand, with its normalisation scaled or its variables reordered, is
+refused). Any disagreement raises :class:`ModelFileError` naming the file, the mismatch and the
+fix. Nothing is unpickled. A card edited on purpose is re-stamped with :func:`stamp_card`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import struct
@@ -19,10 +21,18 @@ from typing import Any
 
 import torch
 
+from xsr.digest import sha256_bytes, sha256_file
 from xsr.models.base import SRModel
-from xsr.models.card import ModelCard, ModelFileError
+from xsr.models.card import CARD_DIGEST_FIELD, ModelCard, ModelFileError, card_digest
 
-__all__ = ["ModelFileError", "load_model", "model_paths", "save_model", "weights_sha256"]
+__all__ = [
+    "ModelFileError",
+    "load_model",
+    "model_paths",
+    "save_model",
+    "stamp_card",
+    "weights_sha256",
+]
 
 _SUFFIXES = (".safetensors", ".json")
 #: Card fields that are facts about the model, always taken from it by :func:`save_model`.
@@ -83,11 +93,7 @@ def weights_sha256(path: str | os.PathLike[str]) -> str:
     >>> weights_sha256(f)[:12]
     'e3b0c44298fc'
     """
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_file(path)
 
 
 def _default_variables(channels: int) -> list[dict[str, str]]:
@@ -209,7 +215,7 @@ def save_model(
         time_radius=model.time_radius,
         receptive_radius=model.receptive_radius,
         parameters=model.parameter_count(),
-        sha256=hashlib.sha256(data).hexdigest(),
+        sha256=sha256_bytes(data),
         xsr_version="",  # filled with the running version
     )
     new_card = ModelCard.from_dict(fields)
@@ -255,7 +261,8 @@ def load_model(name_or_path: str | os.PathLike[str], *, device: str = "cpu") -> 
     ModelFileError
         Missing card or weights, unreadable JSON, invalid card, unknown arch, sha256 mismatch,
         truncated or corrupt safetensors, tensor names or shapes differing from the
-        architecture rebuilt from the card.
+        architecture rebuilt from the card, a card without ``card_sha256`` or whose content
+        does not hash to it (edited after it was written).
 
     Examples
     --------
@@ -292,7 +299,7 @@ def load_model(name_or_path: str | os.PathLike[str], *, device: str = "cpu") -> 
             f"{card_path}: unknown architecture {card.arch!r} (known: {', '.join(sorted(MODELS))})."
         )
     data = weights_path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
+    digest = sha256_bytes(data)
     if digest != card.sha256:
         raise ModelFileError(
             f"{weights_path}: sha256 mismatch: the file hashes to {digest} but its card "
@@ -349,8 +356,80 @@ def load_model(name_or_path: str | os.PathLike[str], *, device: str = "cpu") -> 
                     f"{weights_path}: tensor {key} has dtype {value.dtype}, the architecture "
                     f"expects {state[key].dtype}."
                 )
+    _check_card_digest(raw, card_path)
     model.load_state_dict(tensors, strict=True)
     model.to(device)
     model.eval()
     model.card = card
     return model
+
+
+def _check_card_digest(raw: dict[str, Any], card_path: Path) -> None:
+    """Refuse a card whose content does not hash to its recorded ``card_sha256``."""
+    recorded = raw.get(CARD_DIGEST_FIELD)
+    fix = (
+        f"If the card's content is right (an edit you made on purpose), re-stamp it with "
+        f"xsr.models.files.stamp_card({str(card_path)!r}); otherwise restore the original card "
+        "or re-save the model with xsr.models.files.save_model."
+    )
+    if not recorded:
+        raise ModelFileError(
+            f"{card_path}: the model card carries no {CARD_DIGEST_FIELD}, so a change to it "
+            f"(normalisation, variable order, ...) could not be detected. {fix}"
+        )
+    actual = card_digest(raw)
+    if actual != recorded:
+        raise ModelFileError(
+            f"{card_path}: the model card was changed after it was written: its content hashes "
+            f"to {actual} but it records {CARD_DIGEST_FIELD}={recorded} (an edited "
+            f"normalisation, variable order or config gives wrong results silently). {fix}"
+        )
+
+
+def stamp_card(path: str | os.PathLike[str]) -> Path:
+    """Re-stamp a model card: write its ``card_sha256`` for its current content.
+
+    Use it after editing a card on purpose (a corrected description, a renamed variable whose
+    data you have checked); :func:`load_model` refuses cards whose content no longer matches
+    their stamp. The card is validated first and the weights file must match its ``sha256``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The model file (with or without ``.json`` / ``.safetensors`` suffix).
+
+    Returns
+    -------
+    pathlib.Path
+        The card path.
+
+    Raises
+    ------
+    ModelFileError
+        If the card is unreadable or invalid, or the weights do not match its ``sha256``.
+
+    Examples
+    --------
+    >>> import json, tempfile, pathlib
+    >>> from xsr.models.registry import get_model
+    >>> path = save_model(get_model("srcnn", scale=2), pathlib.Path(tempfile.mkdtemp()) / "m")
+    >>> card_path = path.with_suffix(".json")
+    >>> data = json.loads(card_path.read_text())
+    >>> data["description"] = "checked by hand"
+    >>> _ = card_path.write_text(json.dumps(data))
+    >>> _ = stamp_card(path)
+    >>> load_model(path).card.description
+    'checked by hand'
+    """
+    weights_path, card_path = model_paths(path)
+    try:
+        card = ModelCard.from_dict(json.loads(card_path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError) as err:
+        raise ModelFileError(f"{card_path}: cannot re-stamp this model card: {err}") from err
+    if weights_path.exists() and sha256_file(weights_path) != card.sha256:
+        raise ModelFileError(
+            f"{weights_path}: the weights do not match the card's sha256; a card is only "
+            "re-stamped beside the weights it describes."
+        )
+    _atomic_write(card_path, card.to_json().encode("utf-8"))
+    return card_path
