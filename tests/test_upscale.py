@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import warnings
 from pathlib import Path
@@ -21,7 +22,14 @@ from xsr.coords import coarsen_coord
 from xsr.degrade import degrade
 from xsr.models import ModelFileError, get_model, pretrained, save_model
 from xsr.testing import raise_if_dask_computes, random_movie
-from xsr.upscale import VariableNameWarning, best_pretrained, upscale
+from xsr.upscale import (
+    InputRangeWarning,
+    NonFiniteWarning,
+    PackedDataWarning,
+    VariableNameWarning,
+    best_pretrained,
+    upscale,
+)
 
 
 def _build(name: str, **config: object) -> torch.nn.Module:
@@ -531,3 +539,236 @@ def test_other_dimension_names() -> None:
     plain = upscale(bare, MODELS["srnet3d"], dims=("row", "col"))
     assert "row" not in plain.coords
     np.testing.assert_allclose(plain["h"].values, expected["h"].values, atol=1e-6)
+
+
+# ---------------------------------------------------------------- real files (issue 17)
+
+FLIP_KINDS = ["fsrcnn", "srnet3d", "chain", "xsrnet", "bicubic"]
+
+
+def _kind(name: str) -> torch.nn.Module:
+    return get_model("bicubic", scale=2, channels=1) if name == "bicubic" else MODELS[name]
+
+
+@settings(max_examples=16, deadline=None)
+@given(
+    name=st.sampled_from(FLIP_KINDS),
+    flip_y=st.booleans(),
+    flip_x=st.booleans(),
+    conserve=st.booleans(),
+)
+def test_upscaling_a_flipped_input_is_the_flipped_output(
+    name: str, flip_y: bool, flip_x: bool, conserve: bool
+) -> None:
+    # ERA5 stores latitude from north to south: the model must see the data in its own
+    # (ascending) orientation, so flipping the input only flips the output
+    ds = _movie(6, 8, 10)
+    flips = {d: slice(None, None, -1) for d, f in (("y", flip_y), ("x", flip_x)) if f}
+    model = _kind(name)
+    expected = upscale(ds, model, conserve=conserve).isel(flips)
+    got = upscale(ds.isel(flips), model, conserve=conserve)
+    xr.testing.assert_equal(got, expected)
+    if flips:
+        assert all(np.diff(got[d].values)[0] < 0 for d in flips)
+
+
+@pytest.mark.parametrize("name", ["xsrnet-swe-x2", "fsrcnn-srnet3d-swe-x2"])
+def test_descending_latitude_with_a_shipped_multivariable_model(name: str) -> None:
+    from xsr.data import shallow_water
+
+    ds = shallow_water(nx=16, ny=16, frames=6, seed=3)
+    ds = ds[["h", "u", "v", "vorticity", "tracer"]]
+    ds = degrade(ds, scale=2)
+    expected = upscale(ds, name).isel(y=slice(None, None, -1))
+    flipped = ds.isel(y=slice(None, None, -1))
+    with raise_if_dask_computes():
+        lazy = upscale(flipped.chunk({"time": 3}), name)
+    xr.testing.assert_allclose(lazy.compute(), expected, atol=1e-5)
+    xr.testing.assert_equal(lazy["y"], expected["y"])
+
+
+def test_descending_bounds_follow_the_data() -> None:
+    ds = _global(nlat=6, nlon=8)  # latitude 75 .. -75
+    lat_b = np.stack([ds.lat.values + 15.0, ds.lat.values - 15.0], axis=1)
+    ds = ds.assign_coords(lat_bnds=(("lat", "nv"), lat_b))
+    ds["lat"].attrs["bounds"] = "lat_bnds"
+    out = upscale(ds, MODELS["fsrcnn"])
+    asc = upscale(ds.isel(lat=slice(None, None, -1)), MODELS["fsrcnn"])
+    xr.testing.assert_equal(out["sst"], asc["sst"].isel(lat=slice(None, None, -1)))
+    fine = out["lat"].values
+    np.testing.assert_allclose(out["lat_bnds"].values.mean(axis=1), fine)
+
+
+def _card_model(tmp_path: Path, normalisation: dict | None = None) -> torch.nn.Module:
+    from xsr.models.files import load_model
+
+    path = save_model(
+        _build("srcnn", scale=2, channels=2),
+        tmp_path / "hu",
+        variables=[{"name": "h", "units": "m"}, {"name": "u", "units": "m"}],
+        normalisation=normalisation
+        or {"h": {"mean": 0.0, "std": 1.5}, "u": {"mean": 0.2, "std": 1.0}},
+    )
+    return load_model(path)
+
+
+@pytest.mark.parametrize("value", [np.inf, -np.inf])
+def test_infinite_cells_are_masked_like_nan_with_a_warning(tmp_path: Path, value: float) -> None:
+    model = _card_model(tmp_path)
+    ds = _movie(4, 8, 8, variables=("h", "u"))
+    bad = ds.copy(deep=True)
+    bad["h"][1, 3, 4] = value
+    with pytest.warns(NonFiniteWarning, match=r"'h': 1 cell\(s\) are \+inf or -inf"):
+        out = upscale(bad, model)
+    nan = ds.copy(deep=True)
+    nan["h"][1, 3, 4] = np.nan
+    xr.testing.assert_equal(out, upscale(nan, model))
+    assert int(np.isnan(out["h"]).sum()) == 4  # only the 2x2 fine cells of that cell
+    assert not np.isnan(out["u"]).any()  # the other variable is untouched
+    # dask: nothing is computed (or warned) until the result is; the warning comes from the
+    # task that meets the cell, with that block's count
+    with raise_if_dask_computes(), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        lazy = upscale(bad.chunk({"time": 2}), model)
+    with pytest.warns(NonFiniteWarning, match="'h': 1 cell"):
+        computed = lazy.compute()
+    xr.testing.assert_allclose(computed, out)
+
+
+def test_an_outlier_warns_and_stays_within_the_receptive_field(tmp_path: Path) -> None:
+    model = _card_model(tmp_path)
+    ds = _movie(2, 24, 24, variables=("h", "u"))
+    clean = upscale(ds, model)
+    bad = ds.copy(deep=True)
+    bad["h"][0, 12, 12] = 1e30
+    with pytest.warns(InputRangeWarning, match=r"'h': 1 cell.*more than 20 stand"):
+        out = upscale(bad, model)
+    r = model.receptive_radius
+    changed = ~np.isclose(out["u"].values, clean["u"].values, rtol=0, atol=1e-5)
+    rows, cols = np.nonzero(changed[0])
+    assert changed[0].any()
+    assert not changed[1].any()
+    # fine pixels are changed only over the coarse cells within the receptive radius
+    assert rows.min() >= 2 * (12 - r)
+    assert rows.max() < 2 * (12 + r + 1)
+    assert cols.min() >= 2 * (12 - r)
+    assert cols.max() < 2 * (12 + r + 1)
+    with raise_if_dask_computes():
+        lazy = upscale(bad.chunk({"time": 1}), model)
+    with pytest.warns(InputRangeWarning, match="'h'"):
+        lazy.compute()
+
+
+def test_wrong_units_without_a_units_attribute_are_caught_by_the_range_guard(
+    tmp_path: Path,
+) -> None:
+    model = _card_model(tmp_path, {"h": {"mean": 0.0, "std": 0.01}, "u": {"mean": 0, "std": 1}})
+    ds = _movie(2, 8, 8, variables=("h", "u"))
+    ds["h"].attrs.pop("units")
+    with pytest.warns(InputRangeWarning, match="Check the variable's units"):
+        upscale(ds, model)
+    # identity normalisation records no training statistics: no guard
+    plain = _card_model(tmp_path, {"h": {"mean": 0.0, "std": 1.0}, "u": {"mean": 0, "std": 1}})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        upscale(ds * 1e6, plain)
+
+
+def _packed(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` as a NetCDF file opened with mask_and_scale=False: int16 with the attributes."""
+    packed = ds.copy()
+    raw = np.round((ds["h"].values - 1.0) / 0.01).astype("int16")
+    raw[0, 0, 0] = -32767
+    attrs = {**ds["h"].attrs, "scale_factor": 0.01, "add_offset": 1.0, "_FillValue": -32767}
+    packed["h"] = (ds["h"].dims, raw, attrs)
+    return packed
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_packed_integers_are_decoded_with_a_warning(chunked: bool) -> None:
+    ds = _movie(3, 8, 8)
+    packed = _packed(ds)
+    decoded = xr.decode_cf(packed)
+    src = packed.chunk({"time": 1}) if chunked else packed
+    with (
+        pytest.warns(PackedDataWarning, match="mask_and_scale") as record,
+        raise_if_dask_computes(),
+    ):
+        out = upscale(src, "bicubic", scale=2)
+    message = str(record[0].message)
+    assert "'h'" in message
+    assert "scale_factor" in message
+    assert "add_offset" in message
+    assert "xr.decode_cf" in message
+    xr.testing.assert_allclose(out["h"], upscale(decoded, "bicubic", scale=2)["h"])
+    assert np.isnan(out["h"].values[0, :2, :2]).all()  # the fill value is masked
+    assert not {"scale_factor", "add_offset", "_FillValue"} & set(out["h"].attrs)
+    assert out["h"].attrs["units"] == "m"
+
+
+def test_fill_value_and_missing_value_both_mask() -> None:
+    ds = _movie(2, 6, 6)
+    raw = np.round(ds["h"].values * 100).astype("int16")
+    raw[0, 1, 1], raw[1, 2, 2] = -999, -998
+    ds["h"] = (ds["h"].dims, raw, {"_FillValue": -999, "missing_value": -998})
+    with pytest.warns(PackedDataWarning, match="_FillValue.*missing_value"):
+        out = upscale(ds, "bicubic", scale=2)
+    assert int(np.isnan(out["h"]).sum()) == 8
+
+
+def test_nan_fill_value_on_floats_is_not_a_packed_warning() -> None:
+    ds = _movie(2, 6, 6)
+    ds["h"].attrs["_FillValue"] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = upscale(ds, "bicubic", scale=2)
+    assert "_FillValue" not in out["h"].attrs
+
+
+def test_history_digest_covers_the_card_and_nothing_for_bicubic(tmp_path: Path) -> None:
+    from xsr.models.card import card_digest
+
+    model = _card_model(tmp_path)
+    out = upscale(_movie(3, 6, 6, variables=("h", "u")), model)
+    line = out.attrs["history"].splitlines()[-1]
+    stamp = json.loads((tmp_path / "hu.json").read_text())["card_sha256"]
+    assert f"card_sha256={stamp}" in line
+    assert stamp == card_digest(model.card.to_dict())
+    bicubic = upscale(_movie(3, 6, 6), "bicubic", scale=2).attrs["history"]
+    assert "weights=none" in bicubic
+    assert "e3b0c442" not in bicubic
+    assert "sha256" not in bicubic
+
+
+def test_a_model_name_with_a_newline_cannot_forge_history(tmp_path: Path) -> None:
+    from xsr.models.files import load_model
+
+    path = save_model(
+        _build("fsrcnn", scale=2, channels=1),
+        tmp_path / "evil",
+        name="evil\n2020-01-01T00:00:00+00:00: xsr upscale: model=trusted",
+        variables=[{"name": "h", "units": "m"}],
+    )
+    ds = _movie(3, 6, 6)
+    ds.attrs["history"] = "created"
+    out = upscale(ds, load_model(path))
+    lines = out.attrs["history"].splitlines()
+    assert len(lines) == 2
+    assert lines[0] == "created"
+    assert "evil\\n2020" in lines[1]
+
+
+def test_the_unnamed_sentinel_never_leaks(tmp_path: Path) -> None:
+    da = _movie(3, 6, 6)["h"].rename(None)
+    for obj in (da, da.chunk({"time": 1})):
+        out = upscale(obj, "bicubic", scale=2)
+        assert out.name is None
+        assert "__xsr" not in str(out.attrs)
+        assert "__xsr" not in str(out.coords)
+    with pytest.raises(ValueError, match="unnamed DataArray") as info:
+        upscale(da, _card_model(tmp_path))
+    assert "__xsr" not in str(info.value)
+    da.attrs["units"] = "K"
+    with pytest.raises(ValueError, match="the unnamed DataArray has units") as info:
+        upscale(da, "fsrcnn-natural-x2")
+    assert "__xsr" not in str(info.value)

@@ -11,6 +11,7 @@ The module imports numpy and xarray only.
 from __future__ import annotations
 
 import datetime as _dt
+import unicodedata
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
@@ -26,6 +27,7 @@ __all__ = [
     "periodic_dims",
     "refine_bounds",
     "refine_coord",
+    "sanitise_history_text",
     "spatial_dims",
 ]
 
@@ -556,11 +558,50 @@ def periodic_dims(obj: xr.Dataset | xr.DataArray, dims: Sequence[Hashable]) -> t
     )
 
 
+def sanitise_history_text(text: Any) -> str:
+    r"""``text`` on one line: control, format and line/paragraph-separator characters escaped.
+
+    A newline becomes the two characters ``\n``, a tab ``\t``, a carriage return ``\r``,
+    any other such character ``\xNN`` or ``\uNNNN``; everything else is kept.
+
+    Parameters
+    ----------
+    text : Any
+        Text (other objects are converted with ``str``).
+
+    Returns
+    -------
+    str
+        The text with no character that could start a new line or hide text.
+
+    Examples
+    --------
+    >>> print(sanitise_history_text("a\nb\x00c"))
+    a\nb\x00c
+    >>> len(sanitise_history_text("a\nb").splitlines())
+    1
+    """
+    named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+    out = []
+    for ch in str(text):
+        if ch in named:
+            out.append(named[ch])
+        elif unicodedata.category(ch)[0] == "C" or unicodedata.category(ch) in ("Zl", "Zp"):
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def append_history(attrs: Mapping[str, Any], line: str) -> dict[str, Any]:
-    """Copy of ``attrs`` with ``line`` appended to the CF ``history`` attribute.
+    r"""Copy of ``attrs`` with ``line`` appended to the CF ``history`` attribute.
 
     Each entry is ``"<ISO 8601 UTC timestamp>: <line>"``; entries are separated by newlines,
-    oldest first. The input mapping is not modified.
+    oldest first. The input mapping is not modified. ``line`` is sanitised first
+    (:func:`sanitise_history_text`): a newline or other control character in it (from a model
+    card's ``name``, a file name, any user string) is written as a visible escape, so one call
+    adds exactly one entry and cannot forge others.
 
     Parameters
     ----------
@@ -579,10 +620,13 @@ def append_history(attrs: Mapping[str, Any], line: str) -> dict[str, Any]:
     >>> out = append_history({"title": "run"}, "xsr.degrade(scale=2)")
     >>> out["history"].endswith(": xsr.degrade(scale=2)")
     True
+    >>> forged = append_history({}, "model=evil\n2020-01-01T00:00:00+00:00: fake")
+    >>> len(forged["history"].splitlines())
+    1
     """
     out = dict(attrs)
     stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    entry = f"{stamp}: {line}"
+    entry = f"{stamp}: {sanitise_history_text(line)}"
     previous = out.get("history")
     if previous is None or str(previous).strip() == "":
         out["history"] = entry

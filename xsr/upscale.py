@@ -28,7 +28,15 @@ from xsr.coords import (
     spatial_dims,
 )
 
-__all__ = ["VariableNameWarning", "best_pretrained", "upscale"]
+__all__ = [
+    "INPUT_RANGE_STDS",
+    "InputRangeWarning",
+    "NonFiniteWarning",
+    "PackedDataWarning",
+    "VariableNameWarning",
+    "best_pretrained",
+    "upscale",
+]
 
 _CH = "__xsr_channel__"
 _T = "__xsr_time__"
@@ -39,6 +47,162 @@ _NONAME = "__xsr_unnamed__"
 
 class VariableNameWarning(UserWarning):
     """A data variable is fed to a model variable of another name (mapped by ``variables=``)."""
+
+
+class NonFiniteWarning(UserWarning):
+    """A data variable holds +inf or -inf cells; they are masked like NaN (NaN in the output)."""
+
+
+class InputRangeWarning(UserWarning):
+    """A data variable lies far outside the statistics a specialised model was trained on."""
+
+
+class PackedDataWarning(UserWarning):
+    """A data variable still carries CF packing or fill attributes (it was not CF-decoded)."""
+
+
+#: Distance from a specialised model's training mean, in its normalisation standard deviations,
+#: beyond which an input cell counts as out of range (:class:`InputRangeWarning`).
+INPUT_RANGE_STDS = 20.0
+
+#: Attributes that mean "these are raw stored values, not yet CF-decoded" when found in ``attrs``
+#: (xarray moves them to ``encoding`` when it decodes).
+_CF_RAW_ATTRS = ("scale_factor", "add_offset", "_FillValue", "missing_value")
+
+
+def _label(name: Hashable) -> str:
+    """A variable's name for messages (an unnamed DataArray is called so, not by a sentinel)."""
+    return "the unnamed DataArray" if name == _NONAME else repr(str(name))
+
+
+def _shown(names: Sequence[Hashable]) -> list[str]:
+    return ["<the unnamed DataArray>" if n == _NONAME else str(n) for n in names]
+
+
+def _decode_raw(da: xr.DataArray, label: str) -> xr.DataArray:
+    """CF-decode a variable left packed (``mask_and_scale=False``), lazily, with a warning."""
+    keys = [k for k in _CF_RAW_ATTRS if k in da.attrs]
+    if not keys:
+        return da
+    if np.issubdtype(da.dtype, np.floating) and set(keys) <= {"_FillValue", "missing_value"}:
+        fills = [da.attrs[k] for k in keys]
+        if all(np.all(np.isnan(np.asarray(f, dtype="float64"))) for f in fills):
+            # NaN fill values: the NaN cells are already masked; only the attributes go
+            return _without(da, keys)
+    warnings.warn(
+        f"Data variable {label} ({da.dtype}) still carries {keys} in its attributes: it was "
+        "read without CF decoding (e.g. xr.open_dataset(..., mask_and_scale=False)), so its "
+        "values are the stored raw numbers. xsr decodes it before upscaling (values * "
+        "scale_factor + add_offset, fill values as NaN). To avoid this warning, open the file "
+        "with xr.open_dataset(path) (mask_and_scale=True, the default) or decode it with "
+        "xr.decode_cf(ds).",
+        PackedDataWarning,
+        stacklevel=4,
+    )
+    with warnings.catch_warnings():
+        # xarray's note on several fill values: both are masked, as the warning above says
+        warnings.filterwarnings("ignore", message=".*multiple fill values", category=Warning)
+        decoded = xr.decode_cf(
+            xr.Dataset({"v": da.variable}), decode_times=False, decode_timedelta=False
+        )["v"]
+    return xr.DataArray(decoded.variable, coords=da.coords, name=da.name)
+
+
+def _without(da: xr.DataArray, keys: Sequence[str]) -> xr.DataArray:
+    out = da.copy(deep=False)
+    out.attrs = {k: v for k, v in da.attrs.items() if k not in keys}
+    return out
+
+
+def _screen_block(
+    block: np.ndarray, label: str, stats: tuple[float, float] | None, model_name: str
+) -> np.ndarray:
+    """Mask +-inf as NaN and check the range of one block, warning about what was found.
+
+    Runs on the whole array for numpy input and inside each dask task for dask input, so the
+    counts in the warnings are per computed block there.
+    """
+    infinite = np.isinf(block)
+    n_inf = int(infinite.sum())
+    if n_inf:
+        block = np.where(infinite, np.asarray(np.nan, dtype=block.dtype), block)
+        warnings.warn(
+            f"Data variable {label}: {n_inf} cell(s) are +inf or -inf"
+            f"{_where(block.shape)}; they are masked like NaN (NaN in the output, and not fed "
+            "to the model). Replace them with finite values (obj.where(np.isfinite(obj), "
+            "fill)) to have them upscaled.",
+            NonFiniteWarning,
+            stacklevel=2,
+        )
+    if stats is not None:
+        mean, std = stats
+        with np.errstate(invalid="ignore", over="ignore"):
+            far = np.abs(block.astype("float64") - mean) > INPUT_RANGE_STDS * std
+        n_far = int(far.sum())
+        if n_far:
+            worst = float(block[far][np.argmax(np.abs(block[far].astype("float64") - mean))])
+            warnings.warn(
+                f"Data variable {label}: {n_far} cell(s){_where(block.shape)} lie more than "
+                f"{INPUT_RANGE_STDS:g} standard deviations from the training statistics of "
+                f"model {model_name!r} (mean {mean:.6g}, std {std:.6g}; the farthest value is "
+                f"{worst:.6g}): its output there, and within its receptive field in every "
+                "variable it mixes, is not to be trusted. Check the variable's units and "
+                "mapping (variables=), mask outliers (obj.where(...)), or use a model that "
+                "does not depend on the units (model='bicubic', or a field model).",
+                InputRangeWarning,
+                stacklevel=2,
+            )
+    return block
+
+
+def _where(shape: tuple[int, ...]) -> str:
+    return f" in a block of shape {shape}"
+
+
+def _screen(
+    da: xr.DataArray, label: str, stats: tuple[float, float] | None, model_name: str
+) -> xr.DataArray:
+    """Float data with +-inf masked and the range guard applied: eager, or lazily per chunk."""
+    import dask.array as dsa
+
+    if not np.issubdtype(da.dtype, np.floating) or da.dtype == np.float16:
+        da = da.astype("float32")
+    data = da.data
+    if isinstance(data, dsa.Array):
+        data = data.map_blocks(
+            _screen_block,
+            label=label,
+            stats=stats,
+            model_name=model_name,
+            dtype=data.dtype,
+            meta=np.empty((0,) * data.ndim, dtype=data.dtype),
+        )
+    else:
+        data = _screen_block(np.asarray(data), label, stats, model_name)
+    return da.copy(data=data)
+
+
+def _range_stats(card: Mapping[str, Any], model_var: str | None) -> tuple[float, float] | None:
+    """(mean, std) of a specialised model's variable, or None (identity or no statistics)."""
+    if model_var is None:
+        return None
+    stats = (card.get("normalisation") or {}).get(model_var)
+    if not stats:
+        return None
+    mean, std = float(stats["mean"]), float(stats["std"])
+    if mean == 0.0 and std == 1.0:  # the identity: no training statistics recorded
+        return None
+    return mean, std
+
+
+def _descending(obj: Any, dim: Hashable) -> bool:
+    """Whether ``dim`` has a 1-D coordinate running from high to low values."""
+    if dim not in obj.coords or obj.coords[dim].ndim != 1 or obj.sizes[dim] < 2:
+        return False
+    values = obj.coords[dim].values
+    if not (np.issubdtype(values.dtype, np.number) or np.issubdtype(values.dtype, np.datetime64)):
+        return False
+    return bool(values[-1] < values[0])
 
 
 def _card(model: Any) -> dict[str, Any]:
@@ -225,9 +389,15 @@ def _groups(
             elif len(candidates) == 1 and candidates[0] == _NONAME and channels == 1:
                 pairs = [(_NONAME, card_names[0])]
             else:
+                if candidates == [_NONAME]:
+                    raise ValueError(
+                        f"Model {model_name!r} was trained on variables {card_names}; the "
+                        "unnamed DataArray cannot be matched to them by name. Name it, e.g. "
+                        f"da.rename({card_names[0]!r}), or pass a Dataset with these variables."
+                    )
                 raise ValueError(
                     f"Model {model_name!r} was trained on variables {card_names} but the data "
-                    f"has {[str(c) for c in candidates]}. Map them with variables=, e.g. "
+                    f"has {_shown(candidates)}. Map them with variables=, e.g. "
                     f"variables={{{str(candidates[0])!r}: {card_names[0]!r}}}."
                 )
             return [pairs] if channels > 1 else [[p] for p in pairs]
@@ -236,7 +406,7 @@ def _groups(
         if len(candidates) != channels:
             raise ValueError(
                 f"Model {model_name!r} takes {channels} variables but the data has "
-                f"{len(candidates)} on the spatial grid ({[str(c) for c in candidates]}); pass "
+                f"{len(candidates)} on the spatial grid ({_shown(candidates)}); pass "
                 f"variables= with {channels} names in the model's channel order."
             )
         return [[(n, None) for n in candidates]]
@@ -261,7 +431,7 @@ def _groups(
     if missing:
         raise ValueError(
             f"variables names {missing}, which are not data variables on the spatial grid; "
-            f"available: {[str(c) for c in candidates]}."
+            f"available: {_shown(candidates)}."
         )
     if card_names:
         unknown = [v for _, v in pairs if v not in card_names]
@@ -294,7 +464,7 @@ def _check_units(
             continue
         if data_name != _NONAME and str(data_name) != model_var:
             warnings.warn(
-                f"Data variable {data_name!r} is fed to model {model_name!r} as its variable "
+                f"Data variable {_label(data_name)} is fed to model {model_name!r} as its variable "
                 f"{model_var!r} (names differ; mapped by variables=).",
                 VariableNameWarning,
                 stacklevel=4,
@@ -303,7 +473,7 @@ def _check_units(
         have = arrays[data_name].attrs.get("units")
         if want and have is not None and str(have).strip() != str(want).strip():
             raise ValueError(
-                f"Data variable {data_name!r} has units {have!r} but model {model_name!r} "
+                f"Data variable {_label(data_name)} has units {have!r} but model {model_name!r} "
                 f"expects {model_var!r} in {want!r}; convert the data first."
             )
 
@@ -404,10 +574,15 @@ def upscale(
     -------
     xarray.Dataset or xarray.DataArray
         Same type as ``obj`` on the fine grid: spatial coordinates are fine cell centres
-        consistent with ``coarsen`` (ascending or descending), bounds are refined, CF attributes
-        kept, ``history`` gains a provenance line. Variables without the spatial dimensions pass
-        through unchanged; variables with only one of them, and 2-D auxiliary coordinates, are
-        dropped. NaN cells stay NaN on the fine grid. Integer data comes back as float32.
+        consistent with ``coarsen``, bounds are refined, CF attributes kept, ``history`` gains a
+        sanitised provenance line (the model's ``card_sha256``, which covers its card and
+        weights; ``weights=none`` for bicubic). A descending axis (latitude from north to south)
+        is fed to the model ascending and turned back, so the output keeps the input's order.
+        Variables without the spatial dimensions pass through unchanged; variables with only
+        one of them are dropped with a warning. NaN and +-inf cells are NaN on the fine grid.
+        Integer data comes back as float32; data still packed (CF attributes
+        ``scale_factor``/``add_offset``/``_FillValue``/``missing_value`` in ``attrs``) is
+        CF-decoded first.
 
     Raises
     ------
@@ -420,6 +595,18 @@ def upscale(
     -----
     VariableNameWarning
         When ``variables=`` feeds a data variable to a model variable of another name.
+    NonFiniteWarning
+        When a variable holds +inf or -inf cells (masked like NaN). On numpy input it is raised
+        at the call, with the variable's count; on dask input it is raised when the result is
+        computed, by each task that meets such cells, with that block's count (counting needs
+        the data, and the call stays lazy).
+    InputRangeWarning
+        When cells of a variable lie more than :data:`INPUT_RANGE_STDS` normalisation standard
+        deviations from a specialised model's training mean (wrong units, a 1e30 outlier);
+        raised like :class:`NonFiniteWarning`, at the call or at compute time.
+    PackedDataWarning
+        When a variable still carries CF packing or fill attributes (opened with
+        ``mask_and_scale=False``); it is decoded lazily before upscaling.
     xsr._chunked.HaloChunkWarning
         When chunks smaller than the halo are merged.
 
@@ -497,22 +684,32 @@ def upscale(
         "precision": precision,
     }
 
+    # Descending axes (ERA5's latitudes) are fed to the model ascending, the orientation it was
+    # trained on, and turned back after: a lazy reversed slice, no copy.
+    flips = {d: slice(None, None, -1) for d in (y_dim, x_dim) if _descending(obj, d)}
     results: dict[Hashable, xr.DataArray] = {}
+    out_attrs: dict[Hashable, dict[Hashable, Any]] = {}
     for pairs in groups:
-        members = [arrays[name] for name, _ in pairs]
+        members = []
+        for name, model_var in pairs:
+            label = _label(name)
+            member = _decode_raw(arrays[name], label)
+            out_attrs[name] = dict(member.attrs)
+            member = _screen(member, label, _range_stats(card, model_var), model_name)
+            members.append(member.isel(flips) if flips else member)
         members = list(xr.broadcast(*members)) if len(members) > 1 else members
         has_time = time_dim in members[0].dims
         if ref.window > 1:
             if not has_time:
                 raise ValueError(
                     f"Model {model_name!r} reads windows of {ref.window} frames, but variable "
-                    f"{pairs[0][0]!r} has no time dimension {time_dim!r} (dims "
+                    f"{_label(pairs[0][0])} has no time dimension {time_dim!r} (dims "
                     f"{members[0].dims}); pass time_dim= or use a 2-D model."
                 )
             if members[0].sizes[time_dim] < ref.window:
                 raise ValueError(
                     f"Model {model_name!r} reads windows of {ref.window} frames, but "
-                    f"{pairs[0][0]!r} has only {members[0].sizes[time_dim]} along "
+                    f"{_label(pairs[0][0])} has only {members[0].sizes[time_dim]} along "
                     f"{time_dim!r}; give at least {ref.window} frames or use a 2-D model."
                 )
         tdim = time_dim if has_time else _T
@@ -520,8 +717,6 @@ def upscale(
             members = [m.expand_dims(_T) for m in members]
         # Variables, not DataArrays: coordinates are rebuilt later, no alignment needed.
         stacked = xr.DataArray(xr.Variable.concat([m.variable for m in members], dim=_CH))
-        if not np.issubdtype(stacked.dtype, np.floating) or stacked.dtype == np.float16:
-            stacked = stacked.astype("float32")
         out = xr.apply_ufunc(
             upscale_array,
             stacked,
@@ -536,20 +731,38 @@ def upscale(
             piece = out.isel({_CH: i})
             if not has_time:
                 piece = piece.isel({_T: 0})
+            if flips:
+                piece = piece.isel(flips)
             src = arrays[name]
             order = [d for d in src.dims if d in piece.dims]
             piece = piece.transpose(*order, ...)
-            piece.attrs = dict(src.attrs)
+            piece.attrs = out_attrs[name]
             results[name] = piece.variable
 
     line = (
-        f"xsr {__version__} upscale: model={ref.name} sha256={ref.sha256} scale={s} "
+        f"xsr {__version__} upscale: model={ref.name} {_digest_text(net, card, ref)} scale={s} "
         f"halo_time={ref.time_radius} halo_space={ref.receptive_radius} conserve={bool(conserve)} "
         f"time_boundary={time_boundary} periodic_y={py} periodic_x={px}"
     )
     return _assemble(
         obj, results, y_dim, x_dim, fine_y, fine_x, s, line, explicit=variables is not None
     )
+
+
+def _digest_text(net: Any, card: Mapping[str, Any], ref: Any) -> str:
+    """The model's digests for ``history``.
+
+    ``card_sha256`` (:func:`xsr.models.card.card_digest`) covers the whole card, and with it the
+    weights' sha256 it records; a parameter-free model (bicubic) has no weights to hash.
+    """
+    from xsr.models.card import card_digest
+
+    if not any(True for _ in net.parameters()):
+        return "weights=none"
+    text = f"weights_sha256={ref.sha256}"
+    if card:
+        text += f" card_sha256={card_digest(card)}"
+    return text
 
 
 def _refine_bounds_data(data: Any, scale: int) -> Any:
