@@ -9,5 +9,6 @@ Public entry points are :func:`shallow_water` and :func:`phantom_movie` (labelle
 from __future__ import annotations
 
 from xsr.data.datasets import phantom_movie, shallow_water
+from xsr.data.real import list_real, open_real
 
-__all__ = ["phantom_movie", "shallow_water"]
+__all__ = ["list_real", "open_real", "phantom_movie", "shallow_water"]
