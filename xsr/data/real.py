@@ -175,7 +175,7 @@ REAL_DATASETS: dict[str, RealDataset] = {
         ),
         RealDataset(
             name="iris-a1b-air-temperature",
-            title="Met Office HadCM3-era model, scenario A1B: yearly 1.5 m air temperature "
+            title="Met Office Unified Model, scenario A1B: yearly 1.5 m air temperature "
             "over North America",
             source="pypi:iris-sample-data",
             member="iris_sample_data/sample_data/A1B_north_america.nc",
