@@ -1,5 +1,11 @@
 """Training: ``fit`` on xarray movies, transfer learning and natural-image pretraining.
 
+``fit`` checks its options into a frozen :class:`FitConfig` and runs the training stages:
+``xsr.train.data`` (selection, degradation, patches, split, statistics), ``xsr.train.model``
+(build, transfer, freeze), ``xsr.train.loop`` (optimiser, schedule, epochs, validation, early
+stop), ``xsr.train.resume`` (checkpoints) and ``xsr.train.card`` (history and model card). The
+device is chosen by :func:`xsr.engine.resolve_device`, as for inference.
+
 The public names are loaded on first use, so ``import xsr.train`` stays light (torch, xbatcher
 and scikit-image are imported only when a function is reached).
 
@@ -17,6 +23,7 @@ from typing import Any
 
 __all__ = [
     "Checkpoint",
+    "FitConfig",
     "TransferResult",
     "apply_symmetry",
     "available_images",
@@ -28,7 +35,6 @@ __all__ = [
     "natural_image_patches",
     "natural_images",
     "param_groups",
-    "resolve_device",
     "split_time",
     "transfer_weights",
     "variable_symmetry",
@@ -37,7 +43,7 @@ __all__ = [
 _WHERE = {
     "fit": "xsr.train.trainer",
     "fit_linear": "xsr.train.linear",
-    "resolve_device": "xsr.train.trainer",
+    "FitConfig": "xsr.train.config",
     "Checkpoint": "xsr.train.history",
     "history_dataset": "xsr.train.history",
     "TransferResult": "xsr.train.transfer",
