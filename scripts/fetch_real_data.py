@@ -136,7 +136,9 @@ def extract(package: str, path: Path, members: list[str], dest: Path) -> dict[st
         top = path.name[: -len(".tar.gz")]
         with tarfile.open(path) as tf:
             for m in members:
-                tf.extract(f"{top}/{m}", dest, filter="data")
+                # The "data" filter refuses links and paths outside dest (Python >= 3.10.12).
+                safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+                tf.extract(f"{top}/{m}", dest, **safe)
                 out[m] = dest / top / m
     missing = [m for m, p in out.items() if not p.is_file()]
     if missing:

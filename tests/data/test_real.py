@@ -283,6 +283,36 @@ def test_convert_one_writes_a_verified_record_and_refuses_a_table_mismatch(tmp_p
         fetch.convert_one(wrong, raw, tmp_path)
 
 
+def test_fetch_skips_a_verified_dataset_and_refetches_a_changed_one(tmp_path, monkeypatch):
+    fetch = _script()
+    raw = tmp_path / "raw.cdf"
+    _ferret_like(raw)
+    entry = dataclasses.replace(
+        REAL_DATASETS["navy-winds"],
+        variables=("uwnd",),
+        time_span=("1982-01-16", "1983-02"),
+        test_from="1983-01-01",
+    )
+    monkeypatch.setitem(fetch.REAL_DATASETS, "navy-winds", entry)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    fetch.save_manifest(cache, {"datasets": {"navy-winds": fetch.convert_one(entry, raw, cache)}})
+    calls = []
+
+    def no_network(package, packages_dir):
+        calls.append(package)
+        raise RuntimeError("no network in tests")
+
+    monkeypatch.setattr(fetch, "fetch_package", no_network)
+    assert fetch.fetch(["navy-winds"], cache) == {"navy-winds": "cached (sha256 verified)"}
+    assert calls == []
+    (cache / "navy-winds.nc").write_bytes(b"truncated")
+    outcome = fetch.fetch(["navy-winds"], cache)
+    assert calls == ["ferret-datasets"]
+    assert outcome["navy-winds"].startswith("FAILED to fetch ferret-datasets")
+    assert fetch.main(["--cache", str(cache), "navy-winds"]) == 1
+
+
 # ----------------------------------------------------------------------------------------------
 # The real data, where fetched
 # ----------------------------------------------------------------------------------------------
