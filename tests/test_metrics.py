@@ -12,6 +12,7 @@ from skimage.metrics import structural_similarity
 import xsr.accessor  # noqa: F401  (registers .sr)
 from xsr.metrics import (
     METRICS,
+    band_power_frames,
     compare,
     evaluate,
     format_table,
@@ -23,6 +24,8 @@ from xsr.metrics import (
     psnr_frames,
     rmse,
     rmse_frames,
+    score,
+    spin_up_mask,
     ssim,
     ssim_frames,
 )
@@ -349,3 +352,172 @@ def test_lazy_metrics_graph_pickles():
     lazy = compare(truth.chunk({"time": 2}), model=pred.chunk({"time": 1}))
     restored = cloudpickle.loads(cloudpickle.dumps(lazy))
     xr.testing.assert_identical(restored.compute(), lazy.compute())
+
+
+# ---------------------------------------------------------------------------- the protocol
+
+
+def _rough_movie(nt: int = 5, n: int = 32, *, seed: int = 0, periodic: bool = True) -> xr.Dataset:
+    """Periodic random fields with a k^-3 power spectrum (fine scales present)."""
+    rng = np.random.default_rng(seed)
+    k = np.hypot(np.fft.fftfreq(n)[:, None], np.fft.fftfreq(n)[None, :])
+    amp = np.where(k > 0, k, np.inf) ** -1.5
+    fields = np.fft.ifft2(np.fft.fft2(rng.standard_normal((nt, n, n))) * amp).real
+    fields /= fields.std()
+    attrs = {"period": float(n)} if periodic else {}
+    return xr.Dataset(
+        {"h": (("time", "y", "x"), fields, {"units": "m"})},
+        coords={
+            "time": ("time", np.arange(nt) * 10.0, {"units": "s"}),
+            "y": ("y", np.arange(n) + 0.5, attrs),
+            "x": ("x", np.arange(n) + 0.5, attrs),
+        },
+    )
+
+
+def test_score_values_are_the_protocol():
+    truth = random_movie(4, 16, 16, dtype="float64", variables=("h", "u"))
+    rng = np.random.default_rng(1)
+    # errors growing over frames, so pooled and mean-per-frame PSNR differ
+    noise = rng.standard_normal(truth["h"].shape) * np.array([0.001, 0.01, 0.1, 0.3])[:, None, None]
+    pred = truth + noise
+    table = score({"p": pred}, truth)
+    for v in ("h", "u"):
+        t, p = truth[v].values, pred[v].values
+        rng_v = t.max() - t.min()
+        mse_pooled = ((p - t) ** 2).mean()
+        row = table.sel(candidate="p", variable=v)
+        assert float(row["data_range"]) == pytest.approx(rng_v)
+        assert float(row["mse"]) == pytest.approx(mse_pooled)
+        assert float(row["psnr"]) == pytest.approx(10 * np.log10(rng_v**2 / mse_pooled))
+        assert float(row["mae"]) == pytest.approx(np.abs(p - t).mean())
+        frames = psnr_frames(p, t, rng_v)
+        assert float(row["psnr_frames"]) == pytest.approx(frames.mean())
+        assert float(row["ssim"]) == pytest.approx(ssim_frames(p, t, rng_v).mean())
+    row = table.sel(candidate="p", variable="h")
+    assert float(row["psnr_frames"]) > float(row["psnr"]) + 3  # dB mean != pooled MSE
+    assert table["psnr"].attrs["units"] == "dB"
+    assert table.attrs["frames"] == 4
+    assert table.attrs["frames_excluded_spin_up"] == 0
+
+
+def test_score_eager_and_chunked_lazily():
+    truth = _rough_movie(6, 32)
+    low = truth.coarsen(y=2, x=2).mean()
+    pred = low.interp(y=truth.y, x=truth.x, kwargs={"fill_value": None})
+    eager = score({"interp": pred, "truth": truth}, truth, crop=0)
+    with raise_if_dask_computes():
+        lazy = score(
+            {"interp": pred.chunk({"time": 2}), "truth": truth.chunk({"time": 3})},
+            truth.chunk({"time": 4}),
+        )
+    assert lazy["psnr"].chunks is not None
+    xr.testing.assert_allclose(lazy.compute(), eager)
+    assert float(eager["spectral"].sel(candidate="truth", variable="h")) == pytest.approx(1.0)
+
+
+def test_score_spectral_ratio_flags_blur():
+    truth = _rough_movie(4, 32, seed=2)
+    blurred = truth.rolling(x=3, center=True, min_periods=1).mean()
+    blurred = blurred.rolling(y=3, center=True, min_periods=1).mean()
+    table = score({"blurred": blurred, "noisy": truth * 1.3}, truth)
+    assert float(table["spectral"].sel(candidate="blurred", variable="h")) < 0.3
+    assert float(table["spectral"].sel(candidate="noisy", variable="h")) == pytest.approx(1.69)
+
+
+def test_band_power_sinusoids_and_window():
+    _, x = np.mgrid[0:32, 0:32]
+    inside = np.cos(2 * np.pi * 12 * x / 32)[None]  # 0.375 cycles per cell
+    below = np.cos(2 * np.pi * 3 * x / 32)[None]
+    assert band_power_frames(inside, periodic=(True, True))[0] == pytest.approx(2 * 512.0**2)
+    assert band_power_frames(below, periodic=(True, True))[0] == pytest.approx(0.0, abs=1e-9)
+    ramp = (x / 32.0)[None]  # smooth but not periodic: the wrap jump is not a fine scale
+    windowed = band_power_frames(ramp, periodic=(False, False))[0]
+    wrapped = band_power_frames(ramp, periodic=(True, True))[0]
+    assert windowed < 1e-3 * wrapped
+    with pytest.raises(ValueError, match="band"):
+        band_power_frames(ramp, band=(0.5, 0.3))
+
+
+def test_score_excludes_spin_up_frames():
+    truth = random_movie(6, 16, 16, dtype="float64")
+    truth["time"].attrs["spin_up_end"] = 120.0  # frames at 0 and 60 s are spin-up
+    pred = truth.copy(deep=True)
+    pred["h"][:2] += 5.0  # large errors only in the spin-up
+    pred["h"][2:] += 0.01
+    table = score({"p": pred}, truth, data_range=1.0)
+    assert float(table["psnr"].sel(candidate="p", variable="h")) == pytest.approx(40.0)
+    assert table.attrs["frames"] == 4
+    assert table.attrs["frames_excluded_spin_up"] == 2
+    assert "spin_up_end = 120.0" in format_table(table)
+    kept = score({"p": pred}, truth, data_range=1.0, exclude_spin_up=False)
+    assert float(kept["psnr"].sel(candidate="p", variable="h")) < 10
+    truth["time"].attrs["spin_up_end"] = 1e9
+    with pytest.raises(ValueError, match="before the spin-up"):
+        score({"p": pred}, truth)
+
+
+def test_spin_up_mask_datetime_and_errors():
+    times = np.array(["2000-01-01", "2000-01-02", "2000-01-03"], dtype="datetime64[ns]")
+    da = xr.DataArray(np.zeros(3), dims="time", coords={"time": times})
+    assert spin_up_mask(da) is None
+    da["time"].attrs["spin_up_end"] = "2000-01-02"
+    np.testing.assert_array_equal(spin_up_mask(da), [False, True, True])
+    da["time"].attrs["spin_up_end"] = "soon"
+    with pytest.raises(ValueError, match="spin_up_end"):
+        spin_up_mask(da)
+
+
+def test_score_crop_leaves_out_edges_of_non_periodic_dims():
+    truth = random_movie(3, 20, 20, dtype="float64")
+    pred = truth.copy(deep=True)
+    pred["h"][:, :2, :] += 1.0  # bad edges only
+    pred["h"][:, :, -2:] += 1.0
+    full = score({"p": pred}, truth)
+    cropped = score({"p": pred}, truth, crop=2)
+    assert float(full["mse"].sel(candidate="p", variable="h")) > 0.1
+    assert float(cropped["mse"].sel(candidate="p", variable="h")) == 0.0
+    assert cropped.attrs["crop"] == "y=2, x=2"
+    with pytest.raises(ValueError, match="leaves nothing"):
+        score({"p": pred}, truth, crop=10)
+    with pytest.raises(ValueError, match="crop must be"):
+        score({"p": pred}, truth, crop=-1)
+
+
+def test_score_periodic_dims_are_not_cropped_nor_reflected():
+    truth = _rough_movie(3, 32)
+    low = truth.coarsen(y=2, x=2).mean()
+    for d in ("y", "x"):
+        low[d].attrs["period"] = 32.0
+    wrapped = low.sr.upscale(model="bicubic", scale=2)  # reads the period: wraps
+    table = score({"bicubic": wrapped}, truth, crop=3)
+    assert table.attrs["periodic"] == "y=True, x=True"
+    assert table.attrs["crop"] == "y=0, x=0"
+    reflected = low.sr.upscale(model="bicubic", scale=2, periodic=False)
+    with pytest.raises(ValueError, match="reflected edges along y"):
+        score({"bicubic": reflected}, truth)
+    # scored as non-periodic with cropped edges, it is accepted
+    table = score({"bicubic": reflected}, truth, periodic=False, crop=4)
+    assert table.attrs["crop"] == "y=4, x=4"
+
+
+def test_score_input_errors():
+    truth = random_movie(3, 16, 16, dtype="float64", variables=("h", "u"))
+    with pytest.raises(ValueError, match="non-empty mapping"):
+        score({}, truth)
+    with pytest.raises(ValueError, match=r"lacks the variables \['u'\]"):
+        score({"p": truth[["h"]]}, truth)
+    with pytest.raises(ValueError, match="same grid"):
+        score({"p": truth.isel(x=slice(0, 8))}, truth)
+
+
+def test_score_table_text():
+    truth = random_movie(3, 16, 16, dtype="float64", variables=("h", "u"))
+    text = format_table(score({"a": truth + 0.1, "b": truth * 1.0}, truth, data_range=2.0))
+    lines = text.splitlines()
+    assert lines[0].split() == [
+        "variable", "candidate", "PSNR", "(dB)", "PSNR/frame", "SSIM", "MAE", "spectral"
+    ]  # fmt: skip
+    assert lines[1].split()[:3] == ["h", "a", "26.02"]
+    assert "PSNR of the pooled MSE; data range h: 2, u: 2" in text
+    assert "frames: 3 scored, 0 excluded" in text

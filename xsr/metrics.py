@@ -20,6 +20,7 @@ whenever its value is known without computing).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
@@ -30,6 +31,9 @@ from xsr.coords import spatial_dims
 
 __all__ = [
     "METRICS",
+    "SCORES",
+    "SPECTRAL_BAND",
+    "band_power_frames",
     "compare",
     "evaluate",
     "format_table",
@@ -41,6 +45,8 @@ __all__ = [
     "psnr_frames",
     "rmse",
     "rmse_frames",
+    "score",
+    "spin_up_mask",
     "ssim",
     "ssim_frames",
 ]
@@ -280,6 +286,75 @@ def ssim_frames(
     if not masked:
         return smap[crop].mean(axis=(-2, -1), dtype="float64")
     return _masked_mean(smap[crop], valid[crop] & np.isfinite(smap[crop]))
+
+
+#: The spectral score's band, in cycles per cell of the evaluated grid: the top third of the
+#: wavenumbers below the Nyquist wavenumber (1/2).
+SPECTRAL_BAND: tuple[float, float] = (1.0 / 3.0, 0.5)
+
+
+def band_power_frames(
+    frames: Any,
+    *,
+    periodic: Sequence[bool] = (False, False),
+    band: Sequence[float] = SPECTRAL_BAND,
+) -> np.ndarray:
+    """Power of each frame in a radial wavenumber band, from its 2-D FFT.
+
+    Each frame (NaN cells set to its mean) has its mean removed; along a non-periodic axis it
+    is then multiplied by a Hann window (so the jump between the two edges of a non-periodic
+    field does not leak power into every wavenumber), along a periodic axis it is left as it is
+    (the FFT's own periodicity is the field's). The power ``|FFT|^2`` is summed over the
+    wavenumbers ``k = sqrt(ky^2 + kx^2)`` (cycles per cell, ``numpy.fft.fftfreq``) with
+    ``band[0] <= k <= band[1]``.
+
+    Parameters
+    ----------
+    frames : array_like
+        Real frames ``(..., H, W)``.
+    periodic : (bool, bool)
+        Whether the ``(y, x)`` axes wrap around.
+    band : (float, float)
+        Lower and upper radial wavenumber, cycles per cell (Nyquist is 0.5).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, shape ``(...)``.
+
+    Examples
+    --------
+    >>> y, x = np.mgrid[0:16, 0:16]
+    >>> fine = np.cos(2 * np.pi * 6 * x / 16)[None]     # 6/16 cycles per cell: in the band
+    >>> smooth = np.cos(2 * np.pi * 2 * x / 16)[None]   # 2/16: below it
+    >>> band_power_frames(fine, periodic=(True, True)).round(3)
+    array([32768.])
+    >>> band_power_frames(smooth, periodic=(True, True)).round(3)
+    array([0.])
+    """
+    a = np.asarray(frames)
+    if a.ndim < 2 or a.dtype.kind not in "biuf":
+        raise ValueError(f"frames must be real numeric with (y, x) axes, got {a.dtype} {a.shape}.")
+    lo, hi = (float(b) for b in band)
+    if not 0 <= lo < hi:
+        raise ValueError(f"band must be (low, high) with 0 <= low < high, got {band!r}.")
+    a = a.astype("float64", copy=True)
+    nan = np.isnan(a)
+    if nan.any():
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN frames: mean NaN -> 0
+            fill = np.nan_to_num(np.nanmean(a, axis=(-2, -1), keepdims=True))
+        a = np.where(nan, fill, a)
+    a -= a.mean(axis=(-2, -1), keepdims=True)
+    h, w = a.shape[-2:]
+    if not periodic[0]:
+        a *= np.hanning(h)[:, None]
+    if not periodic[1]:
+        a *= np.hanning(w)[None, :]
+    power = np.abs(np.fft.fft2(a, axes=(-2, -1))) ** 2
+    k = np.hypot(np.fft.fftfreq(h)[:, None], np.fft.fftfreq(w)[None, :])
+    mask = (k >= lo) & (k <= hi)
+    return (power * mask).sum(axis=(-2, -1))
 
 
 _KERNELS: dict[str, Callable[..., np.ndarray]] = {
@@ -787,6 +862,356 @@ def compare(
     return table
 
 
+# ---------------------------------------------------------------------------- the protocol
+
+#: Columns of a :func:`score` table, in order.
+SCORES: tuple[str, ...] = ("psnr", "psnr_frames", "ssim", "mae", "mse", "spectral")
+_SCORE_LONG_NAMES = {
+    "psnr": "PSNR of the pooled MSE (all evaluated frames and cells)",
+    "psnr_frames": "mean over frames of the per-frame PSNR",
+    "ssim": "mean over frames of SSIM (Gaussian 11x11, sigma 1.5)",
+    "mae": "pooled mean absolute error",
+    "mse": "pooled mean squared error",
+    "spectral": "predicted / true power in the spectral band",
+}
+_SCORE_DEFAULT_SOURCE = (
+    "truth.max() - truth.min() over the evaluated frames and cells (per variable, NaN ignored)"
+)
+
+
+def _as_dataset(obj: Any, what: str) -> xr.Dataset:
+    if isinstance(obj, xr.Dataset):
+        return obj
+    if isinstance(obj, xr.DataArray):
+        return obj.to_dataset(name=obj.name if obj.name is not None else "data")
+    raise TypeError(f"{what} must be an xarray Dataset or DataArray, got {type(obj).__name__}.")
+
+
+def spin_up_mask(obj: xr.Dataset | xr.DataArray, time_dim: Hashable = "time") -> np.ndarray | None:
+    """Which frames come after the spin-up marked on the time coordinate.
+
+    A generator marks its spin-up with the attribute ``spin_up_end`` on the time coordinate, in
+    the coordinate's own units (a number for numeric times, an ISO date string for datetimes);
+    frames with ``time < spin_up_end`` are spin-up.
+
+    Parameters
+    ----------
+    obj : xarray.Dataset or xarray.DataArray
+        Data with (or without) a time coordinate.
+    time_dim : str
+        Name of the time dimension.
+
+    Returns
+    -------
+    numpy.ndarray of bool or None
+        ``True`` for the frames to keep; ``None`` when nothing is marked (no time coordinate
+        or no ``spin_up_end`` attribute).
+
+    Examples
+    --------
+    >>> t = xr.DataArray(np.arange(5.0), dims="time", attrs={"spin_up_end": 2.0})
+    >>> da = xr.DataArray(np.zeros(5), dims="time", coords={"time": t})
+    >>> spin_up_mask(da)
+    array([False, False,  True,  True,  True])
+    """
+    if time_dim not in obj.coords or time_dim not in obj.dims:
+        return None
+    coord = obj.coords[time_dim]
+    end = coord.attrs.get("spin_up_end")
+    if end is None:
+        return None
+    values = np.asarray(coord.values)
+    try:
+        if values.dtype.kind == "M":
+            end = np.datetime64(str(end)) if not isinstance(end, np.datetime64) else end
+        elif values.dtype.kind in "fiu":
+            end = float(end)
+        return np.asarray(values >= end)
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"The {time_dim!r} coordinate's spin_up_end attribute {end!r} cannot be compared "
+            f"with its values ({values.dtype}): {err}. Give it in the coordinate's units (a "
+            "number, or an ISO date for datetimes), or pass exclude_spin_up=False."
+        ) from None
+
+
+def _upscale_periodic(obj: xr.Dataset) -> dict[str, bool]:
+    """``periodic_<d>`` flags of the last ``xsr ... upscale`` line of ``history``, if any."""
+    history = str(obj.attrs.get("history", ""))
+    for line in reversed(history.splitlines()):
+        if " upscale: " in line and "periodic_y=" in line:
+            flags = {}
+            for axis in ("y", "x"):
+                key = f"periodic_{axis}="
+                value = line.split(key, 1)[1].split()[0] if key in line else ""
+                flags[axis] = value == "True"
+            return flags
+    return {}
+
+
+def _check_edges(name: str, pred: xr.Dataset, periodic: Sequence[bool]) -> None:
+    """Refuse a candidate upscaled with reflected edges along a periodic dim of the truth."""
+    made = _upscale_periodic(pred)
+    for axis, per in zip(("y", "x"), periodic):
+        if per and axis in made and not made[axis]:
+            raise ValueError(
+                f"Candidate {name!r} was upscaled with reflected edges along {axis} "
+                f"(its history says periodic_{axis}=False) but the truth is periodic there, so "
+                "its edges would be scored as errors of the model. Upscale it with periodic= "
+                "(or from data carrying the 'period' attribute), or pass periodic=False and "
+                "crop= cells to leave the edges out."
+            )
+
+
+def _score_frames(obj: xr.Dataset, time_dim: Hashable, keep: np.ndarray | None) -> xr.Dataset:
+    if keep is None or time_dim not in obj.dims:
+        return obj
+    return obj.isel({time_dim: np.flatnonzero(keep)})
+
+
+def score(
+    candidates: Mapping[str, xr.Dataset | xr.DataArray],
+    truth: xr.Dataset | xr.DataArray,
+    *,
+    dims: Sequence[Hashable] | None = None,
+    time_dim: Hashable = "time",
+    data_range: float | Mapping[Hashable, float] | None = None,
+    periodic: Any = None,
+    crop: int = 0,
+    exclude_spin_up: bool = True,
+    band: Sequence[float] = SPECTRAL_BAND,
+) -> xr.Dataset:
+    """Score candidates against the truth with the evaluation protocol (every table uses it).
+
+    Per candidate and variable: ``psnr``, the PSNR of the pooled MSE (all evaluated frames and
+    cells at once; the primary score), ``psnr_frames``, the mean of the per-frame PSNR,
+    ``ssim``, the mean per-frame SSIM (:func:`ssim`), ``mae`` and ``mse``, pooled, and
+    ``spectral``, the predicted over the true power in the band of the highest resolved
+    wavenumbers (:func:`band_power_frames`, summed over frames): about 1 when the fine scales
+    are there, far below 1 for interpolation and blurry networks. See
+    ``docs/explanation/metrics.md``.
+
+    Frames before the spin-up (``time < spin_up_end``, an attribute of the truth's time
+    coordinate) are left out. Periodic dims (read from the truth with
+    :func:`xsr.coords.periodic_dims` unless ``periodic=`` is given) have no edges: they are
+    never cropped, their spectra need no window, and a candidate whose ``history`` says it was
+    upscaled with reflected edges along one of them is refused. Along non-periodic dims,
+    ``crop`` cells are left out at each edge.
+
+    Parameters
+    ----------
+    candidates : mapping of str to xarray.Dataset or xarray.DataArray
+        Named predictions on the truth's grid, e.g. ``{"bicubic": ..., "linear": ...}``;
+        every one must hold every scored variable.
+    truth : xarray.Dataset or xarray.DataArray
+        The reference; its data variables on the spatial dims are scored.
+    dims : (str, str), optional
+        Spatial dims; found with :func:`xsr.coords.spatial_dims` otherwise.
+    time_dim : str
+        The time dimension (for the spin-up).
+    data_range : float or mapping, optional
+        ``L`` for PSNR and SSIM (a mapping ``{variable: L}``); default, per variable, the
+        truth's ``max - min`` over the evaluated frames and cells (after spin-up exclusion and
+        cropping), the same for every candidate.
+    periodic : None, False, "x", "y" or ("y", "x")
+        Periodic dims; ``None`` reads them from the truth.
+    crop : int, default 0
+        Cells of the truth's grid left out at each edge of every non-periodic spatial dim.
+    exclude_spin_up : bool, default True
+        Leave out the frames before ``spin_up_end``.
+    band : (float, float)
+        The spectral band in cycles per cell; default the top third of the wavenumbers below
+        Nyquist, ``(1/3, 1/2)``.
+
+    Returns
+    -------
+    xarray.Dataset
+        Data variables :data:`SCORES` over ``(candidate, variable)``; the ``data_range``
+        coordinate per variable; attributes saying how the range was chosen, how many frames
+        were scored and excluded, the periodic dims, the crop and the band. Lazy on dask input
+        (``.compute()`` runs one pass over the data); :func:`format_table` prints it.
+
+    Raises
+    ------
+    ValueError
+        No candidate, a candidate missing a variable or on another grid or time axis, a crop
+        leaving nothing, every frame in the spin-up, or a candidate upscaled with reflected
+        edges on periodic data.
+
+    Examples
+    --------
+    >>> from xsr.testing import random_movie
+    >>> truth = random_movie(4, 16, 16, dtype="float64")
+    >>> table = score({"good": truth + 0.01, "bad": truth * 0.5}, truth, data_range=1.0)
+    >>> table["psnr"].sel(variable="h").values.round(2)
+    array([40.  ,  5.82])
+    >>> sorted(table.data_vars)
+    ['mae', 'mse', 'psnr', 'psnr_frames', 'spectral', 'ssim']
+    """
+    from xsr.coords import periodic_dims
+
+    if not isinstance(candidates, Mapping) or not candidates:
+        raise ValueError(
+            "score() needs a non-empty mapping of candidates, e.g. score({'bicubic': pred}, truth)."
+        )
+    if isinstance(crop, bool) or not isinstance(crop, int | np.integer) or crop < 0:
+        raise ValueError(f"crop must be an integer >= 0 (cells at each edge), got {crop!r}.")
+    truth_ds = _as_dataset(truth, "truth")
+    preds = {str(k): _as_dataset(v, f"candidate {k!r}") for k, v in candidates.items()}
+    ydim, xdim = spatial_dims(truth_ds, dims)
+    if periodic is None:
+        per = periodic_dims(truth_ds, (ydim, xdim))
+    else:
+        from xsr.upscale import _norm_periodic
+
+        per = _norm_periodic(periodic, truth_ds, (ydim, xdim))
+    names = [v for v in truth_ds.data_vars if {ydim, xdim} <= set(truth_ds[v].dims)]
+    if not names:
+        raise ValueError(f"The truth has no data variable on the spatial dims {(ydim, xdim)!r}.")
+    for cname, pred in preds.items():
+        missing = [str(v) for v in names if v not in pred.data_vars]
+        if missing:
+            raise ValueError(
+                f"Candidate {cname!r} lacks the variables {missing} of the truth; give every "
+                "candidate every scored variable, or score fewer: select them on the truth, "
+                "e.g. truth[['h']]."
+            )
+        _check_edges(cname, pred, per)
+
+    n_all = truth_ds.sizes.get(time_dim, 1)
+    keep = spin_up_mask(truth_ds, time_dim) if exclude_spin_up else None
+    if keep is not None and not keep.any():
+        raise ValueError(
+            f"Every frame is before the spin-up (time < {truth_ds[time_dim].attrs['spin_up_end']}"
+            f" along {time_dim!r}); give later frames or pass exclude_spin_up=False."
+        )
+    truth_ds = _score_frames(truth_ds, time_dim, keep)
+    cut: dict[Hashable, slice] = {}
+    crops = {}
+    for dim, p in zip((ydim, xdim), per):
+        n = truth_ds.sizes[dim]
+        c = 0 if p else int(crop)
+        if 2 * c >= n:
+            raise ValueError(f"crop={crop} leaves nothing of {dim!r} ({n} cells).")
+        crops[str(dim)] = c
+        if c:
+            cut[dim] = slice(c, n - c)
+    truth_ds = truth_ds.isel(cut)
+
+    rows = []
+    ranges = []
+    sources = set()
+    for v in names:
+        t = truth_ds[v]
+        rng, source = _resolve_range(t, _range_for(data_range, v))
+        rng = rng.reset_coords(drop=True) if rng.coords else rng
+        sources.add(source if data_range is not None else _SCORE_DEFAULT_SOURCE)
+        ranges.append(rng)
+        true_power = _band_power(t, ydim, xdim, per, band).sum()
+        per_candidate = []
+        for cname, pred in preds.items():
+            p = pred[v]
+            if keep is not None and time_dim in p.dims:
+                if p.sizes[time_dim] != n_all:
+                    raise ValueError(
+                        f"Candidate {cname!r} has {p.sizes[time_dim]} frames along "
+                        f"{time_dim!r} but the truth has {n_all}; score the same frames."
+                    )
+                p = p.isel({time_dim: np.flatnonzero(keep)})
+            p = _spatial_coords_check(p.isel(cut), t, ydim, xdim)
+            try:
+                p, tt = xr.align(p, t, join="exact")
+            except ValueError as err:
+                raise ValueError(
+                    f"Candidate {cname!r} and the truth differ along a non-spatial dimension "
+                    f"({err}); select matching frames first."
+                ) from None
+            diff = p.astype("float64") - tt.astype("float64")
+            mse_all = (diff**2).mean()
+            cells = {
+                "mse": mse_all,
+                "psnr": xr.apply_ufunc(
+                    _psnr_of_mse, mse_all, rng, dask="parallelized", output_dtypes=[np.float64]
+                ),
+                "mae": abs(diff).mean(),
+                "psnr_frames": psnr(p, tt, dims=(ydim, xdim), data_range=rng)
+                .reset_coords(drop=True)
+                .mean(),
+                "spectral": _band_power(p, ydim, xdim, per, band).sum() / true_power,
+            }
+            if min(tt.sizes[ydim], tt.sizes[xdim]) >= SSIM_WIN:
+                cells["ssim"] = (
+                    ssim(p, tt, dims=(ydim, xdim), data_range=rng).reset_coords(drop=True).mean()
+                )
+            else:
+                cells["ssim"] = xr.DataArray(np.nan)
+            per_candidate.append(
+                xr.Dataset({k: cells[k].reset_coords(drop=True).variable for k in SCORES})
+            )
+        rows.append(xr.concat(per_candidate, dim="candidate"))
+    table = xr.concat(rows, dim="variable")
+    labels = [str(v) for v in names]
+    table = table.transpose("candidate", "variable").assign_coords(
+        candidate=list(preds),
+        variable=labels,
+        data_range=("variable", _stack(ranges)),
+    )
+    for k in SCORES:
+        table[k].attrs["long_name"] = _SCORE_LONG_NAMES[k]
+    table["psnr"].attrs["units"] = table["psnr_frames"].attrs["units"] = "dB"
+    n_kept = int(keep.sum()) if keep is not None else n_all
+    table.attrs.update(
+        {
+            "protocol": "xsr.metrics.score",
+            "data_range_source": "; ".join(sorted(sources)),
+            "frames": n_kept,
+            "frames_excluded_spin_up": n_all - n_kept,
+            "spin_up_end": str(truth[time_dim].attrs.get("spin_up_end", ""))
+            if time_dim in truth.coords
+            else "",
+            "periodic": ", ".join(f"{d}={p}" for d, p in zip((ydim, xdim), per)),
+            "crop": ", ".join(f"{d}={c}" for d, c in crops.items()),
+            "spectral_band": f"{float(band[0]):.4g}-{float(band[1]):.4g} cycles per cell",
+        }
+    )
+    return table
+
+
+def _psnr_of_mse(mse: Any, data_range: Any) -> np.ndarray:
+    """``10 log10(L^2 / MSE)``; ``inf`` for a perfect match (without a warning)."""
+    with np.errstate(divide="ignore"):
+        return 10.0 * np.log10(np.asarray(data_range, "float64") ** 2 / np.asarray(mse))
+
+
+def _stack(ranges: Sequence[xr.DataArray]) -> Any:
+    """The per-variable ranges as one 1-D array (dask when any is lazy)."""
+    if any(r.chunks is not None for r in ranges):
+        import dask.array as da
+
+        return da.stack([da.asarray(r.data) for r in ranges])
+    return np.array([float(r.values) for r in ranges])
+
+
+def _band_power(
+    da_: xr.DataArray,
+    ydim: Hashable,
+    xdim: Hashable,
+    periodic: Sequence[bool],
+    band: Sequence[float],
+) -> xr.DataArray:
+    """Per-frame band power of a DataArray (lazy on dask input)."""
+    if da_.chunks is not None:
+        da_ = da_.chunk({ydim: -1, xdim: -1})
+    return xr.apply_ufunc(
+        band_power_frames,
+        da_,
+        input_core_dims=[[ydim, xdim]],
+        dask="parallelized",
+        output_dtypes=[np.float64],
+        kwargs={"periodic": tuple(bool(p) for p in periodic), "band": tuple(band)},
+    )
+
+
 def _fmt(value: float) -> str:
     return f"{value:.4f}" if value == 0 or 1e-3 <= abs(value) < 1e5 else f"{value:.4g}"
 
@@ -794,10 +1219,14 @@ def _fmt(value: float) -> str:
 def format_table(table: xr.Dataset, *, reduce_dim: Hashable = "time") -> str:
     """Render the mean of a metrics table as aligned text, stating the data range.
 
+    A :func:`score` table is printed as it is (one row per variable and candidate: pooled PSNR,
+    mean per-frame PSNR, SSIM, MAE, spectral score), with a footer stating the data range, the
+    frames scored and excluded by the spin-up, the periodic dims, the crop and the band.
+
     Parameters
     ----------
     table : xarray.Dataset
-        Output of :func:`compare` or :func:`evaluate`.
+        Output of :func:`compare`, :func:`evaluate` or :func:`score`.
     reduce_dim : str
         Dimension averaged over (NaN ignored); any further dims other than ``candidate`` and
         ``variable`` are averaged too, and the footer says so.
@@ -816,6 +1245,8 @@ def format_table(table: xr.Dataset, *, reduce_dim: Hashable = "time") -> str:
     shifted    0.1000  0.0100  0.1000     26.021  0.9426
     data range: 2 (given (data_range=)); mean over time
     """
+    if table.attrs.get("protocol") == "xsr.metrics.score":
+        return _format_score(table)
     missing = [m for m in METRICS if m not in table.data_vars]
     if missing:
         raise ValueError(
@@ -861,4 +1292,44 @@ def format_table(table: xr.Dataset, *, reduce_dim: Hashable = "time") -> str:
     if averaged:
         footer += "; mean over " + ", ".join(str(d) for d in averaged)
     lines.append(footer)
+    return "\n".join(lines)
+
+
+def _format_score(table: xr.Dataset) -> str:
+    """The text of a :func:`score` table (see :func:`format_table`)."""
+    t = table.compute()
+    headers = ["PSNR (dB)", "PSNR/frame", "SSIM", "MAE", "spectral"]
+    rows = []
+    for var in t["variable"].values:
+        for cand in t["candidate"].values:
+            sel = t.sel(variable=var, candidate=cand)
+            cells = [
+                f"{float(sel['psnr']):.2f}",
+                f"{float(sel['psnr_frames']):.2f}",
+                f"{float(sel['ssim']):.4f}",
+                _fmt(float(sel["mae"])),
+                f"{float(sel['spectral']):.3f}",
+            ]
+            rows.append((str(var), str(cand), cells))
+    w0 = max(len("variable"), *(len(r[0]) for r in rows))
+    w1 = max(len("candidate"), *(len(r[1]) for r in rows))
+    widths = [max(len(h), *(len(r[2][i]) for r in rows)) + 2 for i, h in enumerate(headers)]
+    lines = ["variable".ljust(w0) + "  " + "candidate".ljust(w1)]
+    lines[0] += "".join(h.rjust(w) for h, w in zip(headers, widths))
+    for var, cand, cells in rows:
+        line = var.ljust(w0) + "  " + cand.ljust(w1)
+        lines.append(line + "".join(c.rjust(w) for c, w in zip(cells, widths)))
+    ranges = ", ".join(
+        f"{v}: {float(r):.6g}" for v, r in zip(t["variable"].values, t["data_range"].values)
+    )
+    a = t.attrs
+    lines.append(f"PSNR of the pooled MSE; data range {ranges} ({a.get('data_range_source', '')})")
+    spin = ""
+    if a.get("frames_excluded_spin_up"):
+        spin = f" (time < spin_up_end = {a.get('spin_up_end')})"
+    lines.append(
+        f"frames: {a.get('frames')} scored, {a.get('frames_excluded_spin_up', 0)} excluded as "
+        f"spin-up{spin}; periodic: {a.get('periodic')}; crop: {a.get('crop')}; spectral band: "
+        f"{a.get('spectral_band')}"
+    )
     return "\n".join(lines)
