@@ -67,6 +67,34 @@ def test_evaluate_prints_the_table(tmp_path, capsys):
     assert "data range" in out
 
 
+def test_evaluate_protocol_options_and_baselines(tmp_path, capsys):
+    from xsr.degrade import degrade
+    from xsr.models.files import save_model
+    from xsr.train.linear import fit_linear
+    from xsr.upscale import upscale
+
+    truth = xsr.testing.random_movie(5, 16, 16, variables=("h",), dtype="float64")
+    truth["time"].attrs["spin_up_end"] = 60.0
+    pred = upscale(degrade(truth, scale=2), "bicubic", scale=2)
+    truth.to_netcdf(tmp_path / "truth.nc")
+    pred.to_netcdf(tmp_path / "mine.nc")
+    save_model(fit_linear(truth, scale=2, radius=1), tmp_path / "lin")
+    args = ["evaluate", str(tmp_path / "mine.nc"), str(tmp_path / "truth.nc"), "--crop", "2"]
+    assert main([*args, "--baselines", "2", "--linear", str(tmp_path / "lin")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[1] for line in lines[1:5]] == [
+        "bicubic",
+        "bicubic+conserve",
+        "linear",
+        "mine",
+    ]
+    assert "frames: 4 scored, 1 excluded as spin-up" in lines[-1]
+    assert "crop: y=2, x=2" in lines[-1]
+    assert lines[1].split()[2:] == lines[4].split()[2:]  # the same prediction, the same scores
+    assert main([*args, "--include-spin-up"]) == 0
+    assert "frames: 5 scored, 0 excluded" in capsys.readouterr().out
+
+
 def test_evaluate_missing_file_is_a_clear_error(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path / "nope.nc"), str(tmp_path / "nope2.nc")]) == 2
     assert "No such file or store" in capsys.readouterr().err

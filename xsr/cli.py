@@ -46,13 +46,43 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from xsr.metrics import compare, format_table
+def _evaluate_periodic(value: str):
+    """The ``--periodic`` choice as :func:`xsr.metrics.score` takes it."""
+    return {"auto": None, "none": False, "x": "x", "y": "y", "xy": ("y", "x")}[value]
 
-    pred, truth = _open(args.prediction), _open(args.truth)
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from xsr.metrics import format_table, score
+
+    truth = _open(args.truth)
     if args.variables:
-        pred, truth = pred[args.variables], truth[args.variables]
-    table = compare(truth, data_range=args.data_range, **{Path(args.prediction).stem: pred})
+        truth = truth[args.variables]
+    candidates = {}
+    for path in args.predictions:
+        pred = _open(path)
+        candidates[Path(path).stem] = pred[args.variables] if args.variables else pred
+    periodic = _evaluate_periodic(args.periodic)
+    if args.baselines is not None or args.linear is not None:
+        from xsr.degrade import degrade
+        from xsr.evaluation import baselines
+
+        scale = args.baselines
+        if scale is None:
+            from xsr.models.files import load_model
+
+            scale = load_model(args.linear).scale
+        low = degrade(truth, scale=scale, method=args.degrade)
+        rows = baselines(low, scale=scale, linear=args.linear, periodic=periodic)
+        candidates = {**rows, **candidates}
+    table = score(
+        candidates,
+        truth,
+        time_dim=args.time_dim,
+        data_range=args.data_range,
+        periodic=periodic,
+        crop=args.crop,
+        exclude_spin_up=not args.include_spin_up,
+    )
     print(format_table(table))
     return 0
 
@@ -155,11 +185,56 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=_cmd_simulate)
 
-    p = sub.add_parser("evaluate", help="print the metrics table of PREDICTION against TRUTH")
-    p.add_argument("prediction")
-    p.add_argument("truth")
+    p = sub.add_parser(
+        "evaluate",
+        help="score PREDICTION(s) against TRUTH with the evaluation protocol",
+        description="Pooled-MSE PSNR (primary), mean per-frame PSNR, SSIM, MAE and the "
+        "spectral score per variable; frames before the truth's spin_up_end are left out. "
+        "See docs/explanation/metrics.md.",
+    )
+    p.add_argument("predictions", nargs="+", metavar="PREDICTION")
+    p.add_argument("truth", metavar="TRUTH")
     p.add_argument("--variables", nargs="+", default=None)
-    p.add_argument("--data-range", type=float, default=None)
+    p.add_argument(
+        "--data-range",
+        type=float,
+        default=None,
+        help="PSNR/SSIM data range (default: the truth's max - min per variable)",
+    )
+    p.add_argument(
+        "--periodic",
+        choices=["auto", "none", "x", "y", "xy"],
+        default="auto",
+        help="periodic dims (default: read from the truth's 'period' attributes)",
+    )
+    p.add_argument(
+        "--crop", type=int, default=0, help="cells left out at each edge of non-periodic dims"
+    )
+    p.add_argument(
+        "--include-spin-up",
+        action="store_true",
+        help="score the frames before the truth's spin_up_end too",
+    )
+    p.add_argument("--time-dim", default="time")
+    p.add_argument(
+        "--baselines",
+        type=int,
+        default=None,
+        metavar="SCALE",
+        help="add bicubic and bicubic+conserve rows from the truth degraded by SCALE",
+    )
+    p.add_argument(
+        "--linear",
+        default=None,
+        metavar="MODEL",
+        help="add a 'linear' row from this fitted linear baseline file",
+    )
+    p.add_argument(
+        "--degrade",
+        choices=["coarsen", "bicubic"],
+        default="coarsen",
+        help="degradation making the baselines' input (default: coarsen)",
+    )
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("train", help="train a model on a NetCDF/Zarr dataset")
