@@ -113,3 +113,22 @@ def test_baselines_rows():
     )
     with pytest.raises(ValueError, match="scale"):
         baselines(low, scale=4, linear=lin)
+
+
+@pytest.mark.slow
+def test_baselines_report_script_runs(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "baselines_report.py"
+    args = ["--nx", "32", "--frames", "4", "--members", "1", "--scales", "2", "--no-shipped"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(
+        [sys.executable, str(script), *args],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "bicubic+conserve" in out.stdout
+    assert "linear" in out.stdout

@@ -1027,8 +1027,9 @@ def score(
     -------
     xarray.Dataset
         Data variables :data:`SCORES` over ``(candidate, variable)``; the ``data_range``
-        coordinate per variable; attributes saying how the range was chosen, how many frames
-        were scored and excluded, the periodic dims, the crop and the band. Lazy on dask input
+        coordinate per variable; attributes saying how the range was chosen, how many 2-D
+        frames (time steps times members, levels, ...) were scored and excluded as spin-up, the
+        periodic dims, the crop and the band. Lazy on dask input
         (``.compute()`` runs one pass over the data); :func:`format_table` prints it.
 
     Raises
@@ -1160,12 +1161,16 @@ def score(
         table[k].attrs["long_name"] = _SCORE_LONG_NAMES[k]
     table["psnr"].attrs["units"] = table["psnr_frames"].attrs["units"] = "dB"
     n_kept = int(keep.sum()) if keep is not None else n_all
+    # 2-D frames: every non-spatial dim counts (time steps x members x ...)
+    per_step = int(
+        np.prod([n for d, n in truth_ds[names[0]].sizes.items() if d not in (ydim, xdim, time_dim)])
+    )
     table.attrs.update(
         {
             "protocol": "xsr.metrics.score",
             "data_range_source": "; ".join(sorted(sources)),
-            "frames": n_kept,
-            "frames_excluded_spin_up": n_all - n_kept,
+            "frames": n_kept * per_step,
+            "frames_excluded_spin_up": (n_all - n_kept) * per_step,
             "spin_up_end": str(truth[time_dim].attrs.get("spin_up_end", ""))
             if time_dim in truth.coords
             else "",
