@@ -19,6 +19,7 @@ from xsr.train.data import (
     statistics,
 )
 from xsr.train.trainer import fit
+from xsr.upscale import NonFiniteWarning
 
 TINY = {"d": 8, "s": 4, "m": 1}
 FAST = {"epochs": 1, "batch_size": 8, "patch_size": 4, "progress": False}
@@ -175,8 +176,10 @@ def test_infinite_cells_are_masked_like_nan_with_a_warning(chunked, value):
     with_nan = ds.copy(deep=True)
     with_nan["h"][2, 5, 7] = np.nan
     kw = dict(scale=2, **FAST, **TINY)
-    with pytest.warns(InfiniteValuesWarning, match=r"variable 'h' has 1 infinite cell"):
+    with pytest.warns(InfiniteValuesWarning, match=r"variable 'h' has 1 infinite cell") as seen:
         _, hist = fit("fsrcnn", _maybe_chunk(with_inf, chunked), **kw)
+    assert len(seen) == 1
+    assert issubclass(seen[0].category, NonFiniteWarning)  # as upscale warns for them
     with warnings.catch_warnings():
         warnings.simplefilter("error", InfiniteValuesWarning)
         _, expected = fit("fsrcnn", _maybe_chunk(with_nan, chunked), **kw)

@@ -33,6 +33,7 @@ import xarray as xr
 from xsr.coords import periodic_dims, spatial_dims
 from xsr.train.config import FitConfig
 from xsr.train.patches import PatchSet, split_time, stack_samples
+from xsr.upscale import NonFiniteWarning
 
 __all__ = [
     "BICUBIC_RADIUS",
@@ -55,8 +56,12 @@ BICUBIC_RADIUS = 2
 _DEGRADE_MARGIN = 3
 
 
-class InfiniteValuesWarning(UserWarning):
-    """Training data hold +inf or -inf cells; :func:`~xsr.train.fit` masks them like NaN."""
+class InfiniteValuesWarning(NonFiniteWarning):
+    """Training data hold +inf or -inf cells; :func:`~xsr.train.fit` masks them like NaN.
+
+    A :class:`xsr.upscale.NonFiniteWarning`, as ``upscale`` warns for the same cells (one filter
+    silences both).
+    """
 
 
 @dataclass(frozen=True)
