@@ -63,7 +63,7 @@ def test_frozen_and_canonical():
         ({"val_blocks": 0}, "val_blocks must be a positive integer"),
         ({"patches_per_epoch": 0}, "patches_per_epoch must be a positive integer or None"),
         ({"patience": -1}, "patience must be a positive integer or None"),
-        ({"scale": 0}, r"scale must be a positive integer \(e.g. scale=2\)"),
+        ({"scale": 0}, r"scale must be a positive integer \(e.g. 2\) or None"),
         ({"scale": 2.5}, "scale must be a positive integer"),
         ({"halo": -1}, "halo must be a non-negative integer or None"),
         ({"stage": -1}, "stage must be a non-negative integer"),

@@ -35,12 +35,16 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
-def _positive_int(name: str, value: Any, *, none: bool = False) -> int | None:
+def _integer(
+    name: str, value: Any, *, minimum: int | None = None, none: bool = False, hint: str = ""
+) -> int | None:
+    """``value`` as an int (``>= minimum``), or ``None`` where allowed; else a clear error."""
     if value is None and none:
         return None
-    if not _is_int(value) or value < 1:
-        extra = " or None" if none else ""
-        raise ValueError(f"{name} must be a positive integer{extra}, got {value!r}")
+    if not _is_int(value) or (minimum is not None and value < minimum):
+        kind = {None: "an integer", 0: "a non-negative integer", 1: "a positive integer"}[minimum]
+        alternative = " or None" if none else ""
+        raise ValueError(f"{name} must be {kind}{hint}{alternative}, got {value!r}")
     return int(value)
 
 
@@ -225,31 +229,14 @@ class FitConfig:
             if out[name] not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {out[name]!r}")
         for name in ("epochs", "batch_size", "patch_size", "val_blocks"):
-            out[name] = _positive_int(name, out[name])
+            out[name] = _integer(name, out[name], minimum=1)
         for name in ("patches_per_epoch", "patience"):
-            out[name] = _positive_int(name, out[name], none=True)
-        if out["scale"] is not None:
-            if not _is_int(out["scale"]) or out["scale"] < 1:
-                raise ValueError(
-                    f"scale must be a positive integer (e.g. scale=2), got {out['scale']!r}"
-                )
-            out["scale"] = int(out["scale"])
-        if out["halo"] is not None:
-            if not _is_int(out["halo"]) or out["halo"] < 0:
-                raise ValueError(
-                    f"halo must be a non-negative integer or None, got {out['halo']!r}"
-                )
-            out["halo"] = int(out["halo"])
-        if out["stage"] is not None:
-            if not _is_int(out["stage"]) or out["stage"] < 0:
-                raise ValueError(
-                    f"stage must be a non-negative integer (a chain's stage index) or None, got "
-                    f"{out['stage']!r}"
-                )
-            out["stage"] = int(out["stage"])
-        if not _is_int(out["seed"]):
-            raise ValueError(f"seed must be an integer, got {out['seed']!r}")
-        out["seed"] = int(out["seed"])
+            out[name] = _integer(name, out[name], minimum=1, none=True)
+        out["scale"] = _integer("scale", out["scale"], minimum=1, none=True, hint=" (e.g. 2)")
+        out["halo"] = _integer("halo", out["halo"], minimum=0, none=True)
+        hint = " (a chain's stage index)"
+        out["stage"] = _integer("stage", out["stage"], minimum=0, none=True, hint=hint)
+        out["seed"] = _integer("seed", out["seed"])
         out["lr"] = self._positive_float("lr", out["lr"])
         if not isinstance(out["val_fraction"], (int, float, np.floating)) or not (
             0.0 <= float(out["val_fraction"]) < 1.0
