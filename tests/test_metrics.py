@@ -466,6 +466,12 @@ def test_spin_up_mask_datetime_and_errors():
     da["time"].attrs["spin_up_end"] = "soon"
     with pytest.raises(ValueError, match="spin_up_end"):
         spin_up_mask(da)
+    lags = xr.DataArray(np.zeros(3), dims="time", coords={"time": times - times[0]})
+    lags["time"].attrs["spin_up_end"] = "36 hours"
+    np.testing.assert_array_equal(spin_up_mask(lags), [False, False, True])
+    lags["time"].attrs["spin_up_end"] = 3600.0  # a bare number has no unit for a timedelta
+    with pytest.raises(ValueError, match="spin_up_end"):
+        spin_up_mask(lags)
 
 
 def test_score_crop_leaves_out_edges_of_non_periodic_dims():
@@ -521,3 +527,35 @@ def test_score_table_text():
     assert lines[1].split()[:3] == ["h", "a", "26.02"]
     assert "PSNR of the pooled MSE; data range h: 2, u: 2" in text
     assert "frames: 3 scored, 0 excluded" in text
+
+
+@settings(max_examples=8, deadline=None)
+@given(t_chunk=st.integers(1, 5), y_chunk=st.sampled_from([4, 8, 16]), data=st.data())
+def test_score_is_chunk_invariant(t_chunk, y_chunk, data):
+    truth = random_movie(5, 16, 16, dtype="float64", seed=4)
+    pred = truth + 0.05 * np.sin(truth)
+    eager = score({"p": pred}, truth)
+    p_chunk = data.draw(st.integers(1, 5), label="prediction time chunk")
+    lazy = score(
+        {"p": pred.chunk({"time": p_chunk, "y": y_chunk})},
+        truth.chunk({"time": t_chunk, "x": y_chunk}),
+    )
+    xr.testing.assert_allclose(lazy.compute(), eager, rtol=1e-10)
+
+
+def test_score_ignores_nan_cells():
+    truth = random_movie(3, 16, 16, dtype="float64")
+    pred = truth + 0.1
+    truth_masked = truth.copy(deep=True)
+    truth_masked["h"][:, :3, :3] = np.nan  # land
+    table = score({"p": pred}, truth_masked, data_range=1.0)
+    row = table.sel(candidate="p", variable="h")
+    assert float(row["mse"]) == pytest.approx(0.01)
+    assert float(row["psnr"]) == pytest.approx(20.0)
+    assert np.isfinite(float(row["spectral"]))
+
+
+def test_score_dataarrays_whatever_their_names():
+    truth = random_movie(3, 16, 16, dtype="float64")["h"]
+    table = score({"p": (truth + 0.1).rename("prediction")}, truth.rename(None), data_range=1.0)
+    assert float(table["psnr"].sel(candidate="p", variable="data")) == pytest.approx(20.0)

@@ -891,8 +891,9 @@ def spin_up_mask(obj: xr.Dataset | xr.DataArray, time_dim: Hashable = "time") ->
     """Which frames come after the spin-up marked on the time coordinate.
 
     A generator marks its spin-up with the attribute ``spin_up_end`` on the time coordinate, in
-    the coordinate's own units (a number for numeric times, an ISO date string for datetimes);
-    frames with ``time < spin_up_end`` are spin-up.
+    the coordinate's own units (a number for numeric times, an ISO date string for datetimes, a
+    duration string such as ``"2 days"`` for timedeltas); frames with ``time < spin_up_end`` are
+    spin-up.
 
     Parameters
     ----------
@@ -924,6 +925,10 @@ def spin_up_mask(obj: xr.Dataset | xr.DataArray, time_dim: Hashable = "time") ->
     try:
         if values.dtype.kind == "M":
             end = np.datetime64(str(end)) if not isinstance(end, np.datetime64) else end
+        elif values.dtype.kind == "m" and isinstance(end, str):
+            import pandas as pd
+
+            end = pd.Timedelta(end).to_timedelta64()
         elif values.dtype.kind in "fiu":
             end = float(end)
         return np.asarray(values >= end)
@@ -1058,6 +1063,11 @@ def score(
     if isinstance(crop, bool) or not isinstance(crop, int | np.integer) or crop < 0:
         raise ValueError(f"crop must be an integer >= 0 (cells at each edge), got {crop!r}.")
     truth_ds = _as_dataset(truth, "truth")
+    if isinstance(truth, xr.DataArray):  # DataArrays are compared whatever their names
+        name = next(iter(truth_ds.data_vars))
+        candidates = {
+            k: v.rename(name) if isinstance(v, xr.DataArray) else v for k, v in candidates.items()
+        }
     preds = {str(k): _as_dataset(v, f"candidate {k!r}") for k, v in candidates.items()}
     ydim, xdim = spatial_dims(truth_ds, dims)
     if periodic is None:
