@@ -184,7 +184,7 @@ def trace(model: SRModel, grid: Grid) -> tuple[list[Step], tuple[int, ...]]:
     out : tuple of int
         Shape of the model's output.
     """
-    # train() drops any fused inference form (fuse_for_inference): the real layers are drawn.
+    # the model itself: its real layers are drawn (inference rewrites live in xsr.engine.fast)
     probe = copy.deepcopy(model).to("meta").train()
     probe.card = None
     inner = {id(m) for b in probe.modules() if isinstance(b, ResidualBlock) for m in b.modules()}

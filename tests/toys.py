@@ -9,7 +9,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Toy2D", "Toy3D", "assert_first_layer_channels_last", "randomise"]
+__all__ = [
+    "Toy2D",
+    "Toy3D",
+    "assert_first_layer_channels_last",
+    "crop_core",
+    "fast_form",
+    "randomise",
+]
 
 
 def randomise(model: nn.Module, seed: int = 1) -> nn.Module:
@@ -21,26 +28,39 @@ def randomise(model: nn.Module, seed: int = 1) -> nn.Module:
     return model
 
 
+def fast_form(model: nn.Module) -> nn.Module:
+    """The engine's prepared form of a copy of ``model`` (its fast form where it has one)."""
+    from xsr.engine.fast import prepare
+
+    return prepare(copy.deepcopy(model))
+
+
+def crop_core(y: torch.Tensor, model: nn.Module) -> torch.Tensor:
+    """The core of a full output: ``scale * receptive_radius`` fine cells less on each side."""
+    n = int(model.scale) * int(model.receptive_radius)
+    return y[..., n : y.shape[-2] - n, n : y.shape[-1] - n]
+
+
 def assert_first_layer_channels_last(
     arch: str, config: dict, activation: str, x: torch.Tensor, *, core: bool
 ) -> None:
     """Under the engine's channels-last weights, the first layer's output is channels-last.
 
     A model ``arch`` with random weights runs plainly and as the engine prepares it (same
-    weights, channels-last); a hook on the module named ``activation`` (the first layer's
-    activation) sees a channels-last output in the engine's copy, and the outputs are equal.
-    ``core`` runs ``forward_core`` instead of the forward.
+    weights, channels-last, its fast form); a hook on the module named ``activation`` (the
+    first layer's activation, a path inside the model) sees a channels-last output in the
+    engine's copy, and the outputs are equal. ``core`` runs the fast form's ``forward_core``
+    (against the cropped plain forward) instead of the forward.
     """
-    from xsr.engine.fast import prepare
     from xsr.models.registry import get_model
 
     model = randomise(get_model(arch, **config)).eval()
-    fast = prepare(copy.deepcopy(model))  # same weights, as the engine prepares them
+    fast = fast_form(model)
     outs = []
-    fast.get_submodule(activation).register_forward_hook(lambda m, inp, out: outs.append(out))
-    run = (lambda m: m.forward_core(x)) if core else (lambda m: m(x))
+    fast.model.get_submodule(activation).register_forward_hook(lambda m, inp, out: outs.append(out))
     with torch.no_grad():
-        expected, got = run(model), run(fast)
+        expected = crop_core(model(x), model) if core else model(x)
+        got = fast.forward_core(x) if core else fast(x)
     fmt = torch.channels_last if outs[0].ndim == 4 else torch.channels_last_3d
     assert outs[0].is_contiguous(memory_format=fmt)
     assert not outs[0].is_contiguous()

@@ -395,19 +395,19 @@ def test_automatic_tiles_are_wide_against_the_halo() -> None:
 def test_tiles_with_a_full_halo_skip_the_halo_through_forward_core(
     margin: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from xsr.models.xsrnet import XSRNet
+    from xsr.engine.fast.xsrnet import FastXSRNet
 
     torch.manual_seed(2)
     model = get_model("xsrnet", scale=2, channels=1, window=3).eval()  # radius 8
     frames = _frames((1, 1, 5, 40 + 2 * margin, 44 + 2 * margin), seed=6)
     calls = []
-    core = XSRNet.forward_core
+    core = FastXSRNet.core
 
-    def spy(self: XSRNet, x: torch.Tensor) -> torch.Tensor:
+    def spy(self: FastXSRNet, x: torch.Tensor) -> torch.Tensor:
         calls.append(tuple(x.shape[-2:]))
         return core(self, x)
 
-    monkeypatch.setattr(XSRNet, "forward_core", spy)
+    monkeypatch.setattr(FastXSRNet, "core", spy)
     tiled = infer(model, frames, margin=margin, tile=(10, 11), batch_size=3)
     with torch.no_grad():  # the whole padded forward, cropped
         x = torch.from_numpy(frames[0, 0])

@@ -66,15 +66,6 @@ def test_variables_do_not_mix():
         assert torch.equal(model(x)[:, 0], model(x2)[:, 0])
 
 
-def test_forward_core_equals_cropped_forward():
-    model = Linear(scale=3, radius=2).eval()
-    x = torch.randn(2, 1, 11, 9)
-    with torch.no_grad():
-        torch.testing.assert_close(model.forward_core(x), model(x)[..., 6:-6, 6:-6])
-    with pytest.raises(ValueError, match="larger than twice"):
-        model.forward_core(torch.randn(1, 1, 4, 4))
-
-
 @pytest.mark.parametrize("bad", [-1, 1.5, True])
 def test_bad_radius(bad):
     with pytest.raises(ValueError, match="radius must be an integer"):

@@ -6,14 +6,16 @@ Every xsr network is a :class:`SRModel` (a :class:`torch.nn.Module`) that declar
 the helpers of this module (kernel sizes, upsamplers, the internal bicubic), never hand-set, and
 :meth:`SRModel.flops_per_output_pixel` is counted from the layers too.
 
-This module imports torch only (never xarray or dask).
+Models are architecture and contract only: every inference rewrite (fused layers, valid
+convolutions on tiles, layouts, bfloat16 guards) lives in the engine (:mod:`xsr.engine.fast`),
+applied to the engine's own copy. This module imports torch only (never xarray or dask).
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import torch
@@ -23,19 +25,13 @@ from torch import nn
 from xsr.models.consistency import conserve as _conserve
 
 __all__ = [
-    "BF16_PRELU_MIN_CHANNELS",
     "BicubicUpsample",
-    "PReLU",
     "SRModel",
     "bicubic_radius",
     "check_scale",
     "conv_radius",
-    "cpu_autocast",
-    "crop_border",
     "hr_to_lr_radius",
     "init_conv",
-    "like_weight_layout",
-    "one_channel_float32",
     "transposed_conv_radius",
 ]
 
@@ -225,178 +221,6 @@ def transposed_conv_radius(kernel: int, stride: int, padding: int) -> int:
 #: Initial gain of the output layer of a residual model: the network starts as (almost exactly)
 #: bicubic interpolation and learns the detail, instead of first unlearning random noise.
 RESIDUAL_OUTPUT_GAIN = 1e-3
-
-
-def crop_border(t: torch.Tensor, n: int) -> torch.Tensor:
-    """``t`` without ``n`` cells on each side of its last two axes (a view; ``n=0`` keeps all).
-
-    Parameters
-    ----------
-    t : torch.Tensor
-        ``(..., H, W)``.
-    n : int
-        Cells removed on each side.
-
-    Returns
-    -------
-    torch.Tensor
-        ``(..., H - 2n, W - 2n)``.
-
-    Examples
-    --------
-    >>> import torch
-    >>> crop_border(torch.zeros(1, 6, 5), 1).shape
-    torch.Size([1, 4, 3])
-    """
-    return t[..., n : t.shape[-2] - n, n : t.shape[-1] - n]
-
-
-def cpu_autocast() -> bool:
-    """Whether CPU autocast is on (the engine's ``precision="bfloat16"``).
-
-    Returns
-    -------
-    bool
-        ``torch.is_autocast_enabled("cpu")``.
-
-    Examples
-    --------
-    >>> import torch
-    >>> cpu_autocast()
-    False
-    >>> with torch.autocast("cpu", dtype=torch.bfloat16):
-    ...     cpu_autocast()
-    True
-    """
-    try:
-        return bool(torch.is_autocast_enabled("cpu"))
-    except TypeError:  # pragma: no cover - torch < 2.4
-        return bool(torch.is_autocast_cpu_enabled())
-
-
-#: Under CPU autocast, a PReLU whose input has fewer channels than this runs in float32: torch's
-#: bfloat16 PReLU kernel is not vectorised for so few channels-last channels (measured on
-#: 2 cores: 14x float32's time on 8 channels, 0.85x on 32).
-BF16_PRELU_MIN_CHANNELS = 16
-
-
-class PReLU(nn.PReLU):
-    """:class:`torch.nn.PReLU` that stays fast under CPU bfloat16 autocast.
-
-    Same parameters and state dict as ``nn.PReLU`` (model files and their sha256 are unchanged).
-    Under CPU autocast, a bfloat16 input with fewer than :data:`BF16_PRELU_MIN_CHANNELS`
-    channels is computed in float32 (the result is float32; the next convolution casts it back).
-    Any other input, a bfloat16 model run without autocast included, runs as in ``nn.PReLU``.
-
-    Examples
-    --------
-    >>> import torch
-    >>> act = PReLU(8, init=0.25)
-    >>> x = torch.randn(1, 8, 4, 4).bfloat16()
-    >>> with torch.autocast("cpu", dtype=torch.bfloat16):
-    ...     y = act(x)
-    >>> y.dtype
-    torch.float32
-    >>> bool(torch.equal(y, torch.nn.functional.prelu(x.float(), act.weight)))
-    True
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Apply the PReLU (see the class notes for bfloat16 inputs)."""
-        if (
-            x.dtype == torch.bfloat16
-            and x.device.type == "cpu"
-            and x.ndim > 1
-            and x.shape[1] < BF16_PRELU_MIN_CHANNELS
-            and cpu_autocast()  # a bfloat16 model without autocast keeps bfloat16 throughout
-        ):
-            with torch.autocast("cpu", enabled=False):
-                return F.prelu(x.float(), self.weight.float())
-        return super().forward(x)
-
-
-def one_channel_float32(
-    conv: nn.Module, x: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor]
-) -> torch.Tensor:
-    """``fn(x)``, in float32 with autocast off where ``conv`` has one input channel on a CPU.
-
-    With one input channel, oneDNN's bfloat16 convolution is far slower than its float32 one
-    (measured on 2 cores: 5x for the 3D network's first layer), and such a layer is a small
-    share of a network's FLOPs, so under ``precision="bfloat16"`` (CPU autocast) it runs in
-    float32 and returns float32. Elsewhere (no autocast, GPUs, several channels) this is just
-    ``fn(x)``.
-
-    Parameters
-    ----------
-    conv : torch.nn.Module
-        The convolution ``fn`` applies.
-    x : torch.Tensor
-        Its input.
-    fn : callable
-        Applies the convolution to a tensor.
-
-    Returns
-    -------
-    torch.Tensor
-        ``fn(x)``.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from torch import nn
-    >>> conv, x = nn.Conv2d(1, 4, 3), torch.randn(1, 1, 6, 6)
-    >>> with torch.autocast("cpu", dtype=torch.bfloat16):
-    ...     one_channel_float32(conv, x, conv).dtype, conv(x).dtype
-    (torch.float32, torch.bfloat16)
-    """
-    if getattr(conv, "in_channels", None) == 1 and x.device.type == "cpu" and cpu_autocast():
-        with torch.autocast("cpu", enabled=False):
-            return fn(x.float())
-    return fn(x)
-
-
-def like_weight_layout(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """``x`` viewed channels-last where it has one channel and ``weight`` is channels-last.
-
-    With a single channel the two layouts are the same memory, and torch takes such a tensor
-    for a plain (NCHW/NCDHW) one, so a convolution with channels-last weights then returns a
-    plain output that the next channels-last layer has to copy (for the 3D network's first
-    layer: 12 % of its time). The view costs nothing; every other tensor is returned unchanged.
-
-    Parameters
-    ----------
-    x : torch.Tensor
-        A 4-D or 5-D convolution input.
-    weight : torch.Tensor
-        A weight of the same rank whose layout decides (one with more than one input channel
-        and a kernel wider than 1, so that its layout is unambiguous).
-
-    Returns
-    -------
-    torch.Tensor
-        ``x``, or the same memory with channels-last strides.
-
-    Examples
-    --------
-    >>> import torch
-    >>> w = torch.zeros(4, 2, 3, 3).contiguous(memory_format=torch.channels_last)
-    >>> x = like_weight_layout(torch.zeros(1, 1, 5, 6), w)
-    >>> x.stride()
-    (30, 1, 6, 1)
-    >>> x.is_contiguous(memory_format=torch.channels_last)
-    True
-    """
-    fmt = {4: torch.channels_last, 5: torch.channels_last_3d}.get(x.ndim)
-    if (
-        fmt is None
-        or x.shape[1] != 1
-        or not x.is_contiguous()
-        or weight.ndim != x.ndim
-        or weight.is_contiguous()
-        or not weight.is_contiguous(memory_format=fmt)
-    ):
-        return x
-    return x.as_strided(x.shape, (x.stride(0), 1, *x.stride()[2:]))
 
 
 def init_conv(module: nn.Module, *, prelu: float | None = 0.0, gain: float = 1.0) -> None:
@@ -589,149 +413,6 @@ class SRModel(nn.Module):
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError  # pragma: no cover
-
-    def forward_core(self, x: torch.Tensor) -> torch.Tensor:
-        """The output for the core of ``x``, whose spatial sides carry a halo.
-
-        ``x`` has :attr:`receptive_radius` extra cells on each side of both spatial axes (as the
-        inference engine's tiles and dask blocks do); the result is ``self(x)`` without the
-        halo's outputs: ``(N, C, scale*(H - 2r), scale*(W - 2r))``, equal to the cropped full
-        output to float32 rounding. Here it is exactly that crop; subclasses may skip computing
-        the halo's outputs ("valid" convolutions, see :class:`~xsr.models.xsrnet.XSRNet`).
-
-        Parameters
-        ----------
-        x : torch.Tensor
-            A valid model input with ``H, W > 2 * receptive_radius``.
-
-        Returns
-        -------
-        torch.Tensor
-            The core's high-resolution output.
-
-        Examples
-        --------
-        >>> import torch
-        >>> from xsr.models.registry import get_model
-        >>> model = get_model("fsrcnn", scale=2)
-        >>> model.forward_core(torch.zeros(1, 1, 14, 12)).shape  # radius 4
-        torch.Size([1, 1, 12, 8])
-        """
-        r, s = int(self.receptive_radius), self.scale
-        if min(x.shape[-2:]) <= 2 * r:
-            raise ValueError(
-                f"forward_core needs frames larger than twice the receptive radius ({r}), got "
-                f"{tuple(x.shape[-2:])}; call the model itself on smaller frames."
-            )
-        return crop_border(self(x), s * r)
-
-    def _valid_core_applies(self, x: torch.Tensor) -> bool:
-        """Whether a subclass's valid-convolution :meth:`forward_core` may run on ``x``.
-
-        Not with ``conserve=True`` (the projection needs the whole output) nor on frames no
-        larger than twice the receptive radius (the base version raises the clear error);
-        ``x`` is checked as a model input.
-        """
-        if self.conserve:
-            return False
-        self.check_input(x)
-        return min(x.shape[-2:]) > 2 * int(self.receptive_radius)
-
-    def fuse_for_inference(self) -> SRModel:
-        """Fold layers into an equivalent, faster form for inference (in place).
-
-        The inference engine calls this on its own frozen copies of a model (never on the
-        caller's module). The outputs equal the unfused model's to float32 rounding (about
-        1e-6 relative); the state dict, and so the weights' sha256, is unchanged. The fused form
-        is a snapshot of the weights: putting the model back in training mode
-        (``model.train()``) or loading a state dict undoes it, and calling this again rebuilds
-        it (do so after changing weights in place). The base class has nothing to fuse;
-        subclasses with a faster equivalent form override :meth:`_fuse`.
-
-        Returns
-        -------
-        SRModel
-            ``self``.
-
-        Examples
-        --------
-        >>> import torch
-        >>> from xsr.models.registry import get_model
-        >>> model = get_model("fsrcnn", scale=2, channels=1).eval()
-        >>> x = torch.randn(2, 1, 8, 8)
-        >>> with torch.no_grad():
-        ...     y0 = model(x)
-        ...     y1 = model.fuse_for_inference()(x)
-        >>> bool(torch.allclose(y0, y1, atol=1e-5))
-        True
-        """
-        with torch.no_grad():
-            for module in self.modules():
-                if isinstance(module, SRModel):
-                    module._fuse()
-        return self
-
-    def _fuse(self) -> None:
-        """Build this model's fused inference form (override; the default has none)."""
-
-    def _drop_fused(self) -> None:
-        """Drop the fused form of this model and of every SRModel inside it."""
-        for module in self.modules():
-            if isinstance(module, SRModel):
-                module._unfuse()
-
-    def _unfuse(self) -> None:
-        """Drop the fused inference form (override together with :meth:`_fuse`)."""
-
-    def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
-        """Load weights (see :meth:`torch.nn.Module.load_state_dict`); drops any fused form.
-
-        Parameters
-        ----------
-        state_dict : mapping
-            The weights.
-        strict, assign : bool
-            As for :meth:`torch.nn.Module.load_state_dict`.
-
-        Returns
-        -------
-        NamedTuple
-            The missing and unexpected keys.
-
-        Examples
-        --------
-        >>> from xsr.models.registry import get_model
-        >>> model = get_model("fsrcnn", scale=2)
-        >>> model.load_state_dict(model.state_dict())
-        <All keys matched successfully>
-        """
-        self._drop_fused()
-        return super().load_state_dict(state_dict, strict=strict, assign=assign)
-
-    def train(self, mode: bool = True) -> SRModel:
-        """Set training mode; entering it drops any fused inference form.
-
-        See :meth:`fuse_for_inference`.
-
-        Parameters
-        ----------
-        mode : bool, default True
-            Training (True) or evaluation (False) mode.
-
-        Returns
-        -------
-        SRModel
-            ``self``.
-
-        Examples
-        --------
-        >>> from xsr.models.registry import get_model
-        >>> get_model("fsrcnn", scale=2).train().training
-        True
-        """
-        if mode:
-            self._drop_fused()
-        return super().train(mode)
 
     def centre_frame(self, x: torch.Tensor) -> torch.Tensor:
         """The low-resolution frame the output corresponds to: ``x`` itself or its centre frame.

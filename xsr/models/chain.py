@@ -87,10 +87,10 @@ class Chain(SRModel):
 
     Parameters
     ----------
-    stages : sequence of dict or SRModel
-        Each a ``{"arch": name, **config}`` dict (built with
-        :func:`xsr.models.registry.get_model`) or an already built model. At least one. All
-        stages must have the same ``channels``.
+    stages : sequence of SRModel
+        The built stage models, at least one, all with the same ``channels``. To build a chain
+        from ``{"arch": name, **config}`` dicts, call
+        ``xsr.models.get_model("chain", stages=[...])``, which builds each stage by name.
     conserve : bool, default False
         Project the final output so that its block means equal the centre input frame.
 
@@ -102,7 +102,9 @@ class Chain(SRModel):
     Examples
     --------
     >>> import torch
-    >>> chain = Chain(stages=[{"arch": "fsrcnn", "scale": 2}, {"arch": "srnet3d", "scale": 1}])
+    >>> from xsr.models.fsrcnn import FSRCNN
+    >>> from xsr.models.srnet3d import SRNet3D
+    >>> chain = Chain(stages=[FSRCNN(scale=2), SRNet3D(scale=1)])
     >>> chain.scale, chain.window, chain(torch.zeros(1, 1, 5, 6, 6)).shape
     (2, 5, torch.Size([1, 1, 12, 12]))
     """
@@ -112,8 +114,6 @@ class Chain(SRModel):
     def __init__(
         self, *, stages: Sequence[Mapping[str, Any] | SRModel], conserve: bool = False
     ) -> None:
-        from xsr.models.registry import get_model
-
         if isinstance(stages, str | bytes | Mapping) or not isinstance(stages, Sequence):
             raise ValueError(
                 "chain: stages must be a list of {'arch': name, **config} dicts or models, got "
@@ -121,20 +121,14 @@ class Chain(SRModel):
             )
         if not stages:
             raise ValueError("chain: stages must hold at least one stage.")
-        built: list[SRModel] = []
-        for i, stage in enumerate(stages):
-            if isinstance(stage, SRModel):
-                built.append(stage)
-                continue
-            if not isinstance(stage, Mapping) or "arch" not in stage:
+        built = list(stages)
+        for i, stage in enumerate(built):
+            if not isinstance(stage, SRModel):
                 raise ValueError(
-                    f"chain: stage {i} must be a model or a dict with an 'arch' key, got {stage!r}."
+                    f"chain: stage {i} must be a built model, got {stage!r}; build a chain from "
+                    "{'arch': name, **config} dicts with xsr.models.get_model('chain', "
+                    "stages=[...])."
                 )
-            config = dict(stage)
-            arch = config.pop("arch")
-            if arch == "chain":
-                raise ValueError("chain: a stage cannot itself be a chain; list its stages.")
-            built.append(get_model(arch, **config))
         channels = {m.channels for m in built}
         if len(channels) != 1:
             raise ValueError(
@@ -181,7 +175,9 @@ class Chain(SRModel):
         Examples
         --------
         >>> import torch
-        >>> chain = Chain(stages=[{"arch": "fsrcnn", "scale": 2}, {"arch": "srnet3d", "scale": 1}])
+        >>> from xsr.models.fsrcnn import FSRCNN
+        >>> from xsr.models.srnet3d import SRNet3D
+        >>> chain = Chain(stages=[FSRCNN(scale=2), SRNet3D(scale=1)])
         >>> chain.run_stages(torch.zeros(1, 1, 5, 4, 4), 1).shape
         torch.Size([1, 1, 5, 8, 8])
         """

@@ -18,7 +18,6 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from xsr.models.base import SRModel, conv_radius, init_conv
@@ -151,32 +150,3 @@ class Linear(SRModel):
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.shuffle(self.conv(symmetric_pad(x, self.radius)))
-
-    def forward_core(self, x: torch.Tensor) -> torch.Tensor:
-        """The output for the core of ``x`` (see :meth:`SRModel.forward_core`), halo skipped.
-
-        The convolution runs "valid" on the tile, so no output of the halo is computed.
-
-        Parameters
-        ----------
-        x : torch.Tensor
-            A valid model input with ``H, W > 2 * radius``.
-
-        Returns
-        -------
-        torch.Tensor
-            ``(N, C, scale*(H - 2r), scale*(W - 2r))``.
-
-        Examples
-        --------
-        >>> model = Linear(scale=2, radius=2).eval()
-        >>> x = torch.randn(1, 1, 9, 10)
-        >>> with torch.no_grad():
-        ...     core = model.forward_core(x)
-        ...     full = model(x)[..., 4:-4, 4:-4]
-        >>> core.shape, bool(torch.allclose(core, full, atol=1e-5))
-        (torch.Size([1, 1, 10, 12]), True)
-        """
-        if not self._valid_core_applies(x):
-            return super().forward_core(x)
-        return self.shuffle(F.conv2d(x, self.conv.weight, self.conv.bias, groups=self.channels))

@@ -7,6 +7,7 @@ Pretrained names (``"fsrcnn-swe-x2"``) are *not* here: they are model files, fou
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from xsr.models.base import SRModel
@@ -97,4 +98,27 @@ def get_model(name: str, **config: Any) -> SRModel:
         raise ValueError(
             f"{name}: unknown configuration {unknown}; accepted keywords: {', '.join(accepted)}."
         )
+    if builder is Chain:
+        config["stages"] = _build_stages(config.get("stages"))
     return builder(**config)
+
+
+def _build_stages(stages: Any) -> Any:
+    """A chain's stages: ``{"arch": name, **config}`` dicts built by name, models kept."""
+    if isinstance(stages, str | bytes | Mapping) or not isinstance(stages, Sequence):
+        return stages  # Chain names the problem
+    built = []
+    for i, stage in enumerate(stages):
+        if isinstance(stage, SRModel):
+            built.append(stage)
+            continue
+        if not isinstance(stage, Mapping) or "arch" not in stage:
+            raise ValueError(
+                f"chain: stage {i} must be a model or a dict with an 'arch' key, got {stage!r}."
+            )
+        config = dict(stage)
+        arch = config.pop("arch")
+        if arch == "chain":
+            raise ValueError("chain: a stage cannot itself be a chain; list its stages.")
+        built.append(get_model(arch, **config))
+    return built

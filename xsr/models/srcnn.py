@@ -9,6 +9,10 @@ Two choices differ from the report and are configurable: the output layer is lin
 ``(0, 1)`` but not on xsr's zero-mean normalised fields — pass ``output_activation="prelu"`` for
 the exact report form) and ``residual=False`` keeps the report's direct prediction
 (``residual=True`` adds the bicubic upsample to the output).
+
+Receptive radius: the bicubic interpolation's plus the convolutions' (fine pixels, converted to
+coarse ones); about 16.1 kFLOP per output pixel
+(:meth:`~xsr.models.base.SRModel.flops_per_output_pixel`).
 """
 
 from __future__ import annotations
@@ -21,12 +25,10 @@ from torch import nn
 from xsr.models.base import (
     RESIDUAL_OUTPUT_GAIN,
     BicubicUpsample,
-    PReLU,
     SRModel,
     conv_radius,
     hr_to_lr_radius,
     init_conv,
-    like_weight_layout,
 )
 
 __all__ = ["SRCNN", "output_activation_layer"]
@@ -59,7 +61,7 @@ def output_activation_layer(kind: str | None, channels: int, prelu_init: float, 
     if kind is None:
         return nn.Identity()
     if kind == "prelu":
-        return PReLU(channels, init=prelu_init)
+        return nn.PReLU(channels, init=prelu_init)
     raise ValueError(f"{arch}: output_activation must be None or 'prelu', got {kind!r}.")
 
 
@@ -118,9 +120,9 @@ class SRCNN(SRModel):
         self.upsample = BicubicUpsample(self.scale)
         self.body = nn.Sequential(
             nn.Conv2d(self.channels, f1, k1, padding=k1 // 2),
-            PReLU(f1, init=prelu_init),
+            nn.PReLU(f1, init=prelu_init),
             nn.Conv2d(f1, f2, k2, padding=k2 // 2),
-            PReLU(f2, init=prelu_init),
+            nn.PReLU(f2, init=prelu_init),
             nn.Conv2d(f2, self.channels, k3, padding=k3 // 2),
             output_activation_layer(output_activation, self.channels, prelu_init, self.arch),
         )
@@ -146,5 +148,5 @@ class SRCNN(SRModel):
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         up = self.upsample(x)
-        y = self.body(like_weight_layout(up, self.body[4].weight))  # one variable: no copy
+        y = self.body(up)
         return y + up if self.residual else y

@@ -26,6 +26,11 @@ interpolation: the network is the high-resolution refiner of the report's two-st
 
 The output layer is linear by default and ``residual=False`` as in the report (see
 :mod:`xsr.models.srcnn`); ``residual=True`` adds the bicubic upsample of the centre frame.
+
+Receptive radius: the bicubic interpolation's plus every spatial kernel (fine pixels, converted
+to coarse ones); about 358 kFLOP per output pixel at any scale
+(:meth:`~xsr.models.base.SRModel.flops_per_output_pixel`). The engine runs it with "valid"
+spatial convolutions on tiles (:mod:`xsr.engine.fast.srnet3d`).
 """
 
 from __future__ import annotations
@@ -39,14 +44,10 @@ from torch import nn
 from xsr.models.base import (
     RESIDUAL_OUTPUT_GAIN,
     BicubicUpsample,
-    PReLU,
     SRModel,
     conv_radius,
-    crop_border,
     hr_to_lr_radius,
     init_conv,
-    like_weight_layout,
-    one_channel_float32,
 )
 from xsr.models.srcnn import output_activation_layer
 
@@ -121,13 +122,13 @@ class SRNet3D(SRModel):
         for cin, cout, k in same:
             conv = nn.Conv3d(cin, cout, k, padding=tuple(n // 2 for n in k))
             init_conv(conv, prelu=prelu_init)
-            layers += [conv, PReLU(cout, init=prelu_init)]
+            layers += [conv, nn.PReLU(cout, init=prelu_init)]
         self.extract = nn.Sequential(*layers)
         layers = []
         for cin, cout, k in valid:
             conv = nn.Conv3d(cin, cout, k, padding=0)
             init_conv(conv, prelu=prelu_init)
-            layers += [conv, PReLU(cout, init=prelu_init)]
+            layers += [conv, nn.PReLU(cout, init=prelu_init)]
         self.collapse = nn.Sequential(*layers)
         self.margin = sum(k[-1] // 2 for _, _, k in valid)
         self.reconstruct = nn.Sequential(
@@ -155,58 +156,6 @@ class SRNet3D(SRModel):
         hr = conv_radius([self.extract, self.collapse, self.reconstruct])
         return self.upsample.radius + hr_to_lr_radius(hr, self.scale)
 
-    def forward_core(self, x: torch.Tensor) -> torch.Tensor:
-        """The output for the core of ``x`` (see :meth:`SRModel.forward_core`), halo skipped.
-
-        Every spatial convolution runs without padding ("valid"; time keeps its padding), and
-        the margin padding before the valid layers is not needed: the halo provides those
-        cells. So each layer computes only the cells the next one needs; the kept core equals
-        the padded forward's, to float32 rounding. With ``conserve=True`` this is the cropped
-        full forward.
-
-        Parameters
-        ----------
-        x : torch.Tensor
-            ``(N, C, window, H, W)`` with ``H, W > 2 * receptive_radius``.
-
-        Returns
-        -------
-        torch.Tensor
-            ``(N, C, scale*(H - 2r), scale*(W - 2r))``.
-
-        Examples
-        --------
-        >>> import torch
-        >>> model = SRNet3D(scale=2).eval()
-        >>> x = torch.randn(1, 1, 5, 20, 19)
-        >>> s, r = 2, model.receptive_radius
-        >>> with torch.no_grad():
-        ...     full = model(x)[..., s * r : -s * r, s * r : -s * r]
-        ...     bool(torch.allclose(model.forward_core(x), full, atol=1e-5))
-        True
-        """
-        r, s = int(self.receptive_radius), self.scale
-        if not self._valid_core_applies(x):
-            return super().forward_core(x)
-        up = self.upsample(x)  # (N, C, T, sH, sW); its own edge lies inside the halo
-        y = like_weight_layout(up, self.collapse[0].weight)
-        for layer in self.extract:
-            if isinstance(layer, nn.Conv3d):
-                pad = (layer.padding[0], 0, 0)
-                y = one_channel_float32(  # bfloat16 is slow on one channel
-                    layer, y, lambda t, c=layer, p=pad: F.conv3d(t, c.weight, c.bias, padding=p)
-                )
-            else:
-                y = layer(y)
-        y = self.collapse(y)  # valid already
-        conv = self.reconstruct[0]
-        y = self.reconstruct[1:](F.conv2d(y[:, :, 0], conv.weight, conv.bias))
-        # the valid layers took conv_radius fine cells from each side; the core is s*r in
-        y = crop_border(y, s * r - conv_radius([self.extract, self.collapse, self.reconstruct]))
-        if self.residual:
-            y = y + crop_border(up[:, :, self.time_radius], s * r)
-        return y
-
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         up = self.upsample(x)  # (N, C, T, sH, sW)
         m = self.margin
@@ -216,7 +165,6 @@ class SRNet3D(SRModel):
             n, c, t, h, w = up.shape
             padded = F.pad(up.reshape(n, c * t, h, w), (m, m, m, m), mode=self.pad_mode)
             padded = padded.reshape(n, c, t, h + 2 * m, w + 2 * m)
-        padded = like_weight_layout(padded, self.collapse[0].weight)
         y = self.collapse(self.extract(padded))  # (N, F, 1, sH, sW)
         y = self.reconstruct(y[:, :, 0])
         return y + up[:, :, self.time_radius] if self.residual else y

@@ -15,7 +15,9 @@ Design (beyond the report):
 
 With the defaults (``features=32, blocks=3, window=3``) it costs about 29 kFLOP per output pixel
 at x2 and 8 kFLOP at x4, against about 358 kFLOP for the report's 3D network at any scale
-(see :meth:`~xsr.models.base.SRModel.flops_per_output_pixel`).
+(see :meth:`~xsr.models.base.SRModel.flops_per_output_pixel`). The receptive radius is the
+convolutions' (one cell each), or the bicubic base's when wider. The engine runs it with "valid"
+convolutions on tiles (:mod:`xsr.engine.fast.xsrnet`).
 """
 
 from __future__ import annotations
@@ -24,17 +26,8 @@ from typing import ClassVar
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-from xsr.models.base import (
-    BicubicUpsample,
-    PReLU,
-    SRModel,
-    conv_radius,
-    crop_border,
-    init_conv,
-    like_weight_layout,
-)
+from xsr.models.base import BicubicUpsample, SRModel, conv_radius, init_conv
 
 __all__ = ["ResidualBlock", "XSRNet"]
 
@@ -59,7 +52,7 @@ class ResidualBlock(nn.Module):
     def __init__(self, features: int, prelu_init: float) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(features, features, 3, padding=1)
-        self.act = PReLU(features, init=prelu_init)
+        self.act = nn.PReLU(features, init=prelu_init)
         self.conv2 = nn.Conv2d(features, features, 3, padding=1)
         init_conv(self.conv1, prelu=prelu_init)
         init_conv(self.conv2, prelu=None, gain=0.1)
@@ -114,7 +107,7 @@ class XSRNet(SRModel):
         if f < 1 or b < 0:
             raise ValueError(f"xsrnet: need features >= 1 and blocks >= 0, got {f}, {b}.")
         self.head = nn.Sequential(
-            nn.Conv2d(c * self.window, f, 3, padding=1), PReLU(f, init=prelu_init)
+            nn.Conv2d(c * self.window, f, 3, padding=1), nn.PReLU(f, init=prelu_init)
         )
         init_conv(self.head[0], prelu=prelu_init)
         self.body = nn.Sequential(*(ResidualBlock(f, prelu_init) for _ in range(b)))
@@ -146,60 +139,11 @@ class XSRNet(SRModel):
         """Low-resolution convolutions (pixel shuffle adds none), or bicubic if wider."""
         return max(conv_radius([self.head, self.body, self.tail]), self.bicubic.radius)
 
-    def forward_core(self, x: torch.Tensor) -> torch.Tensor:
-        """The output for the core of ``x`` (see :meth:`SRModel.forward_core`), halo skipped.
-
-        Every convolution runs without padding ("valid"), so each layer computes only the
-        cells the next one needs: on a tile with a halo of ``r`` cells, the halo's outputs are
-        never computed (a 272-cell tile with an 8-cell halo costs about 7 % less). The kept
-        core equals the padded forward's, to float32 rounding. With ``conserve=True`` this is
-        the cropped full forward.
-
-        Parameters
-        ----------
-        x : torch.Tensor
-            A valid model input with ``H, W > 2 * receptive_radius``.
-
-        Returns
-        -------
-        torch.Tensor
-            ``(N, C, scale*(H - 2r), scale*(W - 2r))``.
-
-        Examples
-        --------
-        >>> import torch
-        >>> model = XSRNet(scale=2, window=3).eval()
-        >>> x = torch.randn(1, 1, 3, 20, 21)
-        >>> r, s = model.receptive_radius, 2
-        >>> with torch.no_grad():
-        ...     full = model(x)[..., s * r : -s * r, s * r : -s * r]
-        ...     bool(torch.allclose(model.forward_core(x), full, atol=1e-5))
-        True
-        """
-        r, s = int(self.receptive_radius), self.scale
-        if not self._valid_core_applies(x):
-            return super().forward_core(x)
-        centre = self.centre_frame(x)
-        if self.window > 1:
-            n, c, t, h, w = x.shape
-            x = x.reshape(n, c * t, h, w)
-        conv, act = self.head
-        y = act(F.conv2d(like_weight_layout(x, self.tail.weight), conv.weight, conv.bias))
-        for block in self.body:
-            inner = block.act(F.conv2d(y, block.conv1.weight, block.conv1.bias))
-            # the skip is added into the convolution's fresh output: one tensor fewer to
-            # allocate and fault in (about 4 % less time, 24 pairs; bit-equal)
-            y = F.conv2d(inner, block.conv2.weight, block.conv2.bias).add_(crop_border(y, 2))
-        y = F.conv2d(y, self.tail.weight, self.tail.bias)
-        y = crop_border(y, r - conv_radius([self.head, self.body, self.tail]))  # a wider bicubic
-        # out of place: under bfloat16 autocast the detail is bfloat16, the bicubic base float32
-        return self.shuffle(y) + crop_border(self.bicubic(centre), s * r)
-
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         centre = self.centre_frame(x)
         if self.window > 1:
             n, c, t, h, w = x.shape
             x = x.reshape(n, c * t, h, w)  # early fusion: frames become channels
-        features = self.body(self.head(like_weight_layout(x, self.tail.weight)))
+        features = self.body(self.head(x))
         detail = self.shuffle(self.tail(features))
         return detail + self.bicubic(centre)

@@ -1,24 +1,44 @@
-"""Fast forms: the engine's inference rewrites of models, one registry keyed by architecture."""
+"""Fast forms: every inference rewrite of a model, in one engine-owned place, by architecture.
+
+Models are written as their papers draw them (:mod:`xsr.models`). The engine runs a private,
+prepared copy of each (:func:`prepare`): eval mode, channels-last weights, PReLUs with a bfloat16
+guard, and, where the architecture has one, its *fast form* from :data:`FAST_FORMS`, which runs
+the same layers and weights faster and whose :meth:`~FastForm.forward_core` skips the halo's
+outputs on tiles. Each fast form is tested equal to the model's own forward (float32 to
+rounding; bfloat16 close to float32). The split follows torch.ao's fusion and torchvision's
+quantised models: the definition stays the paper's, the rewrite is a separate function applied
+to a copy.
+
+=============  ======================================================================
+``fsrcnn``     the report variant's tail at low resolution (:mod:`~xsr.engine.fast.fsrcnn`)
+``xsrnet``     valid convolutions on tiles (:mod:`~xsr.engine.fast.xsrnet`)
+``srnet3d``    valid spatial convolutions, float32 first layer under bfloat16
+``srcnn``      channels-last first layer
+``linear``     valid convolution on tiles
+``chain``      each stage as its fast form
+=============  ======================================================================
+
+An architecture without an entry needs nothing: it runs its own forward, and tiles are cropped
+from it (correct, only slower). To add one, write a :class:`FastForm` subclass and register its
+builder with :func:`register` (see docs/how-to/new-architecture.md).
+
+This package imports torch and :mod:`xsr.models` only.
+"""
 
 from __future__ import annotations
 
-import torch
+from xsr.engine.fast import chain, fsrcnn, linear, srcnn, srnet3d, xsrnet
+from xsr.engine.fast.registry import FAST_FORMS, FastForm, prepare, register
 
-__all__ = ["prepare"]
-
-
-def prepare(module: torch.nn.Module) -> torch.nn.Module:
-    """Eval mode, no gradients, fused inference layers, convolution weights in channels-last."""
-    module.eval()
-    fuse = getattr(module, "fuse_for_inference", None)
-    if callable(fuse):
-        fuse()
-    for p in module.parameters():
-        p.requires_grad_(False)
-        if p.device.type != "cpu":
-            continue
-        if p.ndim == 4:
-            p.data = p.data.contiguous(memory_format=torch.channels_last)
-        elif p.ndim == 5:
-            p.data = p.data.contiguous(memory_format=torch.channels_last_3d)
-    return module
+__all__ = [
+    "FAST_FORMS",
+    "FastForm",
+    "chain",
+    "fsrcnn",
+    "linear",
+    "prepare",
+    "register",
+    "srcnn",
+    "srnet3d",
+    "xsrnet",
+]
