@@ -11,12 +11,16 @@ from hypothesis import strategies as st
 from xsr.coords import (
     append_history,
     check_uniform,
+    coarsen_axis,
     coarsen_bounds,
     coarsen_coord,
     is_global_longitude,
     periodic_dims,
+    refine_axis,
+    refine_axis_bounds,
     refine_bounds,
     refine_coord,
+    sanitise_history_text,
     spatial_dims,
 )
 
@@ -247,3 +251,77 @@ def test_periodic_dims_detects_global_longitude_without_attribute():
     lon = xr.DataArray(np.arange(0.5, 360.0, 1.0), dims="lon", attrs={"units": "degrees_east"})
     da = xr.DataArray(np.zeros((2, 360)), dims=("lat", "lon"), coords={"lon": lon})
     assert periodic_dims(da, ("lat", "lon")) == (False, True)
+
+
+# ---------------------------------------------------------------- the sphere (issue 17 item 8)
+
+
+def _named(values, name, **attrs):
+    return xr.DataArray(np.asarray(values, dtype="float64"), dims=name, name=name, attrs=attrs)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(3, 90),
+    scale=st.integers(1, 5),
+    north_first=st.booleans(),
+    node=st.booleans(),
+)
+def test_latitudes_never_leave_the_sphere_and_coarsen_back(n, scale, north_first, node):
+    step = 180.0 / (n - 1) if node else 180.0 / n
+    lat = np.linspace(-90, 90, n) if node else -90 + step / 2 + step * np.arange(n)
+    lat = lat[::-1] if north_first else lat
+    coord = _named(lat, "lat", units="degrees_north")
+    fine = refine_axis(coord, scale)
+    assert np.all(np.abs(fine) <= 90.0)
+    assert np.unique(fine).size == fine.size
+    assert np.all(np.sign(np.diff(fine)) == np.sign(lat[1] - lat[0]))
+    back = coarsen_axis(_named(fine, "lat", units="degrees_north"), scale)
+    np.testing.assert_allclose(back, lat, atol=1e-9)
+    if not node:  # a cell-centre grid is refined exactly as before
+        np.testing.assert_allclose(fine, refine_coord(lat, scale))
+
+
+def test_node_grid_pole_cells_and_their_bounds():
+    lat = _named(np.linspace(90, -90, 73), "latitude", standard_name="latitude")
+    fine = refine_axis(lat, 2)
+    np.testing.assert_allclose(fine[:3], [89.6875, 89.0625, 88.125])
+    np.testing.assert_allclose(fine[-2:], [-89.0625, -89.6875])
+    naive = np.stack([lat.values + 1.25, lat.values - 1.25], axis=1)  # 91.25 at the pole
+    fb = refine_axis_bounds(naive, 2, lat)
+    assert np.all(np.abs(fb) <= 90.0)
+    np.testing.assert_allclose(fb.mean(axis=1), fine)  # centres are the bounds' midpoints
+
+
+@pytest.mark.parametrize(
+    ("start", "expected_first", "lo", "hi"),
+    [(0.0, 359.375, 0.0, 360.0), (-180.0, 179.375, -180.0, 180.0)],
+)
+def test_global_longitudes_keep_their_range(start, expected_first, lo, hi):
+    lon = _named(start + 2.5 * np.arange(144), "lon", units="degrees_east")
+    fine = refine_axis(lon, 2)
+    assert fine[0] == expected_first
+    assert np.all((fine >= lo) & (fine < hi))
+    np.testing.assert_allclose(coarsen_axis(_named(fine, "lon"), 2), lon.values)
+    bounds = np.stack([lon.values - 1.25, lon.values + 1.25], axis=1)
+    fb = refine_axis_bounds(bounds, 2, lon)
+    np.testing.assert_allclose(fb.mean(axis=1), fine)
+    np.testing.assert_allclose(fb[:, 1] - fb[:, 0], 1.25)
+
+
+def test_axis_rules_leave_other_coordinates_alone():
+    metres = _named(500.0 + 1000.0 * np.arange(8), "rlat")  # named like a latitude, in metres
+    np.testing.assert_allclose(refine_axis(metres, 2), refine_coord(metres.values, 2))
+    x = _named(np.arange(5.0), "x")
+    np.testing.assert_allclose(refine_axis(x, 3), refine_coord(x.values, 3))
+    np.testing.assert_allclose(coarsen_axis(_named(refine_axis(x, 3), "x"), 3), x.values)
+
+
+@pytest.mark.parametrize("bad", ["\n", "\r\n", "\x00", "\x1b[2J", "\u2028", "\u2029", "\x85"])
+def test_history_lines_cannot_be_forged(bad):
+    line = f"model=x{bad}2020-01-01T00:00:00+00:00: xsr upscale: model=trusted"
+    out = append_history({"history": "first"}, line)
+    assert out["history"].splitlines()[0] == "first"
+    assert len(out["history"].splitlines()) == 2
+    assert bad not in out["history"].splitlines()[1]
+    assert sanitise_history_text("plain text, ünïcode") == "plain text, ünïcode"

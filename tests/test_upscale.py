@@ -772,3 +772,40 @@ def test_the_unnamed_sentinel_never_leaks(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="the unnamed DataArray has units") as info:
         upscale(da, "fsrcnn-natural-x2")
     assert "__xsr" not in str(info.value)
+
+
+def _node_grid(nt: int = 4) -> xr.Dataset:
+    """NCEP-style: latitude nodes 90 .. -90 (poles included), longitude 0 .. 350."""
+    lat = np.linspace(90.0, -90.0, 19)
+    lon = np.arange(0.0, 360.0, 10.0)
+    rng = np.random.default_rng(5)
+    data = rng.standard_normal((nt, lat.size, lon.size)).astype("float32") * 3 + 280
+    return xr.Dataset(
+        {"air": (("time", "lat", "lon"), data, {"units": "K"})},
+        coords={
+            "time": np.arange(nt),
+            "lat": ("lat", lat, {"units": "degrees_north", "standard_name": "latitude"}),
+            "lon": ("lon", lon, {"units": "degrees_east", "standard_name": "longitude"}),
+        },
+    )
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_pole_inclusive_node_grid_stays_on_the_sphere(chunked: bool) -> None:
+    ds = _node_grid()
+    src = ds.chunk({"time": 2}) if chunked else ds
+    with raise_if_dask_computes():
+        out = upscale(src, "bicubic", scale=2, conserve=True)
+    lat, lon = out["lat"].values, out["lon"].values
+    assert lat.max() <= 90.0
+    assert lat.min() >= -90.0
+    assert lon.min() >= 0.0
+    assert lon.max() < 360.0
+    assert np.unique(lat).size == lat.size
+    np.testing.assert_allclose(lat[:2], [88.75, 86.25])  # the pole cell [90, 85] in two
+    assert lon[0] == 357.5  # wrapped into [0, 360) rather than -2.5
+    assert "periodic_x=True" in out.attrs["history"]
+    back = degrade(out.compute(), scale=2)  # conserve: block means give the input back
+    xr.testing.assert_allclose(back["air"], ds["air"], rtol=1e-6)
+    np.testing.assert_allclose(back["lat"], ds["lat"], atol=1e-9)
+    np.testing.assert_allclose(back["lon"], ds["lon"], atol=1e-9)

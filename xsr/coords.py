@@ -21,10 +21,15 @@ import xarray as xr
 __all__ = [
     "append_history",
     "check_uniform",
+    "coarsen_axis",
     "coarsen_bounds",
     "coarsen_coord",
     "is_global_longitude",
+    "is_latitude",
+    "is_longitude",
     "periodic_dims",
+    "refine_axis",
+    "refine_axis_bounds",
     "refine_bounds",
     "refine_coord",
     "sanitise_history_text",
@@ -57,6 +62,12 @@ _DEGREE_UNITS = {
     "degree_north",
 }
 _RADIAN_UNITS = {"radians", "radian", "rad"}
+_LAT_NAMES = {"lat", "latitude", "rlat", "nav_lat"}
+_LAT_STANDARD_NAMES = {"latitude", "grid_latitude"}
+_LON_NAMES = {"lon", "longitude", "rlon", "nav_lon"}
+_LON_STANDARD_NAMES = {"longitude", "grid_longitude"}
+_LON_UNITS = {"degrees_east", "degree_east", "degrees_e", "degree_e", "degreese", "degreee"}
+_LAT_UNITS = {"degrees_north", "degree_north", "degrees_n", "degree_n", "degreesn", "degreen"}
 
 #: Attribute of a dimension coordinate that marks the dimension periodic: the domain length, in
 #: the coordinate's units (``360`` for a global longitude in degrees, ``Lx`` in metres for the
@@ -633,3 +644,256 @@ def append_history(attrs: Mapping[str, Any], line: str) -> dict[str, Any]:
     else:
         out["history"] = f"{str(previous).rstrip()}\n{entry}"
     return out
+
+
+def is_latitude(coord: xr.DataArray | xr.Variable, name: Hashable | None = None) -> bool:
+    """Whether a coordinate is a latitude in degrees (by name, CF ``standard_name`` or units).
+
+    Parameters
+    ----------
+    coord : DataArray or Variable
+        The coordinate.
+    name : hashable, optional
+        Its name (default: ``coord.name`` where it has one).
+
+    Returns
+    -------
+    bool
+        True for ``lat``/``latitude``/``rlat``/``nav_lat``, ``standard_name`` ``latitude`` or
+        ``grid_latitude``, or units ``degrees_north`` (and spellings).
+
+    Examples
+    --------
+    >>> is_latitude(xr.DataArray([0.0], dims="j", attrs={"units": "degrees_north"}))
+    True
+    """
+    name = getattr(coord, "name", None) if name is None else name
+    attrs = coord.attrs
+    return (
+        str(name).lower() in _LAT_NAMES
+        or str(attrs.get("standard_name", "")).strip() in _LAT_STANDARD_NAMES
+        or str(attrs.get("units", "")).strip().lower() in _LAT_UNITS
+    )
+
+
+def is_longitude(coord: xr.DataArray | xr.Variable, name: Hashable | None = None) -> bool:
+    """Whether a coordinate is a longitude in degrees (by name, CF ``standard_name`` or units).
+
+    Parameters
+    ----------
+    coord : DataArray or Variable
+        The coordinate.
+    name : hashable, optional
+        Its name (default: ``coord.name`` where it has one).
+
+    Returns
+    -------
+    bool
+        True for ``lon``/``longitude``/``rlon``/``nav_lon``, ``standard_name`` ``longitude`` or
+        ``grid_longitude``, or units ``degrees_east`` (and spellings).
+
+    Examples
+    --------
+    >>> is_longitude(xr.DataArray([0.0], dims="lon", name="lon"))
+    True
+    """
+    name = getattr(coord, "name", None) if name is None else name
+    attrs = coord.attrs
+    return (
+        str(name).lower() in _LON_NAMES
+        or str(attrs.get("standard_name", "")).strip() in _LON_STANDARD_NAMES
+        or str(attrs.get("units", "")).strip().lower() in _LON_UNITS
+    )
+
+
+def _refine_latitude(values: np.ndarray, scale: int) -> np.ndarray:
+    """Fine latitudes, pole cells cut at the pole: see :func:`refine_axis`."""
+    lat = np.asarray(values, dtype="float64")
+    if lat.size < 2:
+        return refine_coord(values, scale)  # raises the single-value error
+    d = check_uniform(lat, "latitude")
+    edges = np.clip(np.append(lat - d / 2, lat[-1] + d / 2), -90.0, 90.0)
+    k = np.arange(scale + 1)[None, :] / scale
+    fine_edges = edges[:-1, None] + (edges[1:] - edges[:-1])[:, None] * k
+    fine = 0.5 * (fine_edges[:, :-1] + fine_edges[:, 1:])
+    dtype = values.dtype if np.issubdtype(values.dtype, np.floating) else np.float64
+    return fine.reshape(-1).astype(dtype)
+
+
+def _longitude_range(lon: np.ndarray) -> float | None:
+    """The lower end of the input's longitude convention: 0 for [0, 360), -180 for [-180, 180)."""
+    if lon.min() >= 0.0 and lon.max() <= 360.0:
+        return 0.0
+    if lon.min() >= -180.0 and lon.max() <= 180.0:
+        return -180.0
+    return None
+
+
+def refine_axis(coord: xr.DataArray, scale: int) -> np.ndarray:
+    """Fine cell centres of a 1-D dimension coordinate, aware of latitudes and longitudes.
+
+    The rule is :func:`refine_coord` (``scale`` equal sub-cells per cell, so block means give
+    the coarse centres back), with two exceptions on the sphere:
+
+    * **latitude** (:func:`is_latitude`, values within [-90, 90]): latitudes never leave
+      [-90, 90]. A cell whose edge
+      would pass a pole (a *node* grid whose first or last value is the pole itself, e.g.
+      ``90, 87.5, ..., -90``) is cut at the pole, and its fine centres are the centres of its
+      ``scale`` equal parts: ``90`` with spacing 2.5 becomes ``89.6875, 89.0625`` at x2 (the
+      cell ``[90, 88.75]``). Interior cells are refined as usual. Such a grid is uniform except
+      its pole cells, and is accepted again by :func:`refine_axis`.
+    * **longitude** (:func:`is_longitude`): fine values keep the input's range convention
+      (``[0, 360)`` or ``[-180, 180)``) by wrapping: ``0, 2.5, ..., 357.5`` gives
+      ``359.375, 0.625, ..., 358.125`` at x2 (a rolled grid, as a global longitude may be). A
+      longitude that already wraps is unwrapped before refining.
+
+    Parameters
+    ----------
+    coord : xarray.DataArray
+        A 1-D dimension coordinate (its name and attributes decide latitude or longitude).
+    scale : int
+        Number of fine points per coarse cell.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``scale * len(coord)`` values.
+
+    Raises
+    ------
+    ValueError
+        If the spacing is not uniform.
+
+    Examples
+    --------
+    >>> lat = xr.DataArray(np.linspace(90, -90, 73), dims="lat", name="lat")
+    >>> fine = refine_axis(lat, 2)
+    >>> float(fine[0]), float(fine[1]), float(fine[-1])
+    (89.6875, 89.0625, -89.6875)
+    >>> lon = xr.DataArray(np.arange(0, 360, 2.5), dims="lon", name="lon")
+    >>> fine = refine_axis(lon, 2)
+    >>> float(fine[0]), float(fine[1]), float(fine.min()), float(fine.max())
+    (359.375, 0.625, 0.625, 359.375)
+    """
+    values = np.asarray(coord.values)
+    numeric = np.issubdtype(values.dtype, np.number) and values.size >= 2
+    # a coordinate named like a latitude but with values beyond +-90 is not one in degrees
+    if scale == 1:
+        return refine_coord(values, 1) if values.size >= 2 else values.copy()
+    if numeric and is_latitude(coord) and np.all(np.abs(values) <= 90.0):
+        plain = refine_coord(values, scale)
+        if np.all(np.abs(plain) <= 90.0):
+            return plain  # no cell reaches past a pole
+        return _refine_latitude(values, scale)
+    if numeric and is_longitude(coord) and np.all(np.abs(values) <= 360.0):
+        lon = values.astype("float64")
+        lo = _longitude_range(lon)
+        wraps = np.any(np.abs(np.diff(lon)) > 180.0)
+        src = np.unwrap(lon, period=360.0) if wraps else lon
+        fine = refine_coord(src, scale)
+        if lo is not None:
+            fine = (fine - lo) % 360.0 + lo
+        return fine.astype(values.dtype) if np.issubdtype(values.dtype, np.floating) else fine
+    return refine_coord(values, scale)
+
+
+def refine_axis_bounds(bounds: Any, scale: int, coord: xr.DataArray | None) -> np.ndarray:
+    """Fine CF bounds of a 1-D dimension coordinate, consistent with :func:`refine_axis`.
+
+    :func:`refine_bounds`, with latitude bounds clipped to [-90, 90] first (so a pole cell's
+    parts are the ones :func:`refine_axis` centres on) and longitude bounds moved by whole turns
+    with their fine cell centre into the input's range convention.
+
+    Parameters
+    ----------
+    bounds : array_like
+        ``(n, 2)`` bounds.
+    scale : int
+        Number of fine cells per coarse cell.
+    coord : xarray.DataArray or None
+        The coordinate the bounds belong to (name and attributes decide latitude/longitude);
+        ``None`` for plain :func:`refine_bounds`.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(scale * n, 2)`` bounds.
+
+    Examples
+    --------
+    >>> lat = xr.DataArray([90.0, 87.5], dims="lat", name="lat")
+    >>> refine_axis_bounds([[91.25, 88.75], [88.75, 86.25]], 2, lat)[:2].tolist()
+    [[90.0, 89.375], [89.375, 88.75]]
+    """
+    arr = np.asarray(bounds)
+    if coord is None:
+        return refine_bounds(arr, scale)
+    values = np.asarray(coord.values)
+    degrees = np.issubdtype(values.dtype, np.number) and np.all(np.abs(values) <= 90.0)
+    if is_latitude(coord) and degrees and np.issubdtype(arr.dtype, np.number):
+        return refine_bounds(np.clip(arr.astype("float64"), -90.0, 90.0), scale)
+    fine = refine_bounds(arr, scale)
+    if is_longitude(coord) and np.issubdtype(values.dtype, np.number) and values.size >= 1:
+        if not np.all(np.abs(values) <= 360.0):
+            return fine
+        lo = _longitude_range(values.astype("float64"))
+        if lo is not None:
+            centre = fine.mean(axis=1)
+            turns = np.floor((centre - lo) / 360.0)
+            fine = fine - 360.0 * turns[:, None]
+    return fine
+
+
+def coarsen_axis(coord: xr.DataArray, scale: int) -> np.ndarray:
+    """Coarse cell centres of a 1-D dimension coordinate: the inverse of :func:`refine_axis`.
+
+    :func:`coarsen_coord` (block means), except on the sphere: a longitude that wraps is
+    unwrapped first and the means are put back in the input's range convention; a latitude
+    whose end cell was cut at a pole (by :func:`refine_axis`) gets the centre of the uncut
+    cell back (``90`` for the node grid ``90, 87.5, ...``), so
+    ``coarsen_axis(refine_axis(c, s), s) == c``.
+
+    Parameters
+    ----------
+    coord : xarray.DataArray
+        A 1-D dimension coordinate of length a multiple of ``scale``.
+    scale : int
+        Block length.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``len(coord) // scale`` values.
+
+    Examples
+    --------
+    >>> lat = xr.DataArray(np.linspace(90, -90, 73), dims="lat", name="lat")
+    >>> fine = xr.DataArray(refine_axis(lat, 2), dims="lat", name="lat")
+    >>> bool(np.allclose(coarsen_axis(fine, 2), lat))
+    True
+    """
+    values = np.asarray(coord.values)
+    numeric = np.issubdtype(values.dtype, np.floating) and values.size > scale
+    degrees = numeric and bool(np.all(np.abs(values) <= 360.0))
+    if degrees and is_longitude(coord) and np.any(np.abs(np.diff(values)) > 180.0):
+        lon = values.astype("float64")
+        lo = _longitude_range(lon)
+        coarse = coarsen_coord(np.unwrap(lon, period=360.0), scale)
+        if lo is not None:
+            coarse = (coarse - lo) % 360.0 + lo
+        return coarse.astype(values.dtype)
+    coarse = coarsen_coord(values, scale)
+    on_sphere = degrees and np.all(np.abs(values) <= 90.0)
+    if scale > 1 and on_sphere and is_latitude(coord) and coarse.size >= 3:
+        lat = values.astype("float64")
+        step = float(np.median(np.diff(lat[scale:-scale])))  # the fine step of interior cells
+        out = coarse.astype("float64")
+        # (coarse index, its two outermost fine centres, the first fine centre of the next cell)
+        for end, outer, inner, sign in ((0, (0, 1), scale, 1.0), (-1, (-1, -2), -scale - 1, -1.0)):
+            cut = abs(abs(lat[outer[1]] - lat[outer[0]]) - abs(step)) > 1e-6 * abs(step)
+            if cut:
+                # a cell cut at the pole: its centre is that of the whole, uncut cell
+                edge = lat[inner] - sign * step / 2
+                out[end] = edge - sign * scale * step / 2
+        return out.astype(values.dtype)
+    return coarse

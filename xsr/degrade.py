@@ -23,7 +23,8 @@ import numpy as np
 import xarray as xr
 
 from xsr._version import __version__
-from xsr.coords import append_history, coarsen_bounds, coarsen_coord, spatial_dims
+from xsr.coords import append_history, coarsen_axis, coarsen_bounds, spatial_dims
+from xsr.coords import is_latitude as _is_latitude
 
 __all__ = ["METHODS", "degrade"]
 
@@ -32,12 +33,6 @@ METHODS: tuple[str, ...] = ("coarsen", "bicubic")
 
 _BY = "_xsr_block_y"
 _BX = "_xsr_block_x"
-_LAT_NAMES = {"lat", "latitude", "rlat", "nav_lat"}
-_LAT_STANDARD_NAMES = {"latitude", "grid_latitude"}
-_LON_NAMES = {"lon", "longitude", "rlon", "nav_lon"}
-_LON_STANDARD_NAMES = {"longitude", "grid_longitude"}
-_LON_UNITS = {"degrees_east", "degree_east", "degrees_e", "degree_e", "degreese", "degreee"}
-_LAT_UNITS = {"degrees_north", "degree_north", "degrees_n", "degree_n", "degreesn", "degreen"}
 
 
 def _check_scale(scale: Any) -> int:
@@ -196,38 +191,9 @@ def _bicubic(da: xr.DataArray, ydim: Hashable, xdim: Hashable, scale: int) -> xr
     return out.rename({_BY: ydim, _BX: xdim}).transpose(*da.dims)
 
 
-def _is_latitude(coord: xr.DataArray, name: Hashable) -> bool:
-    attrs = coord.attrs
-    return (
-        str(name).lower() in _LAT_NAMES
-        or str(attrs.get("standard_name", "")).strip() in _LAT_STANDARD_NAMES
-        or str(attrs.get("units", "")).strip().lower() in _LAT_UNITS
-    )
-
-
-def _is_longitude(coord: xr.Variable, name: Hashable) -> bool:
-    attrs = coord.attrs
-    return (
-        str(name).lower() in _LON_NAMES
-        or str(attrs.get("standard_name", "")).strip() in _LON_STANDARD_NAMES
-        or str(attrs.get("units", "")).strip().lower() in _LON_UNITS
-    )
-
-
 def _coarsen_dim_coord(name: Hashable, var: xr.Variable, scale: int) -> np.ndarray:
-    """Block means of a 1-D dimension coordinate; a longitude that wraps is unwrapped first."""
-    values = np.asarray(var.values)
-    if (
-        values.size > 1
-        and np.issubdtype(values.dtype, np.floating)
-        and _is_longitude(var, name)
-        and np.any(np.abs(np.diff(values)) > 180.0)
-    ):
-        lo = float(np.min(values))
-        unwrapped = np.unwrap(values.astype("float64"), period=360.0)
-        coarse = (coarsen_coord(unwrapped, scale) - lo) % 360.0 + lo
-        return coarse.astype(values.dtype)
-    return coarsen_coord(values, scale)
+    """Block means of a 1-D dimension coordinate, aware of longitudes and pole cells."""
+    return coarsen_axis(xr.DataArray(var, name=name), scale)
 
 
 def _find_latitude(obj: xr.Dataset | xr.DataArray, ydim: Hashable, xdim: Hashable) -> xr.DataArray:

@@ -23,8 +23,8 @@ import xarray as xr
 from xsr.coords import (
     append_history,
     periodic_dims,
-    refine_bounds,
-    refine_coord,
+    refine_axis,
+    refine_axis_bounds,
     spatial_dims,
 )
 
@@ -202,7 +202,11 @@ def _descending(obj: Any, dim: Hashable) -> bool:
     values = obj.coords[dim].values
     if not (np.issubdtype(values.dtype, np.number) or np.issubdtype(values.dtype, np.datetime64)):
         return False
-    return bool(values[-1] < values[0])
+    # the sign of the typical step: a rolled global longitude (..., 359.5, 0.5, ...) ascends
+    steps = np.diff(values)
+    if np.issubdtype(steps.dtype, np.timedelta64):
+        steps = steps.astype("int64")
+    return bool(np.median(steps) < 0)
 
 
 def _card(model: Any) -> dict[str, Any]:
@@ -483,7 +487,7 @@ def _refined_coord(obj: Any, dim: Hashable, scale: int) -> xr.DataArray | None:
         return None
     coord = obj.coords[dim]
     try:
-        values = refine_coord(coord.values, scale)
+        values = refine_axis(coord, scale)
     except ValueError as err:
         raise ValueError(
             f"Cannot build the fine grid of dimension {dim!r}: {err} Upscaling needs uniformly "
@@ -765,16 +769,18 @@ def _digest_text(net: Any, card: Mapping[str, Any], ref: Any) -> str:
     return text
 
 
-def _refine_bounds_data(data: Any, scale: int) -> Any:
-    """refine_bounds on numpy data, or lazily on dask data."""
+def _refine_bounds_data(data: Any, scale: int, coord: xr.DataArray | None) -> Any:
+    """refine_axis_bounds on numpy data, or lazily on dask data."""
     import dask.array as da
 
+    if coord is not None:
+        coord = coord.copy(data=np.asarray(coord.values))  # a small 1-D index, never dask
     if isinstance(data, da.Array):
         n = data.shape[0]
         return data.rechunk(-1).map_blocks(
-            refine_bounds, scale, chunks=((scale * n,), (2,)), dtype="float64"
+            refine_axis_bounds, scale, coord, chunks=((scale * n,), (2,)), dtype="float64"
         )
-    return refine_bounds(np.asarray(data), scale)
+    return refine_axis_bounds(np.asarray(data), scale, coord)
 
 
 def _assemble(
@@ -793,7 +799,9 @@ def _assemble(
     for dim in (y_dim, x_dim):
         for n in _bounds_names(obj, dim):
             var = obj.variables[n] if isinstance(obj, xr.Dataset) else obj.coords[n].variable
-            bounds[n] = xr.Variable(var.dims, _refine_bounds_data(var.data, scale), var.attrs)
+            coord = obj.coords.get(dim, None)
+            data = _refine_bounds_data(var.data, scale, coord)
+            bounds[n] = xr.Variable(var.dims, data, var.attrs)
     new_coords: dict[Hashable, Any] = {}
     if fine_y is not None:
         new_coords[y_dim] = fine_y.variable
