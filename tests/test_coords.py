@@ -20,6 +20,7 @@ from xsr.coords import (
     refine_axis_bounds,
     refine_bounds,
     refine_coord,
+    refine_latlon,
     sanitise_history_text,
     spatial_dims,
 )
@@ -325,3 +326,22 @@ def test_history_lines_cannot_be_forged(bad):
     assert len(out["history"].splitlines()) == 2
     assert bad not in out["history"].splitlines()[1]
     assert sanitise_history_text("plain text, ünïcode") == "plain text, ünïcode"
+
+
+def test_refine_latlon_around_a_pole():
+    # a small polar-stereographic-like patch centred on the north pole: longitudes take every
+    # value, so interpolating raw longitudes would be meaningless there
+    def geo(y, x):
+        r = np.hypot(x, y)
+        return 90.0 - r, np.rad2deg(np.arctan2(y, x))
+
+    y = np.arange(-3.5, 4.0, 1.0)
+    coarse = geo(*np.meshgrid(y, y, indexing="ij"))
+    flat, flon = refine_latlon(*coarse, 2)
+    fy = refine_coord(y, 2)
+    exact_lat, exact_lon = geo(*np.meshgrid(fy, fy, indexing="ij"))
+    np.testing.assert_allclose(flat, exact_lat, atol=0.05)
+    dlon = (flon - exact_lon + 180.0) % 360.0 - 180.0
+    assert np.abs(dlon * np.cos(np.deg2rad(exact_lat))).max() < 0.05
+    with pytest.raises(ValueError, match="one shape"):
+        refine_latlon(coarse[0], coarse[1][:2], 2)

@@ -809,3 +809,60 @@ def test_pole_inclusive_node_grid_stays_on_the_sphere(chunked: bool) -> None:
     xr.testing.assert_allclose(back["air"], ds["air"], rtol=1e-6)
     np.testing.assert_allclose(back["lat"], ds["lat"], atol=1e-9)
     np.testing.assert_allclose(back["lon"], ds["lon"], atol=1e-9)
+
+
+def _rotated_to_geographic(rlat: np.ndarray, rlon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A rotated-pole mapping (a rotation of the sphere) that puts the grid across the date line."""
+    phi, lam = np.deg2rad(rlat), np.deg2rad(rlon)
+    v = np.stack([np.cos(phi) * np.cos(lam), np.cos(phi) * np.sin(lam), np.sin(phi)])
+    a, b = np.deg2rad(40.0), np.deg2rad(180.0)  # tilt the pole, then turn to the date line
+    tilt = np.array([[np.cos(a), 0, -np.sin(a)], [0, 1, 0], [np.sin(a), 0, np.cos(a)]])
+    turn = np.array([[np.cos(b), -np.sin(b), 0], [np.sin(b), np.cos(b), 0], [0, 0, 1]])
+    g = np.einsum("ij,j...->i...", turn @ tilt, v)
+    return np.rad2deg(np.arcsin(g[2])), np.rad2deg(np.arctan2(g[1], g[0]))
+
+
+def _curvilinear(ny: int = 10, nx: int = 12) -> xr.Dataset:
+    rlat = -9.0 + 2.0 * np.arange(ny)
+    rlon = -11.0 + 2.0 * np.arange(nx)
+    lat, lon = _rotated_to_geographic(*np.meshgrid(rlat, rlon, indexing="ij"))
+    rng = np.random.default_rng(2)
+    return xr.Dataset(
+        {"pr": (("time", "rlat", "rlon"), rng.random((3, ny, nx)).astype("float32"))},
+        coords={
+            "rlat": ("rlat", rlat, {"standard_name": "grid_latitude", "units": "degrees"}),
+            "rlon": ("rlon", rlon, {"standard_name": "grid_longitude", "units": "degrees"}),
+            "lat": (("rlat", "rlon"), lat, {"standard_name": "latitude", "units": "degrees_north"}),
+            "lon": (("rlat", "rlon"), lon, {"standard_name": "longitude", "units": "degrees_east"}),
+        },
+    )
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_curvilinear_latlon_are_refined_on_the_sphere(chunked: bool) -> None:
+    ds = _curvilinear()
+    assert ds["lon"].max() > 170
+    assert ds["lon"].min() < -170
+    src = ds.chunk({"rlat": 5, "rlon": 6}) if chunked else ds
+    with raise_if_dask_computes():
+        out = upscale(src, "bicubic", scale=2)
+    assert out["lat"].dims == ("rlat", "rlon")
+    assert out["lat"].shape == (20, 24)
+    assert out["lat"].attrs == ds["lat"].attrs
+    assert out["lon"].attrs == ds["lon"].attrs
+    exact_lat, exact_lon = _rotated_to_geographic(
+        *np.meshgrid(out["rlat"].values, out["rlon"].values, indexing="ij")
+    )
+    np.testing.assert_allclose(out["lat"].values, exact_lat, atol=0.02)
+    dlon = (out["lon"].values - exact_lon + 180.0) % 360.0 - 180.0
+    assert np.abs(dlon * np.cos(np.deg2rad(exact_lat))).max() < 0.02
+    assert out["lon"].min() >= -180.0
+    assert out["lon"].max() < 180.0  # the input's range convention
+
+
+def test_other_coarse_grid_coordinates_are_dropped_with_a_warning() -> None:
+    ds = _curvilinear().assign_coords(area=(("rlat", "rlon"), np.ones((10, 12))))
+    with pytest.warns(UserWarning, match=r"\['area'\] lie on the coarse grid"):
+        out = upscale(ds, "bicubic", scale=2)
+    assert "area" not in out.coords
+    assert "lat" in out.coords

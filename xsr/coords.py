@@ -32,6 +32,7 @@ __all__ = [
     "refine_axis_bounds",
     "refine_bounds",
     "refine_coord",
+    "refine_latlon",
     "sanitise_history_text",
     "spatial_dims",
 ]
@@ -897,3 +898,79 @@ def coarsen_axis(coord: xr.DataArray, scale: int) -> np.ndarray:
                 out[end] = edge - sign * scale * step / 2
         return out.astype(values.dtype)
     return coarse
+
+
+def _refine_index_axis(a: np.ndarray, axis: int, scale: int) -> np.ndarray:
+    """Linear interpolation (and extrapolation at the ends) to fine cell-centre positions."""
+    n = a.shape[axis]
+    if n == 1:
+        return np.repeat(a, scale, axis=axis)
+    pos = (np.arange(n * scale) + 0.5) / scale - 0.5  # fine centres in coarse index units
+    i0 = np.clip(np.floor(pos).astype(int), 0, n - 2)
+    w = pos - i0
+    shape = [1] * a.ndim
+    shape[axis] = -1
+    w = w.reshape(shape)
+    return np.take(a, i0, axis=axis) * (1 - w) + np.take(a, i0 + 1, axis=axis) * w
+
+
+def refine_latlon(lat: Any, lon: Any, scale: int) -> tuple[np.ndarray, np.ndarray]:
+    """Refine 2-D latitude/longitude cell centres (a curvilinear grid) by ``scale``.
+
+    Positions are interpolated on the sphere: each centre becomes a 3-D unit vector, the vectors
+    are interpolated bilinearly in grid-index space to the fine cell centres (extrapolated
+    linearly at the edges), normalised, and turned back into latitude and longitude. So a grid
+    crossing the date line or surrounding a pole is refined without the 360-degree jumps of raw
+    longitudes. Fine longitudes stay next to their coarse neighbours' values, in the input's
+    range convention (``[0, 360)`` or ``[-180, 180)``) where it has one.
+
+    Parameters
+    ----------
+    lat, lon : array_like
+        2-D arrays of the same shape ``(ny, nx)``, in degrees.
+    scale : int
+        Number of fine cells per coarse cell along each axis.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        Fine latitude and longitude, shape ``(scale * ny, scale * nx)``, float64.
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ or are not 2-D, or latitudes leave [-90, 90].
+
+    Examples
+    --------
+    >>> lat = np.array([[10.0, 10.0], [20.0, 20.0]])
+    >>> lon = np.array([[179.0, -179.0], [179.0, -179.0]])   # across the date line
+    >>> flat, flon = refine_latlon(lat, lon, 2)
+    >>> flat.shape
+    (4, 4)
+    >>> [round(float(v), 2) for v in flon[0]]
+    [178.5, 179.5, -179.5, -178.5]
+    """
+    scale = _check_scale(scale)
+    la = np.asarray(lat, dtype="float64")
+    lo = np.asarray(lon, dtype="float64")
+    if la.ndim != 2 or la.shape != lo.shape:
+        raise ValueError(
+            f"lat and lon must be 2-D arrays of one shape, got {la.shape} and {lo.shape}."
+        )
+    if np.any(np.abs(la[np.isfinite(la)]) > 90.0):
+        raise ValueError("lat must be in degrees within [-90, 90].")
+    phi, lam = np.deg2rad(la), np.deg2rad(lo)
+    xyz = np.stack([np.cos(phi) * np.cos(lam), np.cos(phi) * np.sin(lam), np.sin(phi)])
+    fine = _refine_index_axis(_refine_index_axis(xyz, 1, scale), 2, scale)
+    fine /= np.linalg.norm(fine, axis=0, keepdims=True)
+    flat = np.rad2deg(np.arcsin(np.clip(fine[2], -1.0, 1.0)))
+    flon = np.rad2deg(np.arctan2(fine[1], fine[0]))
+    # next to the coarse neighbour's value, then in the input's range convention
+    ref = np.repeat(np.repeat(lo, scale, axis=0), scale, axis=1)
+    flon = ref + (flon - ref + 180.0) % 360.0 - 180.0
+    finite = lo[np.isfinite(lo)]
+    start = _longitude_range(finite) if finite.size else None
+    if start is not None:
+        flon = (flon - start) % 360.0 + start
+    return flat, flon

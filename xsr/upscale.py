@@ -22,9 +22,12 @@ import xarray as xr
 
 from xsr.coords import (
     append_history,
+    is_latitude,
+    is_longitude,
     periodic_dims,
     refine_axis,
     refine_axis_bounds,
+    refine_latlon,
     spatial_dims,
 )
 
@@ -582,8 +585,10 @@ def upscale(
         sanitised provenance line (the model's ``card_sha256``, which covers its card and
         weights; ``weights=none`` for bicubic). A descending axis (latitude from north to south)
         is fed to the model ascending and turned back, so the output keeps the input's order.
-        Variables without the spatial dimensions pass through unchanged; variables with only
-        one of them are dropped with a warning. NaN and +-inf cells are NaN on the fine grid.
+        A 2-D latitude/longitude coordinate pair (curvilinear grids) is refined on the sphere
+        (:func:`xsr.coords.refine_latlon`), attributes kept. Variables without the spatial
+        dimensions pass through unchanged; variables with only one of them, and other
+        coordinates on the coarse grid, are dropped with a warning. NaN and +-inf cells are NaN on the fine grid.
         Integer data comes back as float32; data still packed (CF attributes
         ``scale_factor``/``add_offset``/``_FillValue``/``missing_value`` in ``attrs``) is
         CF-decoded first.
@@ -783,6 +788,38 @@ def _refine_bounds_data(data: Any, scale: int, coord: xr.DataArray | None) -> An
     return refine_axis_bounds(np.asarray(data), scale, coord)
 
 
+def _latlon_kernel(block: np.ndarray, scale: int) -> np.ndarray:
+    return np.stack(refine_latlon(block[0], block[1], scale))
+
+
+def _refine_aux_latlon(
+    obj: xr.Dataset | xr.DataArray, y_dim: Hashable, x_dim: Hashable, scale: int
+) -> dict[Hashable, xr.Variable]:
+    """A 2-D latitude/longitude coordinate pair refined on the sphere (lazily for dask)."""
+    import dask.array as dsa
+
+    grid = {n: v for n, v in obj.coords.items() if v.ndim == 2 and set(v.dims) == {y_dim, x_dim}}
+    lats = [n for n, v in grid.items() if is_latitude(v, n)]
+    lons = [n for n, v in grid.items() if is_longitude(v, n)]
+    if len(lats) != 1 or len(lons) != 1:
+        return {}
+    lat, lon = grid[lats[0]], grid[lons[0]]
+    pair = [lat.variable.transpose(y_dim, x_dim).data, lon.variable.transpose(y_dim, x_dim).data]
+    ny, nx = lat.sizes[y_dim], lat.sizes[x_dim]
+    if any(isinstance(p, dsa.Array) for p in pair):
+        both = dsa.stack([dsa.asarray(p).rechunk(-1) for p in pair]).rechunk(-1)
+        fine = both.map_blocks(
+            _latlon_kernel, scale, chunks=((2,), (scale * ny,), (scale * nx,)), dtype="float64"
+        )
+    else:
+        fine = _latlon_kernel(np.stack([np.asarray(p) for p in pair]), scale)
+    out = {}
+    for i, (name, coord) in enumerate(((lats[0], lat), (lons[0], lon))):
+        var = xr.Variable((y_dim, x_dim), fine[i], dict(coord.attrs))
+        out[name] = var.transpose(*coord.dims)
+    return out
+
+
 def _assemble(
     obj: xr.Dataset | xr.DataArray,
     results: Mapping[Hashable, xr.Variable],
@@ -807,13 +844,28 @@ def _assemble(
         new_coords[y_dim] = fine_y.variable
     if fine_x is not None:
         new_coords[x_dim] = fine_x.variable
+    refined_2d = _refine_aux_latlon(obj, y_dim, x_dim, scale)
+    lost = []
     for n, v in obj.coords.items():
         if n in (y_dim, x_dim):
             continue
         if n in bounds:
             new_coords[n] = bounds[n]
+        elif n in refined_2d:
+            new_coords[n] = refined_2d[n]
         elif not spatial & set(v.dims):
             new_coords[n] = v.variable
+        else:
+            lost.append(n)
+    if lost:
+        warnings.warn(
+            f"Coordinates {[str(n) for n in lost]} lie on the coarse grid and are not carried to "
+            "the fine grid (only 1-D dimension coordinates, their bounds and a 2-D "
+            "latitude/longitude pair are refined); recompute them on the fine grid, or upscale "
+            "them as data variables (obj.reset_coords(...)).",
+            UserWarning,
+            stacklevel=3,
+        )
 
     if isinstance(obj, xr.DataArray):
         (var,) = results.values()
