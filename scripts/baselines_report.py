@@ -22,12 +22,11 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
 import xarray as xr
 
 import xsr
 from xsr.degrade import degrade
-from xsr.evaluation import baselines, temporal_ablation
+from xsr.evaluation import baselines, margin_over_baselines, temporal_ablation
 from xsr.metrics import format_table, score
 from xsr.models.pretrained import PRETRAINED
 from xsr.train.linear import fit_linear
@@ -50,15 +49,12 @@ def generator_runs(nx: int, frames: int, seed: int, members: int | None) -> xr.D
 
 
 def margins(table: xr.Dataset, model: str) -> str:
-    """Pooled-PSNR margin of ``model`` over the strongest baseline, per variable."""
-    base = [c for c in ("bicubic", "bicubic+conserve", "linear") if c in table["candidate"]]
-    psnr = table["psnr"].compute()
-    parts = []
-    for v in psnr["variable"].values:
-        best = psnr.sel(variable=v, candidate=base)
-        strongest = str(best["candidate"].values[int(np.argmax(best.values))])
-        gain = float(psnr.sel(variable=v, candidate=model)) - float(best.max())
-        parts.append(f"{v} {gain:+.2f} dB (vs {strongest})")
+    """One line: ``model``'s pooled-PSNR margin over the strongest baseline, per variable."""
+    m = margin_over_baselines(table, model)
+    parts = [
+        f"{v} {float(m['margin'].sel(variable=v)):+.2f} dB (vs {m['strongest'].sel(variable=v).item()})"
+        for v in m["variable"].values
+    ]
     return f"{model} over the strongest baseline: " + ", ".join(parts)
 
 

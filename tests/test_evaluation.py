@@ -132,3 +132,27 @@ def test_baselines_report_script_runs(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert "bicubic+conserve" in out.stdout
     assert "linear" in out.stdout
+
+
+def test_margin_over_the_strongest_baseline():
+    from xsr.evaluation import margin_over_baselines
+
+    truth = random_movie(3, 16, 16, dtype="float64", variables=("h", "u"))
+    rows = {
+        "bicubic": truth + 0.1,
+        "bicubic+conserve": truth.copy(deep=True),
+        "mine": truth + 0.01,
+    }
+    rows["bicubic+conserve"]["h"] = truth["h"] + 0.05  # strongest on h ...
+    rows["bicubic+conserve"]["u"] = truth["u"] + 0.2  # ... but not on u
+    table = score(rows, truth, data_range=1.0)
+    m = margin_over_baselines(table, "mine")
+    assert m["strongest"].values.tolist() == ["bicubic+conserve", "bicubic"]
+    np.testing.assert_allclose(m["margin"].values, [20 * np.log10(5), 20.0])
+    assert m["margin"].attrs["units"] == "dB"
+    with pytest.raises(ValueError, match="no row 'nope'"):
+        margin_over_baselines(table, "nope")
+    with pytest.raises(ValueError, match="metric"):
+        margin_over_baselines(table, "mine", metric="mae")
+    with pytest.raises(ValueError, match="no baseline row"):
+        margin_over_baselines(score({"mine": rows["mine"]}, truth), "mine")

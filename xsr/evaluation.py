@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-__all__ = ["ABLATIONS", "BASELINES", "baselines", "temporal_ablation"]
+__all__ = ["ABLATIONS", "BASELINES", "baselines", "margin_over_baselines", "temporal_ablation"]
 
 #: Names of the baseline rows, in table order (``linear`` only when a fitted model is given).
 BASELINES: tuple[str, ...] = ("bicubic", "bicubic+conserve", "linear")
@@ -82,6 +82,70 @@ def baselines(
     }
     if linear is not None:
         out["linear"] = upscale(low, linear, scale=scale, **common)
+    return out
+
+
+def margin_over_baselines(table: xr.Dataset, candidate: str, *, metric: str = "psnr") -> xr.Dataset:
+    """A candidate's margin over the strongest baseline row of a score table, per variable.
+
+    Parameters
+    ----------
+    table : xarray.Dataset
+        A :func:`xsr.metrics.score` table holding ``candidate`` and at least one row named in
+        :data:`BASELINES`.
+    candidate : str
+        The row to compare.
+    metric : str, default "psnr"
+        A higher-is-better column (``psnr``, ``psnr_frames`` or ``ssim``).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``margin`` (the candidate's score minus the strongest baseline's) and ``strongest`` (that
+        baseline's name), over ``variable``; computed.
+
+    Raises
+    ------
+    ValueError
+        If the candidate, the metric or every baseline row is missing.
+
+    Examples
+    --------
+    >>> from xsr.metrics import score
+    >>> from xsr.testing import random_movie
+    >>> truth = random_movie(3, 16, 16, dtype="float64")
+    >>> rows = {"bicubic": truth + 0.1, "linear": truth + 0.01, "mine": truth + 0.001}
+    >>> m = margin_over_baselines(score(rows, truth, data_range=1.0), "mine")
+    >>> round(float(m["margin"].sel(variable="h")), 6), str(m["strongest"].sel(variable="h").values)
+    (20.0, 'linear')
+    """
+    names = [str(c) for c in table["candidate"].values]
+    base = [b for b in BASELINES if b in names and b != candidate]
+    if candidate not in names:
+        raise ValueError(f"The table has no row {candidate!r}; its rows are {names}.")
+    if metric not in ("psnr", "psnr_frames", "ssim") or metric not in table:
+        raise ValueError(f"metric must be 'psnr', 'psnr_frames' or 'ssim', got {metric!r}.")
+    if not base:
+        raise ValueError(
+            f"The table has no baseline row ({', '.join(BASELINES)}); add them with "
+            "xsr.evaluation.baselines()."
+        )
+    values = table[metric].compute()
+    best = values.sel(candidate=base)
+    strongest = best["candidate"].isel(candidate=best.fillna(-np.inf).argmax("candidate"))
+    margin = values.sel(candidate=candidate) - best.max("candidate")
+    out = xr.Dataset(
+        {
+            "margin": margin.reset_coords(drop=True),
+            "strongest": strongest.reset_coords(drop=True).astype(str),
+        }
+    )
+    out["margin"].attrs = {
+        "long_name": f"{candidate} minus the strongest baseline",
+        "metric": metric,
+    }
+    if metric != "ssim":
+        out["margin"].attrs["units"] = "dB"
     return out
 
 
