@@ -29,6 +29,7 @@ from xsr.archive import (
     store_status,
     write_zarr_resumable,
 )
+from xsr.digest import sha256_file
 from xsr.testing import raise_if_dask_computes, random_movie
 
 # ---------------------------------------------------------------------------------------------
@@ -305,11 +306,17 @@ def test_killed_subprocess_resumes_to_identical_store(tmp_path):
 # ---------------------------------------------------------------------------------------------
 
 
-def test_finished_store_needs_overwrite(tmp_path):
+def test_finished_store_of_the_same_job_is_nothing_to_do(tmp_path, caplog):
     store = tmp_path / "done.zarr"
     write_zarr_resumable(lazy_movie(4), store, job_id="job", progress=False)
-    with pytest.raises(StoreExistsError, match=r"overwrite=True.*--overwrite"):
-        write_zarr_resumable(lazy_movie(4), store, job_id="job", progress=False)
+    CALLS.clear()
+    with caplog.at_level("INFO", logger="xsr.archive"):
+        out = write_zarr_resumable(lazy_movie(4), store, job_id="job", progress=False)
+    assert CALLS == []
+    assert "nothing to do" in caplog.text
+    xr.testing.assert_identical(out.compute(), expected_movie(4))
+    with pytest.raises(StoreExistsError, match=r"different fingerprint.*overwrite=True"):
+        write_zarr_resumable(lazy_movie(4), store, job_id="other job", progress=False)
     CALLS.clear()
     out = write_zarr_resumable(lazy_movie(4), store, job_id="job", overwrite=True, progress=False)
     assert sorted(CALLS) == [0, 1, 2, 3]
@@ -602,7 +609,7 @@ def test_upscale_file_errors(tmp_path):
         upscale_file(src, tmp_path / "exists.nc", model="bicubic", scale=2)
     upscale_file(src, tmp_path / "done.zarr", model="bicubic", scale=2, progress=False)
     with pytest.raises(StoreExistsError, match="--overwrite"):
-        upscale_file(src, tmp_path / "done.zarr", model="bicubic", scale=2, progress=False)
+        upscale_file(src, tmp_path / "done.zarr", model="bicubic", scale=3, progress=False)
 
 
 def test_file_backed_input_without_dask_is_never_loaded_whole(tmp_path):
@@ -612,8 +619,8 @@ def test_file_backed_input_without_dask_is_never_loaded_whole(tmp_path):
         out = write_zarr_resumable(ds, tmp_path / "out.zarr", region_size=2, progress=False)
         assert not ds["h"].variable._in_memory
     identity = store_status(tmp_path / "out.zarr")["fingerprint"]["job"]["dataset"]
-    assert identity["variables"]["h"]["source"] == str(src)  # identified by the file's stat
-    assert "mtime_ns" in identity["variables"]["h"]
+    # identified by the file's content, not its path or modification time
+    assert identity["variables"]["h"]["source_sha256"] == sha256_file(src)
     assert out["h"].chunks[0] == (2, 2, 2)
     xr.testing.assert_identical(out.compute(), random_movie(6, 8, 8))
 

@@ -28,23 +28,47 @@ and consolidated metadata is *finished*. Only Zarr output is resumable: NetCDF o
 beside the output first, then converted chunk by chunk into ``OUT.nc`` through a ``.part`` file
 renamed into place at the end, so a killed NetCDF job also resumes its expensive part.
 
-The package's modules say what they do: :mod:`~xsr.archive.record` (the job record and its
-integrity), :mod:`~xsr.archive.regions` (region planning), :mod:`~xsr.archive.write` (writing
-Zarr regions and streaming NetCDF) and :mod:`~xsr.archive.upscaling` (the upscaling jobs).
+Integrity
+---------
+A local store is written by one process at a time: :mod:`~xsr.archive.lock` keeps a lock file
+``STORE.xsr-lock`` beside it (a lock left by a dead process is taken over). Each region's
+checksum is recorded in ``_xsr/checksums`` before its marker (:mod:`~xsr.archive.verify`;
+``xsr verify STORE``), and the input files are fingerprinted by content and checked unchanged
+before each marker and before the store is finished (:mod:`~xsr.archive.inputs`).
+
+The package's modules say what they do: :mod:`~xsr.archive.record` (the job record: state and
+fingerprint), :mod:`~xsr.archive.inputs` (the input fingerprint), :mod:`~xsr.archive.lock`,
+:mod:`~xsr.archive.verify` (checksums and verification), :mod:`~xsr.archive.regions` (region
+planning), :mod:`~xsr.archive.encoding` (what the output keeps, packing, compression),
+:mod:`~xsr.archive.write` (writing Zarr regions and streaming NetCDF) and
+:mod:`~xsr.archive.upscaling` (the upscaling jobs).
 """
 
-from xsr.archive.errors import ArchiveError, JobMismatchError, ReadOnlyStoreError, StoreExistsError
+from xsr.archive.errors import (
+    ArchiveError,
+    CorruptStoreError,
+    InputChangedError,
+    JobMismatchError,
+    ReadOnlyStoreError,
+    StoreExistsError,
+    StoreLockedError,
+)
 from xsr.archive.record import store_status
 from xsr.archive.upscaling import upscale_file, upscale_to_zarr
+from xsr.archive.verify import verify_store
 from xsr.archive.write import write_zarr_resumable
 
 __all__ = [
     "ArchiveError",
+    "CorruptStoreError",
+    "InputChangedError",
     "JobMismatchError",
     "ReadOnlyStoreError",
     "StoreExistsError",
+    "StoreLockedError",
     "store_status",
     "upscale_file",
     "upscale_to_zarr",
+    "verify_store",
     "write_zarr_resumable",
 ]

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["ArchiveError", "JobMismatchError", "ReadOnlyStoreError", "StoreExistsError"]
+__all__ = [
+    "ArchiveError",
+    "CorruptStoreError",
+    "InputChangedError",
+    "JobMismatchError",
+    "ReadOnlyStoreError",
+    "StoreExistsError",
+    "StoreLockedError",
+]
 
 #: The way out of an existing store, as said in messages.
 OVERWRITE_HINT = "pass overwrite=True (--overwrite on the command line)"
@@ -22,3 +30,15 @@ class JobMismatchError(StoreExistsError):
 
 class ReadOnlyStoreError(ArchiveError, PermissionError):
     """The output store (or the folder it would be created in) cannot be written."""
+
+
+class StoreLockedError(ArchiveError, BlockingIOError):
+    """Another live process holds the store's lock (a second writer on the same store)."""
+
+
+class InputChangedError(ArchiveError):
+    """An input file changed (truncated, modified, replaced) while the job ran."""
+
+
+class CorruptStoreError(ArchiveError):
+    """The store's metadata or job record cannot be read, or its data fail verification."""

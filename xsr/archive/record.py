@@ -9,15 +9,16 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 from collections.abc import Hashable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from xsr._version import __version__
-from xsr.archive.errors import ArchiveError
+from xsr.archive.errors import ArchiveError, CorruptStoreError
+from xsr.archive.inputs import fingerprint_inputs, input_files
 from xsr.archive.stores import _local_path, _store_label, _zarr_store_arg
 from xsr.digest import canonical_json, sha256_array
 from xsr.io import is_zarr_store
@@ -27,11 +28,13 @@ __all__ = ["store_status"]
 logger = logging.getLogger("xsr.archive")
 
 #: Version of the ``_xsr`` record layout written into stores.
-ARCHIVE_FORMAT = 1
+ARCHIVE_FORMAT = 2
 #: Name of the subgroup that holds the job record and the completion markers.
 STATE_GROUP = "_xsr"
 #: Name of the per-region completion marker array inside :data:`STATE_GROUP`.
 MARKER_ARRAY = "completed"
+#: Name of the per-region checksum array (sha256 bytes) inside :data:`STATE_GROUP`.
+CHECKSUM_ARRAY = "checksums"
 
 
 def _plain(value: Any) -> Any:
@@ -49,28 +52,34 @@ def _in_memory(var: xr.Variable) -> bool:
     return bool(getattr(var, "_in_memory", True))
 
 
-def _source_identity(var: xr.Variable) -> dict[str, Any]:
-    """Identity of a variable still in its file (opened without dask): the file's stat."""
-    source = var.encoding.get("source")
-    if source and os.path.exists(source):
-        stat = os.stat(source)
-        return {
-            "source": os.path.abspath(source),
-            "size": stat.st_size,
-            "mtime_ns": stat.st_mtime_ns,
-        }
-    return {"sha256": sha256_array(var.values)}
+def _source_sha256(var: xr.Variable, inputs: Mapping[str, Any] | None) -> str | None:
+    """Content sha256 of the file ``var`` is read from, when it is still the file's data."""
+    files = input_files(xr.Dataset({"v": var}))
+    if not files:
+        return None
+    key = str(files[0])
+    record = (inputs or {}).get(key)
+    if record is None:
+        record = fingerprint_inputs(files)[key]
+    return str(record["sha256"])
 
 
 def _dataset_identity(
-    ds: xr.Dataset, *, attrs: bool = True, chunks: bool = True, content: bool = True
+    ds: xr.Dataset,
+    *,
+    attrs: bool = True,
+    chunks: bool = True,
+    content: bool = True,
+    inputs: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A JSON-able description of a Dataset that identifies it without computing anything.
 
     Every variable is described by dims, shape and dtype (and its chunks when ``chunks``).
     In-memory coordinates are hashed. With ``content``, in-memory data variables are hashed
-    too, and dask-backed ones are identified by their dask name — a deterministic hash of how
-    the array was built (for an opened file: its path, modification time and chunks). The
+    too; variables still as opened from a file are identified by the sha256 of the file's
+    content (``inputs``, from :func:`~xsr.archive.inputs.fingerprint_inputs`, spares hashing
+    again), so neither the file's path nor its modification time matters; other dask-backed
+    variables by their dask name — a deterministic hash of how the array was built. The
     ``history`` attribute is always left out: it carries timestamps that differ between runs.
     """
     variables: dict[str, Any] = {}
@@ -81,15 +90,18 @@ def _dataset_identity(
             "dtype": str(var.dtype),
             "coord": name in ds.coords,
         }
-        if _is_dask(var):
-            if chunks:
-                entry["chunks"] = [list(c) for c in var.chunks]
-            if content:
-                entry["dask_name"] = str(var.data.name)
-        elif name in ds.coords or (content and _in_memory(var)):
+        if _is_dask(var) and chunks:
+            entry["chunks"] = [list(c) for c in var.chunks]
+        if name in ds.coords and not _is_dask(var):
             entry["sha256"] = sha256_array(var.values)
         elif content:
-            entry.update(_source_identity(var))
+            source = _source_sha256(var, inputs) if not _in_memory(var) or _is_dask(var) else None
+            if source is not None:
+                entry["source_sha256"] = source
+            elif _is_dask(var):
+                entry["dask_name"] = str(var.data.name)
+            else:
+                entry["sha256"] = sha256_array(var.values)
         if attrs:
             entry["attrs"] = _plain({k: v for k, v in var.attrs.items() if k != "history"})
         variables[str(name)] = entry
@@ -118,6 +130,8 @@ def _read_state(store: Any) -> dict[str, Any] | None:
             return None
         if path.is_dir() and not is_zarr_store(path):
             return {"xsr": False, "zarr": False}
+        if path.is_dir():
+            _check_metadata(path)
     try:
         root = zarr.open_group(_zarr_store_arg(store), mode="r", use_consolidated=False)
     except (FileNotFoundError, GroupNotFoundError):
@@ -142,9 +156,57 @@ def _read_state(store: Any) -> dict[str, Any] | None:
         return info
     info["initialised"] = True
     info["completed"] = _read_markers(markers)
+    info["checksums"] = _read_checksums(state, info["completed"].size)
     consolidated = zarr.open_group(_zarr_store_arg(store), mode="r")
     info["consolidated"] = consolidated.metadata.consolidated_metadata is not None
     return info
+
+
+def _check_metadata(path: Path) -> None:
+    """Raise :class:`CorruptStoreError` naming the first metadata file that is not valid JSON.
+
+    Reads the metadata files of the root, of its arrays and groups and of the job record: a
+    damaged one otherwise surfaces as a bare JSON error that names no file.
+    """
+    names = ("zarr.json", ".zgroup", ".zarray", ".zattrs", ".zmetadata")
+    candidates = [path / n for n in names]
+    for child in sorted(p for p in path.iterdir() if p.is_dir()):
+        candidates += [child / n for n in names]
+        if child.name == STATE_GROUP:
+            candidates += [g / n for g in sorted(child.iterdir()) if g.is_dir() for n in names]
+    for meta in candidates:
+        if not meta.is_file():
+            continue
+        try:
+            json.loads(meta.read_bytes())
+        except (ValueError, UnicodeDecodeError) as err:
+            what = (
+                "the xsr job record"
+                if meta.parent.name == STATE_GROUP and meta.parent.parent == path
+                else "a metadata file"
+            )
+            raise CorruptStoreError(
+                f"store {str(path)!r} is damaged: {what} {str(meta)!r} is not valid JSON "
+                f"({err}). xsr cannot tell which job wrote the store or which regions are "
+                "complete, so it cannot be resumed or verified: compute it again with "
+                "overwrite=True (--overwrite on the command line)"
+            ) from None
+
+
+def _read_checksums(state: Any, n_regions: int) -> np.ndarray | None:
+    """Region checksums (``(n_regions, 32)`` uint8, zeros where none), ``None`` if not kept."""
+    try:
+        array = state[CHECKSUM_ARRAY]
+    except KeyError:
+        return None
+    try:
+        return np.asarray(array[:], dtype=np.uint8)
+    except Exception:  # damaged checksum chunks: those regions count as unverified
+        out = np.zeros((n_regions, 32), dtype=np.uint8)
+        for i in range(n_regions):
+            with contextlib.suppress(Exception):
+                out[i] = np.asarray(array[i], dtype=np.uint8)
+        return out
 
 
 def _read_markers(markers: Any) -> np.ndarray:
@@ -172,8 +234,9 @@ def store_status(store: Any) -> dict[str, Any]:
     dict
         ``job_id`` (sha256 of the job fingerprint), ``fingerprint`` (dict), ``regions_along``
         (dimension name), ``region_size`` (steps per region), ``n_regions``, ``completed`` (sorted
-        list of the indices of complete regions), ``missing`` (the others) and ``finished``
-        (every region complete and the metadata consolidated).
+        list of the indices of regions marked complete), ``missing`` (the others), ``damaged``
+        (``{region: reason}`` for regions marked complete whose chunk files are missing) and
+        ``finished`` (every region complete, none damaged, the metadata consolidated).
 
     Raises
     ------
@@ -201,9 +264,12 @@ def store_status(store: Any) -> dict[str, Any]:
             f"store {_store_label(store)} holds no xsr job record (it was not written by "
             "xsr.archive.write_zarr_resumable)"
         )
+    from xsr.archive.verify import check_regions
+
     attrs = state["attrs"]
     completed = state["completed"]
     done = [int(i) for i in np.flatnonzero(completed)]
+    damaged = check_regions(store, state, done, checksums=False) if state["initialised"] else {}
     return {
         "job_id": attrs["job_id"],
         "fingerprint": attrs.get("fingerprint"),
@@ -212,15 +278,23 @@ def store_status(store: Any) -> dict[str, Any]:
         "n_regions": int(attrs.get("n_regions", completed.size)),
         "completed": done,
         "missing": [i for i in range(completed.size) if i not in set(done)],
-        "finished": bool(state["initialised"] and completed.all() and state["consolidated"]),
+        "damaged": damaged,
+        "finished": bool(
+            state["initialised"] and completed.all() and state["consolidated"] and not damaged
+        ),
     }
 
 
 def _fingerprint(
-    ds: xr.Dataset, job: Any, dim: Hashable, region_size: int, n_regions: int
+    ds: xr.Dataset,
+    job: Any,
+    dim: Hashable,
+    region_size: int,
+    n_regions: int,
+    inputs: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     if job is None:
-        job = {"dataset": _dataset_identity(ds)}
+        job = {"dataset": _dataset_identity(ds, inputs=inputs)}
     elif not isinstance(job, (str, Mapping)):
         raise TypeError(f"job_id must be a string, a mapping or None, got {type(job).__name__}")
     return _plain(

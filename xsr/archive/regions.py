@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from xsr.archive.encoding import is_datetime_like, kept_encoding
 from xsr.archive.record import _is_dask
 
 #: Target size of one region of output, used when ``region_size`` is not given.
@@ -59,16 +60,15 @@ def _check_region_size(region_size: Any) -> int:
     return int(region_size)
 
 
-_KEPT_ENCODING = {"units", "calendar"}
-
-
 def _prepare(ds: xr.Dataset, dim: Hashable, region_size: int) -> tuple[xr.Dataset, list[str]]:
     """Rechunk for region writes and reset encodings; returns ``(dataset, region_variables)``.
 
     Every non-index variable with ``dim`` becomes dask-backed with chunks of ``region_size``
     along ``dim`` and uniform chunks elsewhere (Zarr chunks equal to those), so no Zarr chunk is
     shared by two regions. Dask-backed variables without ``dim`` are loaded: they are written
-    once, with the metadata. Encodings are reset but for time ``units``/``calendar``.
+    once, with the metadata, and so are datetime variables whose encoding lacks ``units`` or
+    ``dtype`` (xarray cannot encode those chunk by chunk; they are small, such as
+    ``time_bnds``). Encodings are reset but for :func:`~xsr.archive.encoding.kept_encoding`.
     """
     import dask
 
@@ -77,8 +77,13 @@ def _prepare(ds: xr.Dataset, dim: Hashable, region_size: int) -> tuple[xr.Datase
     static_lazy: dict[Hashable, xr.Variable] = {}
     for name, var in ds.variables.items():
         var = var.copy(deep=False)
-        var.encoding = {k: v for k, v in var.encoding.items() if k in _KEPT_ENCODING}
+        var.encoding = kept_encoding(var)
         if name in ds.indexes:
+            variables[name] = var
+            continue
+        if is_datetime_like(var) and not {"units", "dtype"} <= set(var.encoding):
+            if _is_dask(var):
+                static_lazy[name] = var
             variables[name] = var
             continue
         if dim in var.dims:
@@ -101,7 +106,9 @@ def _prepare(ds: xr.Dataset, dim: Hashable, region_size: int) -> tuple[xr.Datase
         names = list(static_lazy)
         (loaded,) = dask.compute([static_lazy[n].data for n in names])
         for name, values in zip(names, loaded):
-            variables[name] = static_lazy[name].copy(data=np.asarray(values))
+            loaded_var = static_lazy[name].copy(data=np.asarray(values))
+            loaded_var.encoding = dict(static_lazy[name].encoding)
+            variables[name] = loaded_var
     coord_names = set(ds.coords)
     out = xr.Dataset(
         {k: v for k, v in variables.items() if k not in coord_names},

@@ -5,15 +5,19 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import xarray as xr
 
+from xsr.archive.encoding import is_packed, packing_for
 from xsr.archive.errors import OVERWRITE_HINT as _OVERWRITE_HINT
-from xsr.archive.errors import JobMismatchError, StoreExistsError
-from xsr.archive.record import _dataset_identity, _is_dask, _plain, store_status
+from xsr.archive.errors import StoreExistsError
+from xsr.archive.inputs import fingerprint_inputs, input_files
+from xsr.archive.lock import DEFAULT_LOCK_TIMEOUT, store_lock
+from xsr.archive.record import _dataset_identity, _is_dask, _plain, _read_state
 from xsr.archive.regions import (
     DEFAULT_REGION_BYTES,
     _check_region_size,
@@ -24,10 +28,8 @@ from xsr.archive.regions import (
 )
 from xsr.archive.stores import _check_writable, _explain_os_errors
 from xsr.archive.write import (
-    _NOT_A_DATAARRAY,
     _UNNAMED,
     _as_dataset,
-    _restore_kind,
     _to_netcdf_streamed,
     write_zarr_resumable,
 )
@@ -103,6 +105,9 @@ def upscale_to_zarr(
     region_size: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    pack: bool = False,
+    verify: bool = False,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     **upscale_kwargs: Any,
 ) -> xr.Dataset | xr.DataArray:
     """Super-resolve ``obj`` into a Zarr store, streaming region by region, resumably.
@@ -111,10 +116,15 @@ def upscale_to_zarr(
     :func:`write_zarr_resumable` along the time dimension: memory is bounded by one region
     (plus the model's time halo), and a killed run called again with the same arguments computes
     only the missing regions. The job fingerprint holds the identity of ``obj`` (variables,
-    shapes, dtypes, hashes of its coordinates, attributes and in-memory data, and the dask names
-    of lazy variables: for an opened file, its path, modification time and chunks), the model's
-    weights sha256, ``scale``, ``region_size`` and the other arguments (but ``device`` and
-    ``batch_size``, which choose how to compute, not what).
+    shapes, dtypes, hashes of its coordinates, attributes and in-memory data; for variables as
+    opened from a file, the sha256 of the file's content, so that a touched or copied input
+    resumes; the dask names of other lazy variables), the model's weights sha256, ``scale``,
+    ``region_size`` and the other arguments (but ``device`` and ``batch_size``, which choose how
+    to compute, not what). The input files are checked unchanged before each region is marked
+    complete (:class:`~xsr.archive.errors.InputChangedError` otherwise).
+
+    Output variables keep the ``_FillValue``/``missing_value`` of floating-point inputs and are
+    compressed with zarr's default compressor.
 
     Parameters
     ----------
@@ -134,6 +144,16 @@ def upscale_to_zarr(
         Replace an existing store (see :func:`write_zarr_resumable`).
     progress : bool, default True
         Show a progress bar over the regions.
+    pack : bool, default False
+        Store upscaled variables as ``int16`` with ``scale_factor``/``add_offset`` (CF
+        packing; lossy: steps of 1/43690 of the data range). The input's packing is carried
+        when its range holds the input's data range widened by a quarter on each side; else a
+        packing is computed from that widened range (one pass over the input). Values that
+        would not fit are refused, never wrapped.
+    verify : bool, default False
+        Check complete regions against their checksums before resuming; recompute bad ones.
+    lock_timeout : float, default 10
+        Seconds to wait for another process writing the same store before refusing.
     **upscale_kwargs
         Passed on to :func:`xsr.upscale.upscale` (``dims``, ``time_dim``, ``conserve``,
         ``device``, ...).
@@ -145,7 +165,9 @@ def upscale_to_zarr(
 
     Raises
     ------
-    StoreExistsError, JobMismatchError, ReadOnlyStoreError
+    StoreExistsError, JobMismatchError, ReadOnlyStoreError, StoreLockedError
+        See :func:`write_zarr_resumable`.
+    InputChangedError, CorruptStoreError
         See :func:`write_zarr_resumable`.
 
     Examples
@@ -157,42 +179,10 @@ def upscale_to_zarr(
     >>> hi["h"].shape
     (4, 16, 16)
     """
-    from xsr.upscale import upscale
-
-    ds, name = _as_dataset(obj, "obj")
-    if model is None and scale is None:
-        raise ValueError("pass model=<name, file or model> or scale=<int> (or both)")
-    dim = _time_dim(ds, upscale_kwargs.get("time_dim"))
-    call_kwargs = dict(upscale_kwargs)
-    call_kwargs.setdefault("time_dim", dim)
-    if scale is not None:
-        call_kwargs["scale"] = scale
-
-    if region_size is None:
-        probe_input = ds if any(_is_dask(v) for v in ds.data_vars.values()) else ds.chunk()
-        probe = upscale(probe_input, model, **call_kwargs)
-        probe_ds = probe if isinstance(probe, xr.Dataset) else probe.to_dataset(name=_UNNAMED)
-        region_size = _default_region_size(probe_input, dim, DEFAULT_REGION_BYTES)
-        region_size = min(
-            region_size,
-            max(1, DEFAULT_REGION_BYTES // max(1, _frame_bytes(probe_ds, dim))),
-        )
-    region_size = min(_check_region_size(region_size), int(ds.sizes[dim]))
-
-    job = {
-        "kind": "xsr.archive.upscale_to_zarr",
-        "input": _dataset_identity(ds, chunks=False),
-        "model": _model_identity(model),
-        "arguments": {
-            "scale": scale,
-            "region_size": region_size,
-            **{k: v for k, v in upscale_kwargs.items() if k not in _NON_IDENTITY_ARGUMENTS},
-        },
-    }
-    lazy = upscale(
-        ds.chunk({dim: _input_chunks(int(ds.sizes[dim]), region_size)}), model, **call_kwargs
+    job, lazy, dim, region_size, files = _plan(
+        obj, store, model, scale, region_size, pack, upscale_kwargs
     )
-    result = write_zarr_resumable(
+    return write_zarr_resumable(
         lazy,
         store,
         regions_along=dim,
@@ -200,10 +190,105 @@ def upscale_to_zarr(
         job_id=job,
         overwrite=overwrite,
         progress=progress,
+        verify=verify,
+        inputs=files,
+        lock_timeout=lock_timeout,
     )
-    if name is _NOT_A_DATAARRAY or isinstance(result, xr.DataArray):
-        return result
-    return _restore_kind(result, name)
+
+
+def _plan(
+    obj: xr.Dataset | xr.DataArray,
+    store: Any,
+    model: Any,
+    scale: int | None,
+    region_size: int | None,
+    pack: bool,
+    upscale_kwargs: Mapping[str, Any],
+) -> tuple[dict[str, Any], xr.Dataset | xr.DataArray, Hashable, int, list[Path]]:
+    """``(job, lazy result, region dimension, region size, input files)`` of an upscaling job."""
+    from xsr.upscale import upscale
+
+    ds, _ = _as_dataset(obj, "obj")
+    if model is None and scale is None:
+        raise ValueError("pass model=<name, file or model> or scale=<int> (or both)")
+    dim = _time_dim(ds, upscale_kwargs.get("time_dim"))
+    if int(ds.sizes[dim]) == 0:
+        raise ValueError(f"the data have no steps along {dim!r} (length 0): nothing to upscale")
+    call_kwargs = dict(upscale_kwargs)
+    call_kwargs.setdefault("time_dim", dim)
+    if scale is not None:
+        call_kwargs["scale"] = scale
+
+    if region_size is None:
+        lazy_input = any(_is_dask(v) for v in ds.data_vars.values())
+        probe = upscale(obj if lazy_input else obj.chunk(), model, **call_kwargs)
+        probe_ds = probe if isinstance(probe, xr.Dataset) else probe.to_dataset(name=_UNNAMED)
+        region_size = _default_region_size(
+            ds if lazy_input else ds.chunk(), dim, DEFAULT_REGION_BYTES
+        )
+        region_size = min(
+            region_size,
+            max(1, DEFAULT_REGION_BYTES // max(1, _frame_bytes(probe_ds, dim))),
+        )
+    region_size = min(_check_region_size(region_size), int(ds.sizes[dim]))
+
+    files = input_files(ds)
+    records = fingerprint_inputs(files, _known_inputs(store))
+    job = {
+        "kind": "xsr.archive.upscale_to_zarr",
+        "input": _dataset_identity(ds, chunks=False, inputs=records),
+        "model": _model_identity(model),
+        "arguments": {
+            "scale": scale,
+            "region_size": region_size,
+            **({"pack": True} if pack else {}),
+            **{k: v for k, v in upscale_kwargs.items() if k not in _NON_IDENTITY_ARGUMENTS},
+        },
+    }
+    lazy = upscale(
+        obj.chunk({dim: _input_chunks(int(ds.sizes[dim]), region_size)}), model, **call_kwargs
+    )
+    _set_output_encoding(lazy, ds, pack)
+    return job, lazy, dim, region_size, files
+
+
+def _known_inputs(store: Any) -> dict[str, Any] | None:
+    """The input records of an existing store (spares hashing unchanged inputs), if any."""
+    try:
+        state = _read_state(store)
+    except Exception:  # a damaged store is reported by the writer, with its remedy
+        return None
+    if state is None or not state.get("xsr"):
+        return None
+    return state["attrs"].get("inputs")
+
+
+def _set_output_encoding(lazy: xr.Dataset | xr.DataArray, ds: xr.Dataset, pack: bool) -> None:
+    """Carry ``_FillValue``/``missing_value`` of float inputs; pack when asked."""
+    outputs = lazy.data_vars if isinstance(lazy, xr.Dataset) else {None: lazy}
+    pairs = []
+    for name, var in outputs.items():
+        source = ds[name] if name in ds.data_vars else next(iter(ds.data_vars.values()), None)
+        if source is None or var.dtype.kind != "f" or source.sizes == var.sizes:
+            continue  # not upscaled: keeps its own encoding
+        pairs.append((var, source))
+        if source.dtype.kind == "f" and not is_packed(source.encoding):
+            for key in ("_FillValue", "missing_value"):
+                if key in source.encoding:
+                    var.encoding[key] = source.encoding[key]
+    if not pack or not pairs:
+        return
+    import dask
+
+    ranges = dask.compute(*[(src.min(), src.max()) for _, src in pairs])
+    for (var, src), (low, high) in zip(pairs, ranges):
+        low, high = float(low), float(high)
+        if not (np.isfinite(low) and np.isfinite(high)):
+            raise ValueError(
+                f"pack=True: variable {src.name!r} has no finite values (or infinite ones): "
+                "its packing range cannot be chosen; write it without packing"
+            )
+        var.encoding.update(packing_for(low, high, src.encoding))
 
 
 def _output_kind(path: Path) -> str:
@@ -225,19 +310,23 @@ def upscale_file(
     model: Any = None,
     scale: int | None = None,
     overwrite: bool = False,
-    variables: list[str] | None = None,
+    variables: Sequence[str] | Mapping[str, str] | None = None,
     region_size: int | None = None,
     progress: bool = True,
+    pack: bool = False,
+    verify: bool = False,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     **kwargs: Any,
 ) -> Path:
     """Super-resolve a NetCDF file or Zarr store into a Zarr store or NetCDF file.
 
-    The input is opened lazily (``xr.open_dataset(path, chunks={})`` or ``xr.open_zarr``) and
-    streamed with :func:`upscale_to_zarr`. A ``.zarr`` output is written directly and is
-    resumable. A NetCDF output (``.nc``, ``.nc4``, ``.netcdf``, ``.cdf``) is computed into a
-    resumable temporary store ``OUTPUT.xsr-partial.zarr`` beside it, then copied chunk by chunk
-    to ``OUTPUT.part`` and renamed to ``OUTPUT``; the temporary store is removed at the end. A
-    killed NetCDF job run again resumes the temporary store.
+    The input is opened lazily with :func:`xsr.io.open_dataset` (NetCDF, Zarr, ``.mat``,
+    ``.y4m``) and streamed with :func:`upscale_to_zarr`. A ``.zarr`` output is written directly
+    and is resumable. A NetCDF output (``.nc``, ``.nc4``, ``.netcdf``, ``.cdf``) is computed into
+    a resumable temporary store ``OUTPUT.xsr-partial.zarr`` beside it, then copied chunk by chunk
+    (zlib-compressed) to ``OUTPUT.part`` and renamed to ``OUTPUT``, which records the job's
+    digest in its ``xsr_job`` attribute; the temporary store is removed at the end. A killed
+    NetCDF job run again resumes the temporary store; a finished one run again does nothing.
 
     Parameters
     ----------
@@ -250,13 +339,17 @@ def upscale_file(
     scale : int, optional
         Upscaling factor.
     overwrite : bool, default False
-        Replace an existing finished output.
-    variables : list of str, optional
-        Data variables to upscale (default: all).
+        Replace an existing output. Without it, an output of the same job is resumed (or left
+        as it is when finished), any other is an error.
+    variables : list of str or mapping, optional
+        Data variables to upscale (default: all); a mapping ``{data name: model variable}``
+        also tells the model which of its variables each one is.
     region_size : int, optional
         Time steps per region.
     progress : bool, default True
         Show progress bars.
+    pack, verify, lock_timeout
+        See :func:`upscale_to_zarr`.
     **kwargs
         Passed on to :func:`xsr.upscale.upscale`.
 
@@ -269,9 +362,13 @@ def upscale_file(
     ------
     FileNotFoundError
         ``input_path`` does not exist.
+    FileFormatError
+        The input is damaged, truncated or of an unknown format.
     ValueError
-        Unsupported output suffix, or unknown ``variables``.
-    StoreExistsError, JobMismatchError, ReadOnlyStoreError
+        Unsupported output suffix, output equal to the input, or unknown ``variables``.
+    StoreExistsError, JobMismatchError, ReadOnlyStoreError, StoreLockedError
+        See :func:`write_zarr_resumable`.
+    InputChangedError, CorruptStoreError
         See :func:`write_zarr_resumable`.
 
     Examples
@@ -288,40 +385,87 @@ def upscale_file(
     src = Path(os.fspath(input_path)).expanduser()
     dst = Path(os.fspath(output_path)).expanduser()
     kind = _output_kind(dst)
-    if not src.exists():
+    if not src.exists() and "://" not in os.fspath(input_path):
         raise FileNotFoundError(f"input_path {str(src)!r} does not exist")
-    if src.resolve() == dst.resolve():
-        raise ValueError("output_path must differ from input_path")
-    if kind == "netcdf" and dst.exists() and not overwrite:
-        raise StoreExistsError(f"output_path {str(dst)!r} exists; {_OVERWRITE_HINT} to replace it")
-    with open_dataset(src) as ds:
+    if src.exists() and (src.resolve() == dst.resolve() or src.resolve() in dst.resolve().parents):
+        raise ValueError(
+            f"output_path {str(dst)!r} would overwrite (or lie inside) input_path "
+            f"{str(src)!r}; choose another output path"
+        )
+    with open_dataset(input_path) as ds:
         if variables is not None:
-            missing = [v for v in variables if v not in ds.data_vars]
+            names = list(variables)
+            missing = [v for v in names if v not in ds.data_vars]
             if missing:
                 raise ValueError(
                     f"variables {missing} are not in {str(src)!r} (data variables: "
-                    f"{list(ds.data_vars)})"
+                    f"{list(ds.data_vars)}); pass names from that list"
                 )
-            ds = ds[list(variables)]
-        common = {
-            "model": model,
-            "scale": scale,
-            "region_size": region_size,
-            "progress": progress,
-            **kwargs,
-        }
+            ds = ds[names]
+            if isinstance(variables, Mapping):
+                kwargs["variables"] = dict(variables)
+        options = {"overwrite": overwrite, "progress": progress, "verify": verify}
+        options["lock_timeout"] = lock_timeout
         if kind == "zarr":
-            upscale_to_zarr(ds, dst, overwrite=overwrite, **common)
+            upscale_to_zarr(
+                ds,
+                dst,
+                model=model,
+                scale=scale,
+                region_size=region_size,
+                pack=pack,
+                **options,
+                **kwargs,
+            )
             return dst
         _check_writable(dst.parent)
-        tmp = dst.with_name(dst.name + ".xsr-partial.zarr")
-        try:
-            upscale_to_zarr(ds, tmp, overwrite=overwrite, **common)
-        except StoreExistsError as err:
-            if isinstance(err, JobMismatchError) or not store_status(tmp)["finished"]:
-                raise
-            logger.info("xsr.archive: %s already complete; converting to NetCDF", tmp)
-    with _explain_os_errors(dst):
-        _to_netcdf_streamed(str(tmp), dst, progress=progress)
-    shutil.rmtree(tmp)
+        with _explain_os_errors(dst), store_lock(dst, timeout=lock_timeout):
+            _upscale_to_netcdf(ds, dst, model, scale, region_size, pack, options, kwargs)
     return dst
+
+
+def _upscale_to_netcdf(
+    ds: xr.Dataset,
+    dst: Path,
+    model: Any,
+    scale: int | None,
+    region_size: int | None,
+    pack: bool,
+    options: dict[str, Any],
+    kwargs: dict[str, Any],
+) -> None:
+    """Upscale into a temporary resumable store beside ``dst``, then copy it into ``dst``."""
+    tmp = dst.with_name(dst.name + ".xsr-partial.zarr")
+    job, lazy, dim, size, files = _plan(ds, tmp, model, scale, region_size, pack, kwargs)
+    digest = sha256_json(job)
+    if dst.exists():
+        if options["overwrite"]:
+            pass
+        elif _netcdf_job(dst) == digest:
+            logger.info("xsr.archive: %s is complete for this job: nothing to do", dst)
+            return
+        else:
+            raise StoreExistsError(
+                f"output_path {str(dst)!r} exists (and was not written by this job); "
+                f"{_OVERWRITE_HINT} to replace it"
+            )
+    write_zarr_resumable(
+        lazy,
+        tmp,
+        regions_along=dim,
+        region_size=size,
+        job_id=job,
+        inputs=files,
+        **options,
+    )
+    _to_netcdf_streamed(str(tmp), dst, progress=options["progress"], attrs={"xsr_job": digest})
+    shutil.rmtree(tmp)
+
+
+def _netcdf_job(path: Path) -> str | None:
+    """The ``xsr_job`` attribute of an existing NetCDF output (``None`` when unreadable)."""
+    try:
+        with xr.open_dataset(path) as old:
+            return old.attrs.get("xsr_job")
+    except Exception:  # not NetCDF, damaged: not this job's output
+        return None

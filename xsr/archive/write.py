@@ -5,17 +5,21 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
+from xsr.archive.encoding import check_packing, netcdf_encoding
 from xsr.archive.errors import OVERWRITE_HINT as _OVERWRITE_HINT
-from xsr.archive.errors import JobMismatchError, StoreExistsError
+from xsr.archive.errors import ArchiveError, JobMismatchError, StoreExistsError
+from xsr.archive.inputs import check_inputs, fingerprint_inputs, input_files
+from xsr.archive.lock import DEFAULT_LOCK_TIMEOUT, store_lock
 from xsr.archive.record import (
     ARCHIVE_FORMAT,
+    CHECKSUM_ARRAY,
     MARKER_ARRAY,
     STATE_GROUP,
     _differing_keys,
@@ -23,7 +27,6 @@ from xsr.archive.record import (
     _read_state,
 )
 from xsr.archive.regions import (
-    _KEPT_ENCODING,
     DEFAULT_REGION_BYTES,
     _check_region_size,
     _default_region_size,
@@ -34,10 +37,12 @@ from xsr.archive.stores import (
     _clear_store,
     _consolidate,
     _explain_os_errors,
+    _local_path,
     _open_result,
     _store_label,
     _zarr_store_arg,
 )
+from xsr.archive.verify import check_regions, describe, region_checksum, unmark
 from xsr.digest import sha256_json
 
 __all__ = ["write_zarr_resumable"]
@@ -77,6 +82,7 @@ def _init_store(ds: xr.Dataset, store: Any, state_attrs: dict[str, Any], n_regio
     root = zarr.open_group(target, mode="w", zarr_format=3)
     root.create_group(STATE_GROUP, attributes=state_attrs)
     ds.to_zarr(target, mode="a", compute=False, consolidated=False, zarr_format=3)
+    _create_checksum_array(root[STATE_GROUP], n_regions)
     root.create_array(
         f"{STATE_GROUP}/{MARKER_ARRAY}",
         shape=(n_regions,),
@@ -96,6 +102,9 @@ def write_zarr_resumable(
     job_id: str | Mapping[str, Any] | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    verify: bool = False,
+    inputs: Sequence[str | os.PathLike[str]] | None = None,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
 ) -> xr.Dataset | xr.DataArray:
     """Write a lazy Dataset to Zarr region by region, resumably, with bounded memory.
 
@@ -127,10 +136,22 @@ def write_zarr_resumable(
         is defined (a function defined in a script and the same one in a notebook differ), so
         pass an explicit ``job_id`` for long jobs that may be resumed from elsewhere.
     overwrite : bool, default False
-        Replace an existing store. Without it, an existing store is an error unless it is an
-        unfinished store of the same job, which is resumed.
+        Replace an existing store. Without it, an existing store is an error unless it holds
+        the same job: an unfinished one is resumed, a finished one is returned as it is
+        (nothing to do).
     progress : bool, default True
         Show a progress bar over the regions (tqdm, on stderr).
+    verify : bool, default False
+        Before resuming (or returning a finished store), check every complete region against
+        its checksum and recompute the bad ones (see :func:`~xsr.archive.verify_store`). Missing
+        chunk files are always looked for.
+    inputs : sequence of paths, optional
+        The files (or Zarr stores) the computation reads. They are fingerprinted (content
+        sha256; it identifies the job in place of their paths) and checked unchanged before
+        each region is marked complete and before the store is marked finished. Default: the
+        files the variables of ``obj`` were opened from (``encoding["source"]``).
+    lock_timeout : float, default 10
+        Seconds to wait when another process writes the same store, before refusing.
 
     Returns
     -------
@@ -145,11 +166,20 @@ def write_zarr_resumable(
         ``store`` holds an unfinished job with another fingerprint and ``overwrite`` is false.
     ReadOnlyStoreError
         ``store`` or its parent folder cannot be written.
+    StoreLockedError
+        Another live process writes ``store``.
+    InputChangedError
+        An input file changed while the job ran (the region then being written is not marked
+        complete; run again once the input is restored).
+    CorruptStoreError
+        The store's metadata or job record is damaged.
 
     Notes
     -----
     A failed region (an exception while computing it) leaves the store resumable: the regions
     written before it stay complete, and the next call with the same arguments continues.
+    A local store is locked while it is written (a file ``STORE.xsr-lock`` beside it, see
+    :mod:`xsr.archive.lock`); each region's checksum is recorded before its completion marker.
     The ``history`` attribute is left out of the fingerprint (its timestamps differ between
     runs). Zarr output only: see :func:`upscale_file` for NetCDF.
 
@@ -163,8 +193,6 @@ def write_zarr_resumable(
     >>> out["h"].chunks[0], bool((out["h"] == 2 * ds["h"]).all())
     ((2, 2, 2), True)
     """
-    from tqdm.auto import tqdm
-
     ds, name = _as_dataset(obj, "obj")
     if regions_along not in ds.dims:
         raise ValueError(
@@ -178,61 +206,138 @@ def write_zarr_resumable(
     if region_size is None:
         region_size = _default_region_size(ds, dim, DEFAULT_REGION_BYTES)
     region_size = min(_check_region_size(region_size), length)
-    n_regions = math.ceil(length / region_size)
 
     _check_writable(store)
-    fingerprint = _fingerprint(ds, job_id, dim, region_size, n_regions)
-    job_hash = sha256_json(fingerprint)
-    state_attrs = {
-        "xsr_archive_format": ARCHIVE_FORMAT,
-        "job_id": job_hash,
-        "fingerprint": fingerprint,
-        "regions_along": str(dim),
-        "region_size": region_size,
-        "n_regions": n_regions,
-    }
+    with _explain_os_errors(store), store_lock(_local_path(store), timeout=lock_timeout):
+        out = _write_locked(
+            ds, store, dim, region_size, job_id, overwrite, progress, verify, inputs
+        )
+    return _restore_kind(out, name)
 
-    state = _read_state(store)
-    fresh = state is None or overwrite
-    if state is not None and not overwrite:
+
+def _write_locked(
+    ds: xr.Dataset,
+    store: Any,
+    dim: Hashable,
+    region_size: int,
+    job_id: Any,
+    overwrite: bool,
+    progress: bool,
+    verify: bool,
+    inputs: Sequence[str | os.PathLike[str]] | None,
+) -> xr.Dataset:
+    """The body of :func:`write_zarr_resumable`, run while holding the store's lock."""
+    from tqdm.auto import tqdm
+
+    length = int(ds.sizes[dim])
+    n_regions = math.ceil(length / region_size)
+    state = None if overwrite else _read_state(store)
+    known = state["attrs"].get("inputs") if state is not None and state["xsr"] else None
+    records = fingerprint_inputs(input_files(ds) if inputs is None else inputs, known)
+    fingerprint = _fingerprint(ds, job_id, dim, region_size, n_regions, records)
+    job_hash = sha256_json(fingerprint)
+    fresh = state is None
+    if state is not None:
         if not state["xsr"]:
             raise StoreExistsError(
                 f"store {_store_label(store)} exists and holds no resumable xsr job; choose "
                 f"another path or {_OVERWRITE_HINT} to replace it"
             )
         old_id = state["attrs"]["job_id"]
-        finished = state["initialised"] and state["completed"].all() and state["consolidated"]
         if old_id != job_hash:
+            finished = state["initialised"] and state["completed"].all()
             keys = _differing_keys(state["attrs"].get("fingerprint"), fingerprint)
+            what = ", ".join(keys[:8])
+            if any("source_sha256" in k for k in keys):
+                what += (
+                    " (the content of an input file differs from the one the store was begun with)"
+                )
             raise JobMismatchError(
                 f"store {_store_label(store)} holds {'a finished' if finished else 'an unfinished'}"
-                f" xsr job with a different fingerprint (differs in: {', '.join(keys[:8])}); "
+                f" xsr job with a different fingerprint (differs in: {what}); "
                 f"choose another path, or {_OVERWRITE_HINT} to replace it"
-            )
-        if finished:
-            raise StoreExistsError(
-                f"store {_store_label(store)} is already complete for this job; "
-                f"{_OVERWRITE_HINT} to compute it again"
             )
         fresh = not state["initialised"]
 
+    if fresh:
+        completed = np.zeros(n_regions, dtype=bool)
+    else:
+        completed = state["completed"].copy()
+        done = [int(i) for i in np.flatnonzero(completed)]
+        bad = check_regions(store, state, done, checksums=verify)
+        if bad:
+            for i, reason in sorted(bad.items()):
+                logger.warning("xsr.archive: recomputing %s", describe(state["attrs"], i, reason))
+            unmark(store, sorted(bad))
+            completed[sorted(bad)] = False
+        if completed.all() and state["consolidated"]:
+            logger.info("xsr.archive: %s is complete for this job: nothing to do", store)
+            return _open_result(store)
+        _record_inputs(store, records)
+
     ds, region_vars = _prepare(ds, dim, region_size)
-    with _explain_os_errors(store):
-        if fresh:
-            logger.info("xsr.archive: new store %s, %d regions", _store_label(store), n_regions)
-            _init_store(ds, store, state_attrs, n_regions)
-            completed = np.zeros(n_regions, dtype=bool)
-        else:
-            completed = state["completed"]
-            logger.info(
-                "xsr.archive: resuming %s, %d of %d regions complete",
-                _store_label(store),
-                int(completed.sum()),
-                n_regions,
-            )
-        _write_regions(ds, store, dim, region_size, region_vars, completed, progress, tqdm)
-        _consolidate(store)
-    return _restore_kind(_open_result(store), name)
+    if fresh:
+        logger.info("xsr.archive: new store %s, %d regions", _store_label(store), n_regions)
+        state_attrs = {
+            "xsr_archive_format": ARCHIVE_FORMAT,
+            "job_id": job_hash,
+            "fingerprint": fingerprint,
+            "regions_along": str(dim),
+            "region_size": region_size,
+            "n_regions": n_regions,
+            "region_variables": region_vars,
+            "inputs": records,
+        }
+        _init_store(ds, store, state_attrs, n_regions)
+    else:
+        logger.info(
+            "xsr.archive: resuming %s, %d of %d regions complete",
+            _store_label(store),
+            int(completed.sum()),
+            n_regions,
+        )
+        _ensure_checksum_array(store, n_regions)
+    _write_regions(ds, store, dim, region_size, region_vars, completed, progress, tqdm, records)
+    # A marker set for a region never written (or a chunk lost since): rewrite, never finish.
+    final = _read_state(store)
+    gone = check_regions(store, final, list(range(n_regions)), checksums=False)
+    if gone:
+        unmark(store, sorted(gone))
+        redo = np.ones(n_regions, dtype=bool)
+        redo[sorted(gone)] = False
+        _write_regions(ds, store, dim, region_size, region_vars, redo, progress, tqdm, records)
+    check_inputs(records, when="marking the store finished")
+    _consolidate(store)
+    return _open_result(store)
+
+
+def _record_inputs(store: Any, records: dict[str, Any]) -> None:
+    """Update the inputs' paths and stats in the job record (a copy may lie elsewhere now)."""
+    import zarr
+
+    state = zarr.open_group(_zarr_store_arg(store), path=STATE_GROUP, mode="r+")
+    if state.attrs.get("inputs") != records:
+        state.attrs.update({"inputs": records})
+
+
+def _ensure_checksum_array(store: Any, n_regions: int) -> None:
+    """Add the checksum array to a store begun by an xsr that kept none."""
+    import zarr
+
+    state = zarr.open_group(_zarr_store_arg(store), path=STATE_GROUP, mode="r+")
+    if CHECKSUM_ARRAY not in state:
+        _create_checksum_array(state, n_regions)
+
+
+def _create_checksum_array(state: Any, n_regions: int) -> None:
+    state.create_array(
+        CHECKSUM_ARRAY,
+        shape=(n_regions, 32),
+        chunks=(1, 32),
+        dtype="uint8",
+        fill_value=0,
+        compressors=None,
+    )
 
 
 def _write_regions(
@@ -244,13 +349,17 @@ def _write_regions(
     completed: np.ndarray,
     progress: bool,
     tqdm: Any,
+    records: dict[str, Any],
 ) -> None:
+    """Compute, write, read back and checksum, then mark each incomplete region, in order."""
     import zarr
 
     from xsr.engine.runtime import release_free_memory
 
     target = _zarr_store_arg(store)
     markers = zarr.open_array(target, path=f"{STATE_GROUP}/{MARKER_ARRAY}", mode="r+")
+    checksums = zarr.open_array(target, path=f"{STATE_GROUP}/{CHECKSUM_ARRAY}", mode="r+")
+    root = zarr.open_group(target, mode="r", use_consolidated=False)
     todo = [i for i in range(completed.size) if not completed[i]]
     length = int(ds.sizes[dim])
     payload = ds[region_vars] if region_vars else None
@@ -265,36 +374,57 @@ def _write_regions(
     ) as bar:
         for i in todo:
             start, stop = i * region_size, min((i + 1) * region_size, length)
+            where = f"region {i} ({dim} {start}:{stop})"
             if payload is not None:
                 try:
-                    payload.isel({dim: slice(start, stop)}).to_zarr(
-                        target, region={dim: slice(start, stop)}, mode="r+", consolidated=False
+                    part = payload.isel({dim: slice(start, stop)}).compute()
+                    check_packing(part, where)
+                    part.to_zarr(
+                        target,
+                        region={dim: slice(start, stop)},
+                        mode="r+",
+                        consolidated=False,
+                        write_empty_chunks=True,
                     )
+                    del part
                 except Exception as err:
+                    if not isinstance(err, ArchiveError):
+                        # An input truncated under an open handle fails here: say so.
+                        check_inputs(records, when=f"marking {where} complete")
                     if hasattr(err, "add_note"):
                         err.add_note(
-                            f"xsr: region {i} ({dim} {start}:{stop}) failed; the store "
-                            f"{_store_label(store)} stays resumable: call again with the same "
-                            "arguments to continue"
+                            f"xsr: {where} failed; the store {_store_label(store)} stays "
+                            "resumable: call again with the same arguments to continue"
                         )
                     raise
-            markers[i] = 1  # after the data: a region is complete only once fully written
+            digest = region_checksum(root, region_vars, dim, start, stop)
+            check_inputs(records, when=f"marking {where} complete")
+            checksums[i] = np.frombuffer(bytes.fromhex(digest), dtype=np.uint8)
+            markers[i] = 1  # last: a region is complete only once written and checksummed
             release_free_memory()  # freed per-region buffers go back to the OS
             bar.update(1)
-            logger.debug("xsr.archive: region %d (%s %d:%d) complete", i, dim, start, stop)
+            logger.debug("xsr.archive: %s complete", where)
 
 
-def _to_netcdf_streamed(source: Any, path: Path, *, progress: bool) -> None:
-    """Copy a Zarr store into NetCDF chunk by chunk, via ``PATH.part`` renamed at the end."""
+def _to_netcdf_streamed(
+    source: Any, path: Path, *, progress: bool, attrs: Mapping[str, Any] | None = None
+) -> None:
+    """Copy a Zarr store into NetCDF chunk by chunk, via ``PATH.part`` renamed at the end.
+
+    Variables keep :func:`~xsr.archive.encoding.kept_encoding` and are zlib-compressed;
+    ``attrs`` are added to the global attributes.
+    """
     import dask
     from dask.callbacks import Callback
     from tqdm.auto import tqdm
 
     part = path.with_name(path.name + ".part")
     with xr.open_zarr(source, consolidated=True) as ds:
+        encoding = netcdf_encoding(ds)
         for var in ds.variables.values():
-            var.encoding = {k: v for k, v in var.encoding.items() if k in _KEPT_ENCODING}
-        delayed = ds.to_netcdf(part, compute=False)
+            var.encoding = {}
+        ds.attrs.update(attrs or {})
+        delayed = ds.to_netcdf(part, compute=False, encoding=encoding)
         n_tasks = len(dict(delayed.__dask_graph__()))
 
         class _Bar(Callback):
