@@ -83,18 +83,19 @@ def _content(path: str, size: int, mtime_ns: int) -> str:
     return sha256_file(p)
 
 
-def input_files(ds: xr.Dataset) -> list[Path]:
-    """The local files (or Zarr stores) the variables of ``ds`` are read from, as opened.
+def input_files(ds: xr.Dataset, *, as_opened: bool = False) -> list[Path]:
+    """The local files (or Zarr stores) the variables of ``ds`` are read from.
 
-    A variable counts when it carries its file in ``encoding["source"]`` and is still the
-    file's data: dask-backed as xarray opened it, or lazily indexed.
+    A variable counts when it carries its file in ``encoding["source"]``; with ``as_opened``,
+    only when it is still the file's data (dask-backed as xarray opened it, or lazily indexed),
+    not a computation on it.
     """
     found: dict[str, Path] = {}
     for var in ds.variables.values():
         source = var.encoding.get("source")
         if not source or "://" in str(source) or not os.path.exists(source):
             continue
-        if var.chunks is not None and not str(var.data.name).startswith(_OPENED):
+        if as_opened and var.chunks is not None and not str(var.data.name).startswith(_OPENED):
             continue
         path = Path(source).resolve()
         found[str(path)] = path

@@ -54,7 +54,7 @@ def _in_memory(var: xr.Variable) -> bool:
 
 def _source_sha256(var: xr.Variable, inputs: Mapping[str, Any] | None) -> str | None:
     """Content sha256 of the file ``var`` is read from, when it is still the file's data."""
-    files = input_files(xr.Dataset({"v": var}))
+    files = input_files(xr.Dataset({"v": var}), as_opened=True)
     if not files:
         return None
     key = str(files[0])

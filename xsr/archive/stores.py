@@ -72,6 +72,12 @@ def _explain_os_errors(store: Any) -> Iterator[None]:
             f"cannot write store {_store_label(store)}: {err}; choose a writable path for `store`"
         ) from err
     except OSError as err:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise ArchiveError(
+                f"no space left while writing store {_store_label(store)}: {err}. Free space "
+                "(or move the store) and run the same command again: the finished regions are "
+                "kept and only the others are computed"
+            ) from err
         if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
             raise ReadOnlyStoreError(
                 f"cannot write store {_store_label(store)}: {err}; "

@@ -316,6 +316,7 @@ def upscale_file(
     pack: bool = False,
     verify: bool = False,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    chunks: Mapping[str, int] | None = None,
     **kwargs: Any,
 ) -> Path:
     """Super-resolve a NetCDF file or Zarr store into a Zarr store or NetCDF file.
@@ -350,6 +351,8 @@ def upscale_file(
         Show progress bars.
     pack, verify, lock_timeout
         See :func:`upscale_to_zarr`.
+    chunks : mapping, optional
+        Dask chunks for reading the input (``{"lat": 360}``); default the file's own.
     **kwargs
         Passed on to :func:`xsr.upscale.upscale`.
 
@@ -392,7 +395,7 @@ def upscale_file(
             f"output_path {str(dst)!r} would overwrite (or lie inside) input_path "
             f"{str(src)!r}; choose another output path"
         )
-    with open_dataset(input_path) as ds:
+    with open_dataset(input_path, **({"chunks": dict(chunks)} if chunks else {})) as ds:
         if variables is not None:
             names = list(variables)
             missing = [v for v in names if v not in ds.data_vars]
