@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
+import errno
+import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -210,3 +215,204 @@ def test_models_lists_the_shipped_models(capsys):
 def test_parser_requires_a_command():
     with pytest.raises(SystemExit):
         build_parser().parse_args([])
+
+
+# ---------------------------------------------------------------------------------------------
+# upscale: options, reruns and faults a new user meets (issue 17, items 16 and the further cases)
+# ---------------------------------------------------------------------------------------------
+
+
+def _low(tmp_path, name="low.nc", nt=4):
+    path = tmp_path / name
+    xsr.testing.random_movie(nt, 8, 8).to_netcdf(path)
+    return str(path)
+
+
+def _up(*args):
+    return main(["upscale", *map(str, args), "--model", "bicubic", "--scale", "2", "--quiet"])
+
+
+def test_every_option_has_help_a_default_or_example(capsys):
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name in ("simulate", "train", "upscale", "verify", "models", "demo"):
+        p = sub.choices[name]
+        assert p.epilog and "examples:" in p.epilog and f"xsr {name}" in p.epilog, name
+        for action in p._actions:
+            if action.dest == "help":
+                continue
+            assert action.help, f"xsr {name} {action.dest} has no help"
+            if action.option_strings and action.nargs != 0:
+                assert "e.g." in action.help or action.choices, f"{name} {action.dest}"
+
+
+def test_upscale_options_dims_time_dim_periodic_chunks_region_size(tmp_path):
+    low = xsr.testing.random_movie(6, 8, 8).rename(time="step", y="lat", x="lon")
+    low.to_netcdf(tmp_path / "low.nc")
+    args = [tmp_path / "low.nc", tmp_path / "hi.zarr", "--dims", "lat", "lon"]
+    args += ["--time-dim", "step", "--periodic", "x", "--region-size", "4"]
+    args += ["--chunks", "lat=4", "--variables", "h"]
+    assert _up(*args) == 0
+    hi = xr.open_zarr(tmp_path / "hi.zarr")
+    assert dict(hi["h"].sizes) == {"step": 6, "lat": 16, "lon": 16}
+    assert hi["h"].encoding["chunks"][0] == 4
+    assert "periodic_x=True" in hi.attrs["history"]
+
+
+def test_upscale_variable_mapping(tmp_path):
+    low = xsr.testing.random_movie(3, 16, 16)
+    low["h"].attrs = {}
+    low.to_netcdf(tmp_path / "low.nc")
+    args = ["upscale", str(tmp_path / "low.nc"), str(tmp_path / "hi.zarr"), "--quiet"]
+    with pytest.warns(UserWarning, match="image"):
+        code = main([*args, "--model", "srcnn-natural-x2", "--variables", "h=image"])
+    assert code == 0
+    assert xr.open_zarr(tmp_path / "hi.zarr")["h"].shape == (3, 32, 32)
+
+
+def test_rerun_on_a_finished_output_is_nothing_to_do(tmp_path, capsys):
+    src = _low(tmp_path)
+    for out in ("hi.zarr", "hi.nc"):
+        assert _up(src, tmp_path / out) == 0
+        capsys.readouterr()
+        assert _up(src, tmp_path / out) == 0
+        assert "nothing to do" in capsys.readouterr().err
+    (tmp_path / "other.nc").write_bytes(b"not ours")
+    assert _up(src, tmp_path / "other.nc") == 2
+    assert "--overwrite" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["{src}", "{src}"], "would overwrite (or lie inside) input_path"),
+        (["{src}", "{src}/out.zarr"], "would overwrite (or lie inside) input_path"),
+        (["{src}", "{tmp}/notes.txt/out.zarr"], "is a file, not a folder"),
+        (["{tmp}/notes.txt", "{tmp}/out.zarr"], "cannot tell the format of"),
+        (["{src}", "{tmp}/out.tif"], "unsupported output suffix '.tif'"),
+        (["s3://bucket/run.nc", "{tmp}/out.zarr"], "remote address"),
+        (["{tmp}/missing.nc", "{tmp}/out.zarr"], "does not exist"),
+        (["{tmp}/folder", "{tmp}/out.zarr"], "not a Zarr store"),
+        (["{src}", "{tmp}/out.zarr", "--variables", "nope"], "are not in"),
+        (["{src}", "{tmp}/out.zarr", "--variables", "=h"], "NAME=MODEL_VARIABLE"),
+        (["{src}", "{tmp}/out.zarr", "--chunks", "time"], "DIM=N"),
+        (["{src}", "{tmp}/out.zarr", "--time-dim", "when"], "time_dim='when'"),
+        (["{empty}", "{tmp}/out.zarr"], "nothing to upscale"),
+        (["{bad}", "{tmp}/out.zarr"], "not a readable NetCDF file"),
+    ],
+)
+def test_upscale_faults_are_clear_errors(tmp_path, capsys, args, message):
+    src = _low(tmp_path)
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "folder").mkdir()
+    empty = tmp_path / "empty.nc"
+    xsr.testing.random_movie(4, 8, 8).isel(time=slice(0, 0)).to_netcdf(empty)
+    bad = tmp_path / "bad.nc"
+    bad.write_bytes(open(src, "rb").read()[:3000])
+    fill = {"src": src, "tmp": tmp_path, "empty": empty, "bad": bad}
+    argv = [a.format(**fill) for a in args]
+    assert _up(*argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("xsr upscale: error:") and message in err, err
+
+
+def test_upscale_model_and_scale_faults(tmp_path, capsys):
+    src = _low(tmp_path)
+    assert main(["upscale", src, str(tmp_path / "o.zarr"), "--model", "no-such-model"]) == 2
+    assert "no-such-model" in capsys.readouterr().err
+    assert main(["upscale", src, str(tmp_path / "o.zarr"), "--scale", "0", "--quiet"]) == 2
+    assert "scale" in capsys.readouterr().err
+
+
+def test_zarr_v2_and_read_only_inputs_work(tmp_path):
+    low = xsr.testing.random_movie(4, 8, 8)
+    low.to_zarr(tmp_path / "v2.zarr", zarr_format=2)
+    assert _up(tmp_path / "v2.zarr", tmp_path / "a.zarr") == 0
+    src = _low(tmp_path)
+    os.chmod(src, 0o444)
+    assert _up(src, tmp_path / "b.nc") == 0
+    a, b = xr.open_zarr(tmp_path / "a.zarr"), xr.open_dataset(tmp_path / "b.nc")
+    xr.testing.assert_allclose(a["h"].compute(), b["h"])
+
+
+def test_full_disk_is_explained_and_resumable(tmp_path, capsys, monkeypatch):
+    src = _low(tmp_path, nt=6)
+    real = xr.Dataset.to_zarr
+
+    def full(self, *args, **kwargs):
+        if kwargs.get("region") and kwargs["region"]["time"].start >= 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(xr.Dataset, "to_zarr", full)
+    out = tmp_path / "hi.zarr"
+    assert _up(src, out, "--region-size", "2") == 2
+    err = capsys.readouterr().err
+    assert "no space left while writing store" in err and "run the same command again" in err
+    monkeypatch.setattr(xr.Dataset, "to_zarr", real)
+    assert _up(src, out, "--region-size", "2") == 0
+    assert "resuming" in capsys.readouterr().err
+
+
+def test_verify_of_a_store_not_written_by_xsr(tmp_path, capsys):
+    xsr.testing.random_movie(2, 4, 4).to_zarr(tmp_path / "plain.zarr")
+    assert main(["verify", str(tmp_path / "plain.zarr")]) == 2
+    assert "no xsr job record" in capsys.readouterr().err
+
+
+SIGNAL_SCRIPT = r"""
+import importlib, sys, time
+from xsr.cli import main
+
+module = importlib.import_module("xsr.upscale")
+real_upscale = module.upscale
+
+def slow(block):
+    time.sleep(0.4)
+    return block
+
+def slow_upscale(*args, **kwargs):
+    # Same values, computed slowly enough to be interrupted (a hook of this test only).
+    out = real_upscale(*args, **kwargs)
+    return out.copy(data={"h": out["h"].data.map_blocks(slow, dtype=out["h"].dtype)})
+
+module.upscale = slow_upscale
+sys.exit(main(["upscale", sys.argv[1], sys.argv[2], "--model", "bicubic", "--scale", "2",
+               "--region-size", "1"]))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_and_ctrl_c_with_the_progress_bar_up(tmp_path, signum):
+    from xsr.archive import store_status
+    from xsr.archive.lock import lock_path
+
+    src = _low(tmp_path, nt=12)
+    out = tmp_path / "hi.zarr"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SIGNAL_SCRIPT, src, str(out)],
+        env=dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            if len(store_status(out)["completed"]) >= 2:
+                break
+        except Exception:
+            pass
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signum
+    text = err.decode()
+    assert "xsr: writing" in text  # the progress bar was up
+    assert "interrupted" in text and "run the same command again" in text
+    assert not lock_path(out).exists()  # released on the way out
+    assert not store_status(out)["finished"]
+    assert _up(src, out, "--region-size", "1") == 0
+    assert store_status(out)["finished"]

@@ -7,6 +7,7 @@ Each subcommand parses its arguments and calls one public function; no logic liv
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 import threading
@@ -641,6 +642,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     in_main_thread = threading.current_thread() is threading.main_thread()
     if in_main_thread:
         signal.signal(signal.SIGTERM, _terminate)
+    # The archive's progress lines (new store, resuming, nothing to do) for the person waiting.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"xsr {args.command}: %(message)s"))
+    archive_log = logging.getLogger("xsr.archive")
+    archive_log.addHandler(handler)
+    level = archive_log.level
+    archive_log.setLevel(logging.INFO)
     try:
         return int(args.func(args))
     except _Terminated:
@@ -653,6 +661,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"xsr {args.command}: error: {err}", file=sys.stderr)
         return 2
     finally:
+        archive_log.removeHandler(handler)
+        archive_log.setLevel(level)
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
 

@@ -187,8 +187,9 @@ def test_input_truncated_while_a_real_run_reads_it(tmp_path):
     # Every region marked complete holds right values (computed before the truncation).
     movie.to_netcdf(tmp_path / "intact.nc")
     reference = tmp_path / "reference.zarr"
-    upscale_file(tmp_path / "intact.nc", reference, model="bicubic", scale=2, region_size=1,
-                 progress=False)
+    upscale_file(
+        tmp_path / "intact.nc", reference, model="bicubic", scale=2, region_size=1, progress=False
+    )
     got, want = xr.open_zarr(store, consolidated=False), xr.open_zarr(reference)
     for i in status["completed"]:
         np.testing.assert_array_equal(got["h"][i].values, want["h"][i].values)
@@ -213,7 +214,11 @@ def test_killed_run_resumes_from_a_copied_input(tmp_path):
     shutil.copy(src, copy)
     src.unlink()
     out = upscale_to_zarr(
-        xr.open_dataset(copy, chunks={}), store, model="bicubic", scale=2, region_size=1,
+        xr.open_dataset(copy, chunks={}),
+        store,
+        model="bicubic",
+        scale=2,
+        region_size=1,
         progress=False,
     )
     assert store_status(store)["finished"]

@@ -125,6 +125,8 @@ def netcdf_encoding(ds: xr.Dataset) -> dict[Hashable, dict[str, Any]]:
     out: dict[Hashable, dict[str, Any]] = {}
     for name, var in ds.variables.items():
         enc = kept_encoding(var)
+        if "dtype" in enc:  # a plain name: netCDF4 refuses explicit byte orders it did not ask
+            enc["dtype"] = np.dtype(enc["dtype"]).name
         if var.ndim and var.dtype.kind in "fiu" and not is_datetime_like(var):
             enc.update(zlib=True, complevel=NETCDF_COMPLEVEL, shuffle=True)
             if var.chunks is not None:

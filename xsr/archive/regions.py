@@ -66,9 +66,9 @@ def _prepare(ds: xr.Dataset, dim: Hashable, region_size: int) -> tuple[xr.Datase
     Every non-index variable with ``dim`` becomes dask-backed with chunks of ``region_size``
     along ``dim`` and uniform chunks elsewhere (Zarr chunks equal to those), so no Zarr chunk is
     shared by two regions. Dask-backed variables without ``dim`` are loaded: they are written
-    once, with the metadata, and so are datetime variables whose encoding lacks ``units`` or
-    ``dtype`` (xarray cannot encode those chunk by chunk; they are small, such as
-    ``time_bnds``). Encodings are reset but for :func:`~xsr.archive.encoding.kept_encoding`.
+    once, with the metadata, and so are datetime variables (such as ``time_bnds``: small, and
+    xarray encodes chunked datetimes only when their ``units`` and ``dtype`` are both known).
+    Encodings are reset but for :func:`~xsr.archive.encoding.kept_encoding`.
     """
     import dask
 
@@ -81,7 +81,7 @@ def _prepare(ds: xr.Dataset, dim: Hashable, region_size: int) -> tuple[xr.Datase
         if name in ds.indexes:
             variables[name] = var
             continue
-        if is_datetime_like(var) and not {"units", "dtype"} <= set(var.encoding):
+        if is_datetime_like(var):
             if _is_dask(var):
                 static_lazy[name] = var
             variables[name] = var

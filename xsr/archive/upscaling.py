@@ -445,7 +445,7 @@ def _upscale_to_netcdf(
         if options["overwrite"]:
             pass
         elif _netcdf_job(dst) == digest:
-            logger.info("xsr.archive: %s is complete for this job: nothing to do", dst)
+            logger.info("%s is complete for this job: nothing to do", dst)
             return
         else:
             raise StoreExistsError(

@@ -267,17 +267,17 @@ def _write_locked(
         bad = check_regions(store, state, done, checksums=verify)
         if bad:
             for i, reason in sorted(bad.items()):
-                logger.warning("xsr.archive: recomputing %s", describe(state["attrs"], i, reason))
+                logger.warning("recomputing %s", describe(state["attrs"], i, reason))
             unmark(store, sorted(bad))
             completed[sorted(bad)] = False
         if completed.all() and state["consolidated"]:
-            logger.info("xsr.archive: %s is complete for this job: nothing to do", store)
+            logger.info("%s is complete for this job: nothing to do", store)
             return _open_result(store)
         _record_inputs(store, records)
 
     ds, region_vars = _prepare(ds, dim, region_size)
     if fresh:
-        logger.info("xsr.archive: new store %s, %d regions", _store_label(store), n_regions)
+        logger.info("new store %s, %d regions", _store_label(store), n_regions)
         state_attrs = {
             "xsr_archive_format": ARCHIVE_FORMAT,
             "job_id": job_hash,
@@ -291,7 +291,7 @@ def _write_locked(
         _init_store(ds, store, state_attrs, n_regions)
     else:
         logger.info(
-            "xsr.archive: resuming %s, %d of %d regions complete",
+            "resuming %s, %d of %d regions complete",
             _store_label(store),
             int(completed.sum()),
             n_regions,
@@ -403,7 +403,7 @@ def _write_regions(
             markers[i] = 1  # last: a region is complete only once written and checksummed
             release_free_memory()  # freed per-region buffers go back to the OS
             bar.update(1)
-            logger.debug("xsr.archive: %s complete", where)
+            logger.debug("%s complete", where)
 
 
 def _to_netcdf_streamed(
