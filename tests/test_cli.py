@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -56,7 +57,9 @@ def test_simulate_refuses_unknown_suffix_before_simulating(tmp_path, capsys, mon
     out = str(tmp_path / "run.txt")
     assert main(["simulate", "-o", out, "--nx", "8", "--ny", "8", "--frames", "2"]) == 2
     err = capsys.readouterr().err
-    assert "run.txt" in err and ".zarr" in err and ".nc" in err
+    assert "run.txt" in err
+    assert ".zarr" in err
+    assert ".nc" in err
 
 
 def test_simulate_bad_values_are_clear_errors(tmp_path, capsys):
@@ -237,7 +240,8 @@ def test_every_option_has_help_a_default_or_example(capsys):
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     for name in ("simulate", "train", "upscale", "verify", "models", "demo"):
         p = sub.choices[name]
-        assert p.epilog and "examples:" in p.epilog and f"xsr {name}" in p.epilog, name
+        assert "examples:" in (p.epilog or ""), name
+        assert f"xsr {name}" in p.epilog, name
         for action in p._actions:
             if action.dest == "help":
                 continue
@@ -308,12 +312,13 @@ def test_upscale_faults_are_clear_errors(tmp_path, capsys, args, message):
     empty = tmp_path / "empty.nc"
     xsr.testing.random_movie(4, 8, 8).isel(time=slice(0, 0)).to_netcdf(empty)
     bad = tmp_path / "bad.nc"
-    bad.write_bytes(open(src, "rb").read()[:3000])
+    bad.write_bytes(Path(src).read_bytes()[:3000])
     fill = {"src": src, "tmp": tmp_path, "empty": empty, "bad": bad}
     argv = [a.format(**fill) for a in args]
     assert _up(*argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith("xsr upscale: error:") and message in err, err
+    assert err.startswith("xsr upscale: error:"), err
+    assert message in err, err
 
 
 def test_upscale_model_and_scale_faults(tmp_path, capsys):
@@ -348,7 +353,8 @@ def test_full_disk_is_explained_and_resumable(tmp_path, capsys, monkeypatch):
     out = tmp_path / "hi.zarr"
     assert _up(src, out, "--region-size", "2") == 2
     err = capsys.readouterr().err
-    assert "no space left while writing store" in err and "run the same command again" in err
+    assert "no space left while writing store" in err
+    assert "run the same command again" in err
     monkeypatch.setattr(xr.Dataset, "to_zarr", real)
     assert _up(src, out, "--region-size", "2") == 0
     assert "resuming" in capsys.readouterr().err
@@ -411,7 +417,8 @@ def test_sigterm_and_ctrl_c_with_the_progress_bar_up(tmp_path, signum):
     assert proc.returncode == 128 + signum
     text = err.decode()
     assert "xsr: writing" in text  # the progress bar was up
-    assert "interrupted" in text and "run the same command again" in text
+    assert "interrupted" in text
+    assert "run the same command again" in text
     assert not lock_path(out).exists()  # released on the way out
     assert not store_status(out)["finished"]
     assert _up(src, out, "--region-size", "1") == 0

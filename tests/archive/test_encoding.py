@@ -58,7 +58,8 @@ def test_unnamed_dataarray_leaves_no_placeholder_in_the_store(tmp_path):
     da = random_movie(4, 8, 8)["h"].rename(None)
     da.attrs = {}
     out = upscale_to_zarr(da, tmp_path / "u.zarr", model="bicubic", scale=2, progress=False)
-    assert isinstance(out, xr.DataArray) and out.name is None
+    assert isinstance(out, xr.DataArray)
+    assert out.name is None
     text = "".join(p.read_text() for p in (tmp_path / "u.zarr").rglob("zarr.json"))
     assert "__xsr_unnamed__" not in text
     assert xr.open_dataarray(tmp_path / "u.zarr", engine="zarr").name is None
@@ -116,8 +117,10 @@ def test_packed_x2_netcdf_is_near_four_times_its_input(tmp_path):
     assert packed < floats < 8  # uncompressed float32 at x2 would be 8x
     with xr.open_dataset(tmp_path / "packed_x2.nc") as high, xr.open_dataset(src) as low:
         enc = high["tas"].encoding
-        assert enc["dtype"] == np.dtype("int16") and enc["zlib"]
-        assert "scale_factor" in enc and "add_offset" in enc
+        assert enc["dtype"] == np.dtype("int16")
+        assert enc["zlib"]
+        assert "scale_factor" in enc
+        assert "add_offset" in enc
         step = float(enc["scale_factor"])
         coarse = high["tas"].coarsen(lat=2, lon=2).mean()
         assert float(abs(coarse - low["tas"].values).max()) < 1.0  # bicubic, not garbage
@@ -130,13 +133,15 @@ def test_zarr_output_is_compressed_by_default(tmp_path):
         random_movie(4, 8, 8), tmp_path / "c.zarr", model="bicubic", scale=2, progress=False
     )
     compressors = zarr.open_array(tmp_path / "c.zarr", path="h").compressors
-    assert compressors and "Zstd" in type(compressors[0]).__name__
+    assert compressors
+    assert "Zstd" in type(compressors[0]).__name__
 
 
 def test_packing_helpers():
     enc = packing_for(0.0, 10.0)
     low, high = packed_range(enc)
-    assert low <= -2.5 and high >= 12.5  # the range widened by a quarter on each side
+    assert low <= -2.5
+    assert high >= 12.5
     carried = {"dtype": "int16", "scale_factor": 0.01, "add_offset": 0.0, "_FillValue": -32768}
     assert packing_for(0.0, 10.0, carried) == carried  # [-327.67, 327.67] holds it: carried
     narrow = {"dtype": "int16", "scale_factor": 1e-4, "add_offset": 0.0}

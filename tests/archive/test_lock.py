@@ -135,7 +135,8 @@ def test_concurrent_writers_one_refused_record_kept(tmp_path):
     assert patient.returncode == 0, patient.stderr.read().decode()  # then: nothing to do
     patient.stderr.close()
     status = store_status(store)  # the job record survived both
-    assert status["finished"] and status["job_id"]
+    assert status["finished"]
+    assert status["job_id"]
     out = write_zarr_resumable(_doubled(), store, job_id="job", progress=False)  # nothing to do
     xr.testing.assert_identical(out.compute(), _doubled().compute())
 

@@ -68,7 +68,8 @@ def test_flipped_byte_is_found_named_and_recomputed(finished, capsys):
     assert report["messages"][0].startswith("region 3 (time 3:4): ")
     assert main(["verify", str(finished)]) == 1
     out = capsys.readouterr().out
-    assert "bad region 3 (time 3:4)" in out and "--verify" in out
+    assert "bad region 3 (time 3:4)" in out
+    assert "--verify" in out
     # Without --verify a rerun trusts the finished store; with it, region 3 is recomputed.
     write_zarr_resumable(lazy(), finished, job_id="job", progress=False)
     assert CALLS == []
@@ -86,7 +87,8 @@ def test_truncated_chunk_is_named_and_repair_marks_it(finished, capsys):
     assert main(["verify", str(finished), "--repair"]) == 1
     assert "marked incomplete" in capsys.readouterr().out
     status = store_status(finished)
-    assert status["missing"] == [1] and not status["finished"]
+    assert status["missing"] == [1]
+    assert not status["finished"]
     out = write_zarr_resumable(lazy(), finished, job_id="job", progress=False)
     assert CALLS == [1]
     xr.testing.assert_identical(out.compute(), expected())
@@ -117,7 +119,8 @@ def test_marker_set_for_a_region_never_written_is_never_finished(tmp_path):
 def test_lost_chunk_of_a_finished_store_is_not_finished(finished):
     _chunk(finished, 5).unlink()
     status = store_status(finished)
-    assert not status["finished"] and 5 in status["damaged"]
+    assert not status["finished"]
+    assert 5 in status["damaged"]
     assert verify_store(finished)["bad"] == {5: "chunk files missing: h/c/5/0/0"}
     write_zarr_resumable(lazy(), finished, job_id="job", progress=False)
     assert CALLS == [5]
