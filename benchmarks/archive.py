@@ -3,7 +3,9 @@
 For each length (200 and 2,000 frames of 256 x 256 by default) a fresh subprocess writes a
 low-resolution input store, and another fresh subprocess streams it through
 ``xsr.archive.upscale_to_zarr(..., model="bicubic", scale=2)`` into an output store, region by
-region. The peak resident memory of the streaming process (``ru_maxrss`` of that child alone,
+region, as ``xsr upscale`` runs it: the input opened with ``xsr.io.open_dataset`` (so its content
+is fingerprinted and checked before each region is marked), the store locked, a checksum recorded
+per region. The peak resident memory of the streaming process (``ru_maxrss`` of that child alone,
 from ``os.wait4``) must not grow with the archive's length (at most 1.2x from the shortest to the
 longest run), and the time per frame must not grow either (time no worse than linear).
 
@@ -59,11 +61,11 @@ for start in range(0, frames, chunk):
 
 STREAM = r"""
 import json, resource, sys, time
-import xarray as xr
 from xsr.archive import upscale_to_zarr
+from xsr.io import open_dataset
 
 src, dst, scale, region = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-ds = xr.open_zarr(src, consolidated=False)
+ds = open_dataset(src, consolidated=False)  # as `xsr upscale` opens it: the input fingerprinted
 start = time.perf_counter()
 out = upscale_to_zarr(ds, dst, model="bicubic", scale=scale, region_size=region, progress=False)
 seconds = time.perf_counter() - start

@@ -681,7 +681,10 @@ def open_dataset(path: str | os.PathLike[str], **kwargs: Any) -> xr.Dataset:
                 f"'{p}' is a folder without Zarr metadata (zarr.json or .zgroup): not a Zarr "
                 "store, or an empty/unfinished one."
             )
-        return _open_zarr(p, str(p), **kwargs)
+        ds = _open_zarr(p, str(p), **kwargs)
+        for var in ds.variables.values():  # as xarray does for files: where the data live
+            var.encoding.setdefault("source", str(p))
+        return ds
     if p.is_dir():
         raise IsADirectoryError(f"'{p}' is a folder but not a Zarr store; {_SUFFIX_HINT}.")
     if suffix == ".mat":

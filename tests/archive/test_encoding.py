@@ -63,6 +63,9 @@ def test_unnamed_dataarray_leaves_no_placeholder_in_the_store(tmp_path):
     text = "".join(p.read_text() for p in (tmp_path / "u.zarr").rglob("zarr.json"))
     assert "__xsr_unnamed__" not in text
     assert xr.open_dataarray(tmp_path / "u.zarr", engine="zarr").name is None
+    # bicubic has no weights: history says so instead of the sha256 of nothing
+    assert "weights=none" in out.attrs["history"]
+    assert "e3b0c442" not in out.attrs["history"]
 
 
 def test_fill_value_of_a_float_input_is_kept(tmp_path):

@@ -13,17 +13,21 @@ How the store records progress
 Besides the Dataset's own arrays, the store holds a subgroup ``_xsr`` (xarray ignores subgroups
 when it opens the store, so the Dataset is unchanged):
 
-* ``_xsr`` attributes, written once before anything else: the job ``fingerprint`` (xsr version,
-  the identity of the inputs — names, shapes, dtypes, a hash of coordinates and attributes —,
-  the model's sha256, the arguments, and the layout of the regions) and its sha256 ``job_id``.
+* ``_xsr`` attributes, written before anything else: the job ``fingerprint`` (xsr version,
+  the identity of the inputs — names, shapes, dtypes, a hash of coordinates and attributes, the
+  sha256 of the input files' content —, the model's sha256, the arguments, and the layout of the
+  regions), its sha256 ``job_id``, the names of the region variables and the input files' record
+  (path, size, modification time, content sample and sha256; updated when a job resumes from a
+  copy elsewhere).
+* ``_xsr/checksums``: the sha256 of each region's stored values, one chunk per region.
 * ``_xsr/completed``: one ``uint8`` per region, **one Zarr chunk per region**, created after the
   Dataset's metadata (its presence means "initialised") and set to 1 for a region only *after*
-  every chunk of that region's data has been written. Writing one chunk is atomic (the local store
+  every chunk of that region's data has been written and its checksum recorded. Writing one chunk is atomic (the local store
   writes a temporary file and renames it; object stores put whole objects), so a region cut off
   half-way is never taken for complete: it is recomputed on the next run.
 
-When every region is complete the metadata is consolidated; a store with every region complete
-and consolidated metadata is *finished*. Only Zarr output is resumable: NetCDF output
+When every region is complete (and every chunk file is there) the metadata is consolidated; a
+store with every region complete, no chunk missing and consolidated metadata is *finished*. Only Zarr output is resumable: NetCDF output
 (:func:`upscale_file` with a ``.nc`` path) is streamed into a resumable temporary Zarr store
 beside the output first, then converted chunk by chunk into ``OUT.nc`` through a ``.part`` file
 renamed into place at the end, so a killed NetCDF job also resumes its expensive part.

@@ -277,7 +277,7 @@ def _write_locked(
 
     ds, region_vars = _prepare(ds, dim, region_size)
     if fresh:
-        logger.info("new store %s, %d regions", _store_label(store), n_regions)
+        logger.info("new store %s (%d regions)", _store_label(store), n_regions)
         state_attrs = {
             "xsr_archive_format": ARCHIVE_FORMAT,
             "job_id": job_hash,
