@@ -161,7 +161,7 @@ def test_check_uniform():
     assert check_uniform(lat32, "lat") == pytest.approx(1.0)
     with pytest.raises(ValueError, match=r"lat is not uniformly spaced.*interp"):
         check_uniform([0.0, 1.0, 2.5], "lat")
-    with pytest.raises(ValueError, match="x is not uniformly"):
+    with pytest.raises(ValueError, match=r"x has repeated values \(x\[0\] == x\[1\]"):
         check_uniform([1.0, 1.0, 1.0], "x")
     with pytest.raises(ValueError, match="x is not uniformly"):
         check_uniform([0.0, 1.0, 0.0], "x")

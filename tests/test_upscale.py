@@ -866,3 +866,100 @@ def test_other_coarse_grid_coordinates_are_dropped_with_a_warning() -> None:
         out = upscale(ds, "bicubic", scale=2)
     assert "area" not in out.coords
     assert "lat" in out.coords
+
+
+# ---------------------------------------------------------------- further bad inputs (issue 17)
+
+
+def _cftime(ds: xr.Dataset, calendar: str) -> xr.Dataset:
+    times = xr.date_range(
+        "2000-02-27", periods=ds.sizes["time"], calendar=calendar, use_cftime=True
+    )
+    return ds.assign_coords(time=times)
+
+
+@pytest.mark.parametrize("calendar", ["noleap", "360_day"])
+@pytest.mark.parametrize("chunked", [False, True])
+def test_cftime_calendars_pass_through(calendar: str, chunked: bool) -> None:
+    ds = _movie(6, 8, 8)
+    cf = _cftime(ds, calendar)
+    src = cf.chunk({"time": 3}) if chunked else cf
+    with raise_if_dask_computes():
+        out = upscale(src, MODELS["srnet3d"])
+    xr.testing.assert_identical(out["time"], cf["time"])
+    np.testing.assert_allclose(out["h"].values, upscale(ds, MODELS["srnet3d"])["h"].values)
+
+
+REFUSED = [
+    (
+        "strings as x",
+        lambda ds: ds.assign_coords(x=[f"c{i}" for i in range(ds.sizes["x"])]),
+        r"dimension 'x': .*numeric.*obj.drop_vars\('x'\)",
+    ),
+    ("one row", lambda ds: ds.isel(y=[0]), r"'y' has a single cell.*drop_vars\('y'\)"),
+    (
+        "repeated x",
+        lambda ds: ds.assign_coords(x=np.r_[ds.x.values[:1], ds.x.values[:-1]]),
+        r"x has repeated values .*drop_duplicates\('x'\)",
+    ),
+    ("NaN in x", lambda ds: ds.assign_coords(x=np.r_[np.nan, ds.x.values[1:]]), "'x'.*NaN"),
+    ("no frames", lambda ds: ds.isel(time=slice(0, 0)), r"'h' has no cells along \['time'\]"),
+    ("complex", lambda ds: ds.astype("complex64"), "'h' holds complex values.*obj.real"),
+    ("text", lambda ds: ds.astype(str), "'h' has dtype <U.*not numbers"),
+    ("no grid", lambda ds: ds.mean(("y", "x")), r"Pass dims=\(y_dim, x_dim\)"),
+]
+
+
+@pytest.mark.parametrize(("case", "make", "match"), REFUSED, ids=[c[0] for c in REFUSED])
+def test_bad_inputs_are_refused_naming_the_fix(case: str, make, match: str) -> None:
+    bad = make(_movie(6, 8, 8))
+    for src in (bad, bad.chunk()):
+        with raise_if_dask_computes(), pytest.raises(ValueError, match=match):
+            upscale(src, MODELS["fsrcnn"])
+
+
+def test_numbers_stored_as_objects_are_numbers() -> None:
+    ds = _movie(3, 6, 6)
+    out = upscale(ds.assign_coords(x=ds.x.values.astype(object)), MODELS["fsrcnn"])
+    xr.testing.assert_equal(out["h"], upscale(ds, MODELS["fsrcnn"])["h"])
+    assert out["x"].dtype == np.float64
+
+
+def test_fields_smaller_than_the_receptive_field_all_nan_and_constant() -> None:
+    ds = _movie(6, 8, 8)
+    tiny = ds.isel(y=slice(0, 2), x=slice(0, 2))  # far below the receptive field
+    for model in (MODELS["fsrcnn"], MODELS["srnet3d"]):
+        out = upscale(tiny, model)
+        assert out["h"].shape == (6, 4, 4)
+        assert np.isfinite(out["h"]).all()
+        _close(upscale(tiny.chunk({"time": 3}), model).compute(), out)
+    nan = upscale(ds.where(False), MODELS["fsrcnn"])  # all-NaN stays all-NaN, no error
+    assert bool(np.isnan(nan["h"]).all())
+    flat = upscale(ds * 0 + 5.0, "bicubic", scale=2, conserve=True)
+    np.testing.assert_allclose(flat["h"].values, 5.0, rtol=1e-6)
+
+
+def test_float16_bool_and_float64_inputs() -> None:
+    ds = _movie(3, 6, 6)
+    half = upscale(ds.astype("float16"), MODELS["fsrcnn"])
+    assert half["h"].dtype == np.float32
+    _close(half, upscale(ds.astype("float16").astype("float32"), MODELS["fsrcnn"]))
+    mask = upscale(ds > 0, "bicubic", scale=2, conserve=True)  # a fraction of "True" per cell
+    assert mask["h"].dtype == np.float32
+    np.testing.assert_allclose(
+        mask["h"].coarsen(y=2, x=2).mean().values, (ds["h"] > 0).values, atol=1e-6
+    )
+    assert upscale(ds.astype("float64"), MODELS["fsrcnn"])["h"].dtype == np.float64
+
+
+def test_extra_dims_and_time_not_first() -> None:
+    ds = _movie(6, 8, 8)
+    model = MODELS["srnet3d"]
+    base = upscale(ds, model)
+    levels = ds.expand_dims(level=[850, 500]).transpose("time", "level", "y", "x")
+    out = upscale(levels.chunk({"level": 1}), model)
+    assert out["h"].dims == ("time", "level", "y", "x")
+    _close(out["h"].sel(level=500, drop=True).compute(), base["h"])
+    last = upscale(ds.transpose("y", "x", "time"), model)
+    assert last["h"].dims == ("y", "x", "time")
+    _close(last["h"].transpose("time", "y", "x"), base["h"])

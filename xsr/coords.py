@@ -258,6 +258,14 @@ def check_uniform(values: Any, name: str = "coordinate", *, rtol: float = 1e-5) 
     if not np.all(np.isfinite(num)):
         raise ValueError(f"{name} contains NaN or infinite values; a grid coordinate cannot.")
     steps = np.diff(num)
+    repeated = np.flatnonzero(steps == 0)
+    if repeated.size:
+        i = int(repeated[0])
+        raise ValueError(
+            f"{name} has repeated values ({name}[{i}] == {name}[{i + 1}] == {arr[i]!r}); a grid "
+            f"coordinate must be strictly monotonic. Drop the duplicates, e.g. "
+            f"obj.drop_duplicates({name!r}), or fix the coordinate."
+        )
     spacing = float((num[-1] - num[0]) / (num.size - 1))
     eps = np.finfo(arr.dtype).eps if np.issubdtype(arr.dtype, np.floating) else 1e-15
     tol = rtol * abs(spacing) + 16.0 * eps * float(np.max(np.abs(num)))
@@ -307,7 +315,9 @@ def coarsen_coord(values: Any, scale: int) -> np.ndarray:
     return back(num.reshape(-1, scale).mean(axis=1))
 
 
-def refine_coord(values: Any, scale: int, *, spacing: float | None = None) -> np.ndarray:
+def refine_coord(
+    values: Any, scale: int, *, spacing: float | None = None, name: str = "values"
+) -> np.ndarray:
     """Fine cell centres whose block means are ``values``.
 
     Each coarse centre ``c`` of a uniform grid with spacing ``d`` becomes ``scale`` fine centres
@@ -324,6 +334,8 @@ def refine_coord(values: Any, scale: int, *, spacing: float | None = None) -> np
     spacing : float, optional
         Coarse spacing ``d``; needed only when ``values`` holds a single point (otherwise it is
         derived and checked with :func:`check_uniform`).
+    name : str
+        The coordinate's name, for error messages.
 
     Returns
     -------
@@ -351,7 +363,7 @@ def refine_coord(values: Any, scale: int, *, spacing: float | None = None) -> np
             raise ValueError(
                 "refine_coord needs at least two values to know the grid spacing; pass spacing=."
             )
-        d = check_uniform(arr, "values")
+        d = check_uniform(arr, name)
     else:
         d = float(spacing)
         if not np.isfinite(d) or d == 0.0:
@@ -779,10 +791,11 @@ def refine_axis(coord: xr.DataArray, scale: int) -> np.ndarray:
     values = np.asarray(coord.values)
     numeric = np.issubdtype(values.dtype, np.number) and values.size >= 2
     # a coordinate named like a latitude but with values beyond +-90 is not one in degrees
+    name = str(coord.name) if coord.name is not None else "coordinate"
     if scale == 1:
-        return refine_coord(values, 1) if values.size >= 2 else values.copy()
+        return refine_coord(values, 1, name=name) if values.size >= 2 else values.copy()
     if numeric and is_latitude(coord) and np.all(np.abs(values) <= 90.0):
-        plain = refine_coord(values, scale)
+        plain = refine_coord(values, scale, name=name)
         if np.all(np.abs(plain) <= 90.0):
             return plain  # no cell reaches past a pole
         return _refine_latitude(values, scale)
@@ -791,11 +804,11 @@ def refine_axis(coord: xr.DataArray, scale: int) -> np.ndarray:
         lo = _longitude_range(lon)
         wraps = np.any(np.abs(np.diff(lon)) > 180.0)
         src = np.unwrap(lon, period=360.0) if wraps else lon
-        fine = refine_coord(src, scale)
+        fine = refine_coord(src, scale, name=name)
         if lo is not None:
             fine = (fine - lo) % 360.0 + lo
         return fine.astype(values.dtype) if np.issubdtype(values.dtype, np.floating) else fine
-    return refine_coord(values, scale)
+    return refine_coord(values, scale, name=name)
 
 
 def refine_axis_bounds(bounds: Any, scale: int, coord: xr.DataArray | None) -> np.ndarray:

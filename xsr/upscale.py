@@ -168,6 +168,22 @@ def _screen(
     """Float data with +-inf masked and the range guard applied: eager, or lazily per chunk."""
     import dask.array as dsa
 
+    if np.issubdtype(da.dtype, np.complexfloating):
+        raise ValueError(
+            f"Data variable {label} holds complex values ({da.dtype}); xsr upscales real "
+            "fields. Upscale the parts separately, e.g. obj.real and obj.imag (or abs and angle)."
+        )
+    if not (np.issubdtype(da.dtype, np.number) or da.dtype == bool):
+        raise ValueError(
+            f"Data variable {label} has dtype {da.dtype}, not numbers; select numeric variables "
+            "with variables=, or convert it first."
+        )
+    empty = [d for d in da.dims if da.sizes[d] == 0]
+    if empty:
+        raise ValueError(
+            f"Data variable {label} has no cells along {empty} (size 0); there is nothing to "
+            "upscale. Check the selection that produced it (e.g. an empty time slice)."
+        )
     if not np.issubdtype(da.dtype, np.floating) or da.dtype == np.float16:
         da = da.astype("float32")
     data = da.data
@@ -489,8 +505,25 @@ def _refined_coord(obj: Any, dim: Hashable, scale: int) -> xr.DataArray | None:
     if dim not in obj.coords:
         return None
     coord = obj.coords[dim]
+    if coord.dtype == object:
+        try:  # numbers stored as Python objects
+            coord = coord.copy(data=np.asarray(coord.values, dtype="float64"))
+        except (TypeError, ValueError):
+            pass
+    if coord.size == 1:
+        raise ValueError(
+            f"Dimension {dim!r} has a single cell, so the spacing of its fine grid is unknown. "
+            f"Give at least two cells along {dim!r}, or drop its coordinate "
+            f"(obj.drop_vars({dim!r})) to upscale on grid indices."
+        )
     try:
         values = refine_axis(coord, scale)
+    except TypeError as err:
+        raise ValueError(
+            f"Cannot build the fine grid of dimension {dim!r}: {err} Replace the coordinate by "
+            f"numbers (cell centres), or drop it (obj.drop_vars({dim!r})) to upscale on grid "
+            "indices."
+        ) from err
     except ValueError as err:
         raise ValueError(
             f"Cannot build the fine grid of dimension {dim!r}: {err} Upscaling needs uniformly "
