@@ -12,6 +12,7 @@ torch and the engine are imported inside the functions that need them, never at 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from collections.abc import Hashable, Mapping, Sequence
@@ -506,10 +507,8 @@ def _refined_coord(obj: Any, dim: Hashable, scale: int) -> xr.DataArray | None:
         return None
     coord = obj.coords[dim]
     if coord.dtype == object:
-        try:  # numbers stored as Python objects
+        with contextlib.suppress(TypeError, ValueError):  # numbers stored as Python objects
             coord = coord.copy(data=np.asarray(coord.values, dtype="float64"))
-        except (TypeError, ValueError):
-            pass
     if coord.size == 1:
         raise ValueError(
             f"Dimension {dim!r} has a single cell, so the spacing of its fine grid is unknown. "
