@@ -262,7 +262,7 @@ def check_uniform(values: Any, name: str = "coordinate", *, rtol: float = 1e-5) 
     if repeated.size:
         i = int(repeated[0])
         raise ValueError(
-            f"{name} has repeated values ({name}[{i}] == {name}[{i + 1}] == {arr[i]!r}); a grid "
+            f"{name} has repeated values ({name}[{i}] == {name}[{i + 1}] == {arr[i]}); a grid "
             f"coordinate must be strictly monotonic. Drop the duplicates, e.g. "
             f"obj.drop_duplicates({name!r}), or fix the coordinate."
         )
