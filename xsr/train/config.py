@@ -83,10 +83,11 @@ def normalise_periodic(periodic: Any) -> tuple[str, ...] | None:
         return ()
     if periodic is True:
         return ("x",)
-    if isinstance(periodic, str):
-        periodic = tuple(periodic) if periodic in ("xy", "yx") else (periodic,)
-    if isinstance(periodic, Sequence) and all(p in ("x", "y") for p in periodic):
-        return tuple(a for a in ("y", "x") if a in periodic)
+    axes = periodic
+    if isinstance(axes, str):
+        axes = tuple(axes) if axes in ("xy", "yx") else (axes,)
+    if isinstance(axes, Sequence) and all(p in ("x", "y") for p in axes):
+        return tuple(a for a in ("y", "x") if a in axes)
     raise ValueError(
         "periodic must be None (read from the coordinates: a 'period' attribute or a global "
         f"longitude), False, 'x', 'y' or ('y', 'x'), got {periodic!r}"
