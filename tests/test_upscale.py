@@ -24,7 +24,9 @@ from xsr.models import ModelFileError, get_model, pretrained, save_model
 from xsr.testing import raise_if_dask_computes, random_movie
 from xsr.upscale import (
     InputRangeWarning,
+    NoLearnedModelWarning,
     NonFiniteWarning,
+    NoShippedModelError,
     PackedDataWarning,
     VariableNameWarning,
     best_pretrained,
@@ -294,7 +296,7 @@ def test_multichannel_card_order_and_name_mapping(tmp_path: Path) -> None:
         mapped = upscale(renamed, str(path), variables={"ssh": "h", "u": "u"})
     np.testing.assert_allclose(mapped["ssh"].values, out["h"].values)
     bad_units = ds.copy()
-    bad_units["h"].attrs["units"] = "cm"
+    bad_units["h"].attrs["units"] = "K"
     with pytest.raises(ValueError, match="units"):
         upscale(bad_units, str(path))
 
@@ -345,8 +347,10 @@ def test_scale_only_picks_the_best_shipped_model(
     assert "model=fsrcnn-test-x2-a" in by_name.attrs["history"]
     with pytest.raises(ValueError, match="contradicts"):
         upscale(ds, "fsrcnn-test-x4", scale=2)
-    with pytest.raises(ValueError, match="no shipped model for scale=3"):
-        upscale(ds, scale=3)
+    with pytest.warns(NoLearnedModelWarning, match="scale=3"):
+        fallback = upscale(ds, scale=3)
+    assert "model=bicubic-x3 weights=none" in fallback.attrs["history"]
+    assert "fallback=no-learned-model" in fallback.attrs["history"]
 
 
 def test_scale_only_prefers_the_cheaper_of_nearly_equal_models(
@@ -415,8 +419,13 @@ def test_scale_only_ranks_cards_on_the_same_footing(
 
 def test_no_shipped_model_yet(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pretrained, "PRETRAINED", {})
-    with pytest.raises(ValueError, match="no shipped model for scale=2"):
-        _movie(3, 6, 6).sr.upscale(scale=2)
+    ds = _movie(3, 6, 6)
+    with pytest.raises(NoShippedModelError, match="no shipped model for scale=2"):
+        best_pretrained(2, ["h"])
+    with pytest.warns(NoLearnedModelWarning, match="bicubic interpolation"):
+        out = ds.sr.upscale(scale=2)
+    xr.testing.assert_allclose(out.drop_attrs(), upscale(ds, "bicubic", scale=2).drop_attrs())
+    assert "fallback=no-learned-model" in out.attrs["history"]
 
 
 # ---------------------------------------------------------------- distributed

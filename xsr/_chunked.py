@@ -35,6 +35,7 @@ import dask.array as da
 import numpy as np
 
 from xsr.engine import ModelRef, infer, prepare_run
+from xsr.engine.normalisation import frame_statistics
 
 __all__ = ["HaloChunkWarning", "block_function", "halo_depths", "upscale_array"]
 
@@ -72,8 +73,11 @@ def halo_depths(model_ref: ModelRef) -> tuple[int, int, int]:
 
 def block_function(
     block: np.ndarray,
+    frame_mean: np.ndarray | None = None,
+    frame_std: np.ndarray | None = None,
     *,
     model_ref: ModelRef,
+    normalisation: str | None = None,
     conserve: bool = False,
     device: str = "auto",
     batch_size: int | str = "auto",
@@ -86,8 +90,15 @@ def block_function(
     ----------
     block : numpy.ndarray
         ``(*batch, C, T + 2*tr, H + 2*r, W + 2*r)`` low-resolution data with halos.
+    frame_mean, frame_std : numpy.ndarray, optional
+        ``(*batch, C, T + 2*tr, 1, 1)``: each frame's mean and standard deviation over the
+        whole frame (not only this block), halo frames included; ``None`` takes them from the
+        block itself.
     model_ref : xsr.engine.ModelRef
         The model (rebuilt once per process by :func:`xsr.engine.get_model_cached`).
+    normalisation : None or "frame"
+        ``"frame"`` normalises every frame by its statistics (a field model); ``None`` uses
+        the model's card.
     conserve, device, batch_size, tile, precision
         Passed to :func:`xsr.engine.infer`.
 
@@ -111,9 +122,14 @@ def block_function(
     lead = block.shape[:-4]
     c, t, h, w = block.shape[-4:]
     flat = block.reshape((-1, c, t, h, w))
+    frame_stats = None
+    if frame_mean is not None and frame_std is not None:
+        frame_stats = (frame_mean.reshape((-1, c, t)), frame_std.reshape((-1, c, t)))
     out = infer(
         model_ref,
         flat,
+        normalisation=normalisation,
+        frame_stats=frame_stats,
         conserve=conserve,
         device=device,
         batch_size=batch_size,
@@ -142,6 +158,22 @@ def _pad_axis(x: np.ndarray, axis: int, depth: int, mode: str) -> np.ndarray:
     return np.pad(x, widths, mode=_NUMPY_MODES[mode])
 
 
+def _lazy_frame_statistics(arr: da.Array) -> list[da.Array]:
+    """Mean and standard deviation of every frame as dask arrays ``(..., T, 1, 1)``.
+
+    Whole-frame reductions (two passes, float64, NaN cells left out), chunked like ``arr``
+    along the leading and time axes: each output block waits only for its own frames.
+    """
+    x = arr.astype("float64")
+    valid = ~da.isnan(x)
+    n = valid.sum(axis=(-2, -1), keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = da.where(valid, x, 0.0).sum(axis=(-2, -1), keepdims=True) / n
+        dev = da.where(valid, x - mean, 0.0)
+        std = da.sqrt((dev * dev).sum(axis=(-2, -1), keepdims=True) / n)
+    return [mean, std]
+
+
 def _merge_small(chunks: tuple[int, ...], depth: int) -> tuple[int, ...]:
     """Merge neighbouring chunks until each is at least ``depth`` long."""
     out: list[int] = []
@@ -160,6 +192,7 @@ def upscale_array(
     arr: np.ndarray | da.Array,
     model_ref: ModelRef,
     *,
+    normalisation: str | None = None,
     conserve: bool = False,
     time_boundary: str = "reflect",
     periodic: Sequence[bool] = (False, False),
@@ -177,6 +210,13 @@ def upscale_array(
         float32.
     model_ref : xsr.engine.ModelRef
         The model.
+    normalisation : None or "frame"
+        ``"frame"`` (field models) normalises each frame by the mean and standard deviation of
+        its finite cells and de-normalises the output by them, so that
+        ``f(a * x + b) == a * f(x) + b`` for ``a > 0``; ``None`` uses the model card's
+        statistics. Either way NaN cells are filled with their frame's mean before the forward.
+        The statistics are whole-frame reductions (lazy on dask, aligned with the batch and
+        time chunks), so the result does not depend on the spatial chunking either.
     conserve : bool
         Make each output frame's block mean equal its input frame (see
         :func:`xsr.engine.infer`).
@@ -239,6 +279,8 @@ def upscale_array(
         if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
             raise ValueError(f"arr must be real numeric, got dtype {arr.dtype}.")
         arr = arr.astype("float32")
+    if normalisation not in (None, "frame"):
+        raise ValueError(f"normalisation must be None or 'frame', got {normalisation!r}.")
     prepare_run(batch_size=batch_size, tile=tile, precision=precision)
     modes = _boundaries(time_boundary, periodic)
     depths = halo_depths(model_ref)
@@ -247,6 +289,7 @@ def upscale_array(
     axes = (nd - 3, nd - 2, nd - 1)
     fn_kwargs = {
         "model_ref": model_ref,
+        "normalisation": normalisation,
         "conserve": bool(conserve),
         "device": device,
         "batch_size": batch_size,
@@ -256,11 +299,15 @@ def upscale_array(
 
     if not isinstance(arr, da.Array):
         padded = np.asarray(arr)
+        mean, std = (v[..., None, None] for v in frame_statistics(padded))
         for ax, d, mode in zip(axes, depths, modes):
             padded = _pad_axis(padded, ax, d, mode)
-        return block_function(padded, **fn_kwargs)
+        mean = _pad_axis(mean, nd - 3, depths[0], modes[0])
+        std = _pad_axis(std, nd - 3, depths[0], modes[0])
+        return block_function(padded, mean, std, **fn_kwargs)
 
     x = arr
+    stats = _lazy_frame_statistics(arr)
     new_chunks = list(x.chunks)
     new_chunks[nd - 4] = (c,)
     overlap_depth: dict[int, int] = {}
@@ -278,6 +325,14 @@ def upscale_array(
             x = x.map_blocks(
                 _pad_axis, ax, d, mode, chunks=tuple(padded_chunks), dtype=x.dtype, meta=x._meta
             )
+            if ax == nd - 3:  # the frames' statistics follow the padded frames
+                stats = [
+                    v.rechunk({ax: -1}).map_blocks(
+                        _pad_axis, ax, d, mode, chunks=(*padded_chunks[:-2], (1,), (1,)),
+                        dtype=v.dtype, meta=v._meta,
+                    )
+                    for v in stats
+                ]  # fmt: skip
             new_chunks[ax] = (size + 2 * d,)
             overlap_depth[ax], boundary[ax] = 0, "none"
             continue
@@ -298,6 +353,10 @@ def upscale_array(
     x = x.rechunk(tuple(new_chunks))
     for ax in range(nd - 3):
         overlap_depth[ax], boundary[ax] = 0, "none"
+    # statistics share the data's batch and time chunks and halo frames; one cell in space
+    stats = [v.rechunk((*x.chunks[:-2], (1,), (1,))) for v in stats]
+    stat_depth = {ax: overlap_depth[ax] if ax == nd - 3 else 0 for ax in range(nd)}
+    stat_boundary = {ax: boundary[ax] if ax == nd - 3 else "none" for ax in range(nd)}
 
     out_chunks = list(x.chunks)
     out_chunks[nd - 4] = (c,)
@@ -312,8 +371,9 @@ def upscale_array(
     return da.map_overlap(
         block_function,
         x,
-        depth=overlap_depth,
-        boundary=boundary,
+        *stats,
+        depth=[overlap_depth, stat_depth, stat_depth],
+        boundary=[boundary, stat_boundary, stat_boundary],
         trim=False,
         chunks=tuple(out_chunks),
         dtype=x.dtype,

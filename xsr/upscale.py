@@ -35,8 +35,11 @@ from xsr.coords import (
 __all__ = [
     "INPUT_RANGE_STDS",
     "InputRangeWarning",
+    "NoLearnedModelWarning",
+    "NoShippedModelError",
     "NonFiniteWarning",
     "PackedDataWarning",
+    "UnitsConvertedWarning",
     "VariableNameWarning",
     "best_pretrained",
     "upscale",
@@ -47,6 +50,8 @@ _T = "__xsr_time__"
 _YF = "__xsr_y_fine__"
 _XF = "__xsr_x_fine__"
 _NONAME = "__xsr_unnamed__"
+#: The name :func:`_resolve_model` gives the bicubic fallback of ``scale=`` alone.
+_FALLBACK = "__xsr_bicubic_fallback__"
 
 
 class VariableNameWarning(UserWarning):
@@ -59,6 +64,10 @@ class NonFiniteWarning(UserWarning):
 
 class InputRangeWarning(UserWarning):
     """A data variable lies far outside the statistics a specialised model was trained on."""
+
+
+class UnitsConvertedWarning(UserWarning):
+    """A data variable was converted to the units a specialised model expects."""
 
 
 class PackedDataWarning(UserWarning):
@@ -243,27 +252,75 @@ def _is_number(value: Any) -> bool:
 PSNR_TIE_DB = 0.1
 
 
+class NoShippedModelError(ValueError):
+    """No shipped learned model serves the data's variables at that scale."""
+
+
+class NoLearnedModelWarning(UserWarning):
+    """``scale=`` alone found no shipped learned model for the data: bicubic interpolation ran."""
+
+
+def _is_natural(card: Mapping[str, Any]) -> bool:
+    """Whether a card is a natural-image model (greyscale photographs, variable ``image``)."""
+    return [str(v.get("name")) for v in card.get("variables") or []] == ["image"]
+
+
+def _rank(pool: list[tuple[str, Any, dict[str, Any]]]) -> tuple[str, float | None]:
+    """The best of ``(name, model_card, metrics)`` candidates, and its headline PSNR.
+
+    The held-out PSNR where every candidate has one, else all on validation PSNR; within
+    :data:`PSNR_TIE_DB` of the best, the cheapest, then the higher PSNR, then the name.
+    """
+    from xsr.models.pretrained import headline_psnr
+    from xsr.models.registry import get_model
+
+    held_out = all(_is_number(m.get("psnr")) for _, _, m in pool)
+    scored = []
+    for name, model_card, metrics in pool:
+        psnr = headline_psnr(metrics, held_out=held_out)
+        scored.append((name, model_card, -np.inf if psnr is None else psnr))
+    top = max(c[2] for c in scored)
+    near = [c for c in scored if c[2] >= top - PSNR_TIE_DB]
+    if len(near) == 1:
+        best = near[0]
+    else:
+
+        def cost(c: Any) -> float:
+            # the architecture's cost: built bare (no weights), FLOPs counted by a forward
+            return get_model(c[1].arch, **c[1].config).flops_per_output_pixel()
+
+        best = min(near, key=lambda c: (cost(c), -c[2], c[0]))
+    _, _, metrics = next(c for c in pool if c[0] == best[0])
+    return best[0], headline_psnr(metrics, held_out=True)
+
+
 def best_pretrained(scale: int, variables: Sequence[Hashable] = ()) -> str:
     """The shipped model that :func:`upscale` uses for ``scale=`` when no model is given.
 
-    The rule: among the shipped models (``xsr.models.pretrained.PRETRAINED``) of that ``scale``
-    whose card variables all occur in ``variables``, take those covering the most variables;
-    among them, those within :data:`PSNR_TIE_DB` of the highest card PSNR count as equally good,
-    and the cheapest of them wins (fewest :meth:`~xsr.models.base.SRModel.flops_per_output_pixel`:
-    a 3-D refiner that adds 0.001 dB is not worth 80x the compute), then the higher PSNR, then
-    the name in alphabetical order. The card PSNR is the held-out
-    mean over variables (``metrics["psnr"]``) when every such model has one, else the mean
-    validation PSNR of each (:func:`xsr.models.pretrained.headline_psnr`), so that the
-    natural-image models, scored on validation patches only, are ranked too. If none covers the
-    data's variables, a single-variable model of that scale is applied per variable only when
-    the data has exactly one variable.
+    The rule, among the shipped models (``xsr.models.pretrained.PRETRAINED``) of that
+    ``scale``:
+
+    - natural-image models (variable ``image``) are never chosen here; name them with
+      ``model=`` to use them;
+    - a *specialised* model is a candidate only when its card variables are exactly the data's
+      ``variables`` (it takes all of them and none is missing);
+    - *field* models (card ``kind: "field"``) serve any variables;
+    - the best field model is used, unless a candidate specialised model has a higher held-out
+      PSNR on its card (``metrics["psnr"]``); without a field model, the best candidate
+      specialised model.
+
+    "Best" among models of one kind: the highest card PSNR (held-out where every such model
+    has one, else validation: :func:`xsr.models.pretrained.headline_psnr`); models within
+    :data:`PSNR_TIE_DB` of it count as equal and the cheapest wins (fewest
+    :meth:`~xsr.models.base.SRModel.flops_per_output_pixel`: a 3-D refiner that adds 0.001 dB
+    is not worth 80x the compute), then the higher PSNR, then the name.
 
     Parameters
     ----------
     scale : int
         The upscaling factor wanted.
     variables : sequence of hashable
-        Names of the data variables that could be upscaled.
+        Names of the data variables to upscale.
 
     Returns
     -------
@@ -272,65 +329,50 @@ def best_pretrained(scale: int, variables: Sequence[Hashable] = ()) -> str:
 
     Raises
     ------
-    ValueError
-        If no shipped model has that scale or fits the variables; the message lists what exists
-        and the alternatives (``model="bicubic"``, a model file).
+    NoShippedModelError
+        If no shipped model serves the variables at that scale (:func:`upscale` then falls
+        back to bicubic interpolation with a :class:`NoLearnedModelWarning`); the message
+        lists what exists and the alternatives.
 
     Examples
     --------
     >>> import pytest
-    >>> from xsr.models.pretrained import PRETRAINED
-    >>> if not PRETRAINED:
-    ...     with pytest.raises(ValueError, match="no shipped model"):
-    ...         best_pretrained(2, ["h"])
+    >>> with pytest.raises(NoShippedModelError, match="no shipped"):
+    ...     best_pretrained(2, ["no_model_knows_this_variable"])
     """
-    from xsr.models.pretrained import PRETRAINED, headline_psnr, pretrained_card
-    from xsr.models.registry import get_model
+    from xsr.models.pretrained import PRETRAINED, pretrained_card
 
     wanted = {str(v) for v in variables}
-    candidates = []
-    of_scale = []
+    fields, specialised, of_scale = [], [], []
     for name in sorted(PRETRAINED):
         model_card = pretrained_card(name)  # the card alone: no weights are read
         card = model_card.to_dict()
         if int(card.get("scale", 0)) != int(scale):
             continue
         of_scale.append(name)
-        names = [str(v["name"]) for v in card.get("variables") or []]
-        fits = bool(names) and set(names) <= wanted
-        if not fits and len(names) == 1 and len(wanted) == 1:
-            fits = True
-        if fits:
-            candidates.append((len(names), card.get("metrics") or {}, name, model_card))
-    if candidates:
-        most = max(c[0] for c in candidates)
-        fitting = [c for c in candidates if c[0] == most]
-        # the held-out PSNR where every candidate has one, else all on validation PSNR
-        held_out = all(_is_number(c[1].get("psnr")) for c in fitting)
-        pool = []
-        for n_vars, metrics, name, model_card in fitting:
-            psnr = headline_psnr(metrics, held_out=held_out)
-            pool.append((n_vars, -np.inf if psnr is None else psnr, name, model_card))
-        top = max(c[1] for c in pool)
-        near = [c for c in pool if c[1] >= top - PSNR_TIE_DB]
-        if len(near) == 1:
-            return near[0][2]
-
-        def cost(c: Any) -> float:
-            # the architecture's cost: built bare (no weights), FLOPs counted by a forward
-            return get_model(c[3].arch, **c[3].config).flops_per_output_pixel()
-
-        return min(near, key=lambda c: (cost(c), -c[1], c[2]))[2]
-    if not of_scale:
-        raise ValueError(
-            f"There is no shipped model for scale={scale} yet (shipped: {sorted(PRETRAINED)}). "
-            f"Pass model='bicubic' with scale={scale} for interpolation, or a model file "
-            "trained with xsr.train.fit."
-        )
-    raise ValueError(
-        f"No shipped model of scale={scale} covers the data variables {sorted(wanted)}; "
-        f"shipped models of that scale: {of_scale}. Pass model= and map names with "
-        "variables={'data_name': 'model_name'}."
+        metrics = card.get("metrics") or {}
+        if model_card.kind == "field":
+            fields.append((name, model_card, metrics))
+        elif not _is_natural(card):
+            names = {str(v["name"]) for v in card.get("variables") or []}
+            if names and names == wanted:
+                specialised.append((name, model_card, metrics))
+    if fields:
+        field_name, field_psnr = _rank(fields)
+        if specialised:
+            spec_name, spec_psnr = _rank(specialised)
+            if spec_psnr is not None and (field_psnr is None or spec_psnr > field_psnr):
+                return spec_name
+        return field_name
+    if specialised:
+        return _rank(specialised)[0]
+    raise NoShippedModelError(
+        f"There is no shipped model for scale={scale} that serves the data variables "
+        f"{sorted(wanted)}: no field model (one that takes any variable) is shipped at that "
+        "scale, and no specialised model takes exactly these variables (shipped models of that "
+        f"scale: {of_scale}). Pass model='bicubic' with scale={scale} for interpolation, train "
+        "a model on your data with xsr.train.fit (docs: how-to/choose-model.md), or name a "
+        "shipped model with model= and map names with variables={'data_name': 'model_name'}."
     )
 
 
@@ -345,7 +387,24 @@ def _resolve_model(model: Any, scale: int | None, names: Sequence[Hashable]) -> 
             )
         from xsr.models.files import load_model
 
-        name = best_pretrained(scale, names)
+        try:
+            name = best_pretrained(scale, names)
+        except NoShippedModelError:
+            warnings.warn(
+                f"No shipped learned model serves variables {_shown(names)} at scale={scale}, so "
+                f"they are upscaled by bicubic interpolation (recorded in the output's history "
+                f"as model=bicubic-x{int(scale)} fallback=no-learned-model): no field model "
+                "(one that takes any variable) is shipped at that scale, and no specialised "
+                "model takes exactly these variables. To do better, train or fine-tune a "
+                "model on your data with xsr.train.fit and pass it as model= (see "
+                "docs/how-to/choose-model.md); pass model='bicubic' to choose interpolation "
+                "without this warning.",
+                NoLearnedModelWarning,
+                stacklevel=4,
+            )
+            from xsr.models import get_model
+
+            return get_model("bicubic", scale=int(scale), channels=1), _FALLBACK
         return load_model(name), name
     if isinstance(model, torch.nn.Module):
         return model, str(_card(model).get("name") or getattr(model, "arch", type(model).__name__))
@@ -481,8 +540,16 @@ def _check_units(
     pairs: list[tuple[Hashable, str | None]],
     card_vars: list[dict[str, Any]],
     model_name: str,
-) -> None:
+) -> dict[Hashable, tuple[str, str]]:
+    """Check data units against a specialised model's card with a units library.
+
+    Returns ``{data name: (its units, the card's units)}`` for the variables to convert (same
+    dimension, different units: ``cm/s`` for ``m s-1``); equal units (``K`` and ``kelvin``)
+    pass, incompatible ones are refused. A variable without ``units`` passes unchecked (the
+    input-range guard still watches its values).
+    """
     units = {str(v["name"]): v.get("units") for v in card_vars}
+    conversions: dict[Hashable, tuple[str, str]] = {}
     for data_name, model_var in pairs:
         if model_var is None:
             continue
@@ -495,11 +562,60 @@ def _check_units(
             )
         want = units.get(model_var)
         have = arrays[data_name].attrs.get("units")
-        if want and have is not None and str(have).strip() != str(want).strip():
+        if not want or have is None or str(have).strip() == str(want).strip():
+            continue
+        factor = _unit_factor(str(have), str(want))
+        if factor is None:
             raise ValueError(
                 f"Data variable {_label(data_name)} has units {have!r} but model {model_name!r} "
-                f"expects {model_var!r} in {want!r}; convert the data first."
+                f"expects {model_var!r} in {want!r}, and these are not convertible (different "
+                "physical dimensions, or units the units library cannot read); check the "
+                "variable and its mapping (variables=), convert the data first, or use a field "
+                "model or model='bicubic', which do not depend on units."
             )
+        if factor != (1.0, 0.0):
+            conversions[data_name] = (str(have), str(want))
+    return conversions
+
+
+def _unit_factor(have: str, want: str) -> tuple[float, float] | None:
+    """``(a, b)`` with ``value_in_want = a * value_in_have + b``, or None if not convertible.
+
+    Units are read with cf-xarray's registry for pint (CF and UDUNITS spellings: ``m s-1``,
+    ``kelvin``, ``degC``, ``1``).
+    """
+    import pint
+    from cf_xarray.units import units as ureg
+
+    try:
+        zero = ureg.Quantity(0.0, have).to(want).magnitude
+        one = ureg.Quantity(1.0, have).to(want).magnitude
+    except (pint.errors.PintError, ValueError, TypeError, AttributeError, AssertionError):
+        return None
+    a, b = float(one - zero), float(zero)
+    if not (np.isfinite(a) and np.isfinite(b)) or a <= 0:
+        return None
+    a = 1.0 if abs(a - 1.0) < 1e-12 else a
+    b = 0.0 if abs(b) < 1e-12 * max(1.0, abs(a)) else b
+    return a, b
+
+
+def _convert_units(da: xr.DataArray, label: str, have: str, want: str) -> xr.DataArray:
+    """``da`` converted from ``have`` to ``want`` units (lazily on dask), with a warning."""
+    factor = _unit_factor(have, want)
+    if factor is None:  # checked by _check_units before
+        raise ValueError(f"units {have!r} cannot be converted to {want!r}.")
+    a, b = factor
+    warnings.warn(
+        f"Data variable {label} is in {have!r}; the model expects {want!r}, so it is "
+        f"converted ({want} = {a:.6g} * {have} + {b:.6g}) before upscaling and the output is in "
+        f"{want!r} (recorded in history).",
+        UnitsConvertedWarning,
+        stacklevel=4,
+    )
+    out = da * np.asarray(a, dtype=da.dtype) + np.asarray(b, dtype=da.dtype)
+    out.attrs = dict(da.attrs)
+    return out
 
 
 def _refined_coord(obj: Any, dim: Hashable, scale: int) -> xr.DataArray | None:
@@ -690,6 +806,9 @@ def upscale(
         )
 
     net, model_name = _resolve_model(model, scale, candidates)
+    fallback = model_name == _FALLBACK
+    if fallback:
+        model_name = f"bicubic-x{int(scale or 2)}"
     ref = ModelRef.from_model(net, name=model_name)
     if ref.window > 1 and variables is None and not ref.card.variables:
         # a windowed model without a card: static fields (no time axis) are not its input
@@ -702,10 +821,12 @@ def upscale(
         )
     s = ref.scale
     card = _card(ref)
-    card_vars = list(card.get("variables") or [])
+    field = card.get("kind") == "field"
+    card_vars = [] if field else list(card.get("variables") or [])
     groups = _groups(candidates, variables, card_vars, ref.channels, model_name)
+    conversions: dict[Hashable, tuple[str, str]] = {}
     for pairs in groups:
-        _check_units(arrays, pairs, card_vars, model_name)
+        conversions.update(_check_units(arrays, pairs, card_vars, model_name))
     py, px = _norm_periodic(periodic, obj, (y_dim, x_dim))
     if time_boundary not in ("reflect", "nearest", "periodic"):
         raise ValueError(
@@ -716,6 +837,8 @@ def upscale(
     fine_x = _refined_coord(obj, x_dim, s)
     kwargs = {
         "model_ref": ref,
+        # a field model normalises every frame by its own statistics (units-free)
+        "normalisation": "frame" if field else None,
         "conserve": bool(conserve),
         "time_boundary": time_boundary,
         "periodic": (py, px),
@@ -736,6 +859,9 @@ def upscale(
             label = _label(name)
             member = _decode_raw(arrays[name], label)
             out_attrs[name] = dict(member.attrs)
+            if name in conversions:
+                member = _convert_units(member, label, *conversions[name])
+                out_attrs[name]["units"] = conversions[name][1]
             member = _screen(member, label, _range_stats(card, model_var), model_name)
             members.append(member.isel(flips) if flips else member)
         members = list(xr.broadcast(*members)) if len(members) > 1 else members
@@ -785,6 +911,12 @@ def upscale(
         f"halo_time={ref.time_radius} halo_space={ref.receptive_radius} conserve={bool(conserve)} "
         f"time_boundary={time_boundary} periodic_y={py} periodic_x={px}"
     )
+    if field:
+        line += " kind=field"
+    if fallback:
+        line += " fallback=no-learned-model"
+    for name, (have, want) in conversions.items():
+        line += f" units_converted={str(name)!r}:{have!r}->{want!r}"
     return _assemble(
         obj, results, y_dim, x_dim, fine_y, fine_x, s, line, explicit=variables is not None
     )

@@ -155,3 +155,24 @@ def test_summary_and_version():
     card = ModelCard.from_dict(_valid())
     assert card.summary()["variables"] == ["u", "v"]
     assert card.xsr_version
+
+
+def test_kind_field_is_in_the_schema_and_the_hand_check(tmp_path):
+    # a field model's card: one placeholder variable, kind written; the default kind is not
+    path = save_model(
+        get_model("srcnn"),
+        tmp_path / "field",
+        kind="field",
+        variables=[{"name": "field", "units": "1", "long_name": "any scalar field"}],
+    )
+    data = json.loads(path.with_suffix(".json").read_text())
+    assert data["kind"] == "field"
+    VALIDATOR.validate(data)
+    assert ModelCard.from_dict(data).kind == "field"
+    plain = _valid()
+    assert "kind" not in plain  # specialised, the default: digests of older cards unchanged
+    assert ModelCard.from_dict(plain).kind == "specialised"
+    for bad in ({**plain, "kind": "universal"}, {**plain, "kind": "field"}):
+        assert not VALIDATOR.is_valid(bad)  # unknown kind; a field card with two variables
+        with pytest.raises(ValueError, match="kind"):
+            ModelCard.from_dict(bad)

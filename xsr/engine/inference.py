@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from xsr.engine.device import full_float32, resolve_device
-from xsr.engine.normalisation import normalisation_arrays
+from xsr.engine.normalisation import frame_arrays, normalisation_arrays
 from xsr.engine.planning import (
     MEMORY_BUDGET_BYTES,
     batch_bounds,
@@ -126,6 +126,7 @@ def infer(
     frames: np.ndarray,
     *,
     normalisation: Any = None,
+    frame_stats: Any = None,
     conserve: bool = False,
     device: str | torch.device = "cpu",
     batch_size: int | str = "auto",
@@ -142,13 +143,23 @@ def infer(
         runs its own prepared copy: the caller's module is never modified.
     frames : numpy.ndarray
         ``(B, C, T, H, W)`` in physical units; ``C`` equals ``model.channels`` and
-        ``T >= model.window``. NaN cells are filled with the channel mean (normalised zero)
-        before the forward and set back to NaN on the fine grid (every fine pixel of a NaN
-        low-resolution cell of the centre frame).
-    normalisation : None, False, (means, stds) or mapping
+        ``T >= model.window``. NaN cells are filled with their frame's mean (``frame_stats``;
+        without them, the channel's normalisation mean, or the frame's own mean of the given
+        cells) before the forward and set back to NaN on the fine grid (every fine pixel of a
+        NaN low-resolution cell of the centre frame).
+    normalisation : None, False, "frame", (means, stds) or mapping
         ``None`` uses the model card's ``normalisation`` when there is one (in the card's
         variable order) and none otherwise; ``False`` disables it; a ``(means, stds)`` pair or
-        ``{variable: {"mean", "std"}}`` (in channel order) sets it explicitly.
+        ``{variable: {"mean", "std"}}`` (in channel order) sets it explicitly. ``"frame"``
+        normalises each sample's frame by its own mean and standard deviation
+        (``frame_stats``) and de-normalises the output by those of its centre frame, so that
+        ``infer(a * x + b) == a * infer(x) + b`` for ``a > 0`` (a field model's contract); a
+        constant frame (standard deviation 0) comes back as that constant exactly.
+    frame_stats : None or (means, stds)
+        Per-frame statistics in physical units, two arrays of shape ``(B, C, T)`` (the mean and
+        the standard deviation of each frame's finite cells; NaN for an all-NaN frame). The
+        array layer computes them over whole frames, so that they do not depend on the block
+        or its halos. ``None`` computes them from the given frames (margins included).
     conserve : bool
         Apply :func:`xsr.models.consistency.conserve` in physical units, so that the block mean
         of every output frame equals its centre input frame.
@@ -201,7 +212,9 @@ def infer(
     arr = _check_frames(frames, module)
     b, c, t, h, w = arr.shape
     my, mx = margin_pair(margin, h, w)
-    stats = normalisation_arrays(normalisation, card_dict(ref.card), c)
+    per_frame = isinstance(normalisation, str) and normalisation == "frame"
+    stats = None if per_frame else normalisation_arrays(normalisation, card_dict(ref.card), c)
+    frame = frame_arrays(frame_stats, arr)
     check_options(precision=precision)
     n_samples = (
         b * (t - 2 * module.time_radius) if module.window == 1 else t - 2 * module.time_radius
@@ -217,7 +230,7 @@ def infer(
 
     def whole() -> np.ndarray:
         with runtime_scope():
-            return _upscale_block(run, arr, stats, conserve)
+            return _upscale_block(run, arr, stats, conserve, frame, per_frame)
 
     if dev.type == "cpu":  # all of it on the model thread (see xsr.engine.threads)
         return serialised(whole, cpu=True)
@@ -271,7 +284,14 @@ class _Run:
     precision: str
 
 
-def _upscale_block(run: _Run, arr: np.ndarray, stats: Any, conserve: bool) -> np.ndarray:
+def _upscale_block(
+    run: _Run,
+    arr: np.ndarray,
+    stats: Any,
+    conserve: bool,
+    frame: tuple[np.ndarray, np.ndarray],
+    per_frame: bool,
+) -> np.ndarray:
     """Normalise, run the forwards, de-normalise, conserve and mask (see the module notes)."""
     out_dtype = arr.dtype if arr.dtype in (np.float32, np.float64) else np.dtype("float32")
     b, c, t, h, w = arr.shape
@@ -281,20 +301,35 @@ def _upscale_block(run: _Run, arr: np.ndarray, stats: Any, conserve: bool) -> np
     x = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
     mask = torch.isnan(x)
     has_nan = bool(mask.any())
+    # the frames' statistics; an all-NaN frame (NaN mean) is all mask, filled with 0
+    f_mean = np.nan_to_num(frame[0], nan=0.0)
+    f_std = np.nan_to_num(frame[1], nan=0.0)
     mean = std = None
-    if stats is not None:
+    if per_frame:
+        mean = torch.from_numpy(f_mean.astype(np.float32)).view(b, c, t, 1, 1)
+        std = torch.from_numpy(f_std.astype(np.float32)).view(b, c, t, 1, 1)
+        # a constant frame is normalised to zeros (divided by 1) and de-normalised by its std 0
+        xn = (x - mean) / torch.where(std > 0, std, torch.ones_like(std))
+        fill = torch.zeros_like(mean)
+    elif stats is not None:
         mean = torch.as_tensor(stats[0], dtype=torch.float32).view(1, c, 1, 1, 1)
         std = torch.as_tensor(stats[1], dtype=torch.float32).view(1, c, 1, 1, 1)
         xn = (x - mean) / std
+        fill = (torch.from_numpy(f_mean.astype(np.float32)).view(b, c, t, 1, 1) - mean) / std
     else:
         xn = x.clone() if has_nan else x
+        fill = torch.from_numpy(f_mean.astype(np.float32)).view(b, c, t, 1, 1)
     if has_nan:
-        xn = xn.masked_fill(mask, 0.0)
+        # masked cells take their frame's mean: the least biased value the block can know
+        # without reading beyond its halo
+        xn = torch.where(mask, fill.expand_as(xn), xn)
 
     out = torch.empty((b, t_out, c, scale * hc, scale * wc), dtype=torch.float32)
     _forward_all(run, _samples(xn, out, int(run.module.window)))
     out = out.permute(0, 2, 1, 3, 4)  # (B, C, T_out, sH, sW)
-    if std is not None:
+    if per_frame:
+        out.mul_(std[:, :, tr : t - tr]).add_(mean[:, :, tr : t - tr])
+    elif std is not None:
         out.mul_(std).add_(mean)
 
     centre = x[:, :, tr : t - tr, my : h - my, mx : w - mx]
@@ -304,8 +339,8 @@ def _upscale_block(run: _Run, arr: np.ndarray, stats: Any, conserve: bool) -> np
 
         low = centre
         if has_nan:
-            fill = mean if mean is not None else torch.zeros((1, c, 1, 1, 1))
-            low = torch.where(cmask, fill.expand_as(centre), centre)
+            f_low = torch.from_numpy(f_mean.astype(np.float32)).view(b, c, t, 1, 1)
+            low = torch.where(cmask, f_low[:, :, tr : t - tr].expand_as(centre), centre)
         flat = (b * c, t_out)
         res = _conserve(out.reshape(*flat, *out.shape[-2:]), low.reshape(*flat, hc, wc), scale)
         out = res.reshape(out.shape)

@@ -21,12 +21,17 @@ from typing import Any
 
 from xsr.digest import sha256_json
 
-__all__ = ["SCHEMA_PATH", "ModelCard", "ModelFileError", "card_digest", "load_schema"]
+__all__ = ["KINDS", "SCHEMA_PATH", "ModelCard", "ModelFileError", "card_digest", "load_schema"]
 
 #: Path of the JSON schema of model cards.
 SCHEMA_PATH = Path(__file__).with_name("card_schema.json")
 
 _DEGRADATIONS = ("coarsen", "bicubic")
+
+#: Model kinds: a field model maps any one scalar field to itself (normalised per frame, applied
+#: to each data variable independently); a specialised model takes its named variables, with
+#: units, stacked as channels and normalised by its training statistics.
+KINDS = ("field", "specialised")
 
 
 class ModelFileError(ValueError):
@@ -137,6 +142,12 @@ class ModelCard:
         Number of parameters.
     description : str
         Free text.
+    kind : {"specialised", "field"}
+        ``"field"``: one scalar field in, the same field out, applied to every data variable
+        and normalised by each frame's own statistics (its single variable and normalisation
+        are placeholders). ``"specialised"`` (the default, left out of the written card so
+        that cards written before the field existed keep their digest): the card's variables,
+        with units, as channels.
     card_sha256 : str
         :func:`card_digest` of the card as it was read (``""`` for a card built in memory);
         :meth:`to_json` always writes the digest of the current content. Not compared by ``==``.
@@ -167,6 +178,7 @@ class ModelCard:
     xsr_version: str = ""
     parameters: int = 0
     description: str = ""
+    kind: str = "specialised"
     card_sha256: str = dataclasses.field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -192,6 +204,8 @@ class ModelCard:
         data = _json_clean(dataclasses.asdict(self), "card")
         if not data.get(CARD_DIGEST_FIELD):
             data.pop(CARD_DIGEST_FIELD, None)
+        if data.get("kind") == "specialised":
+            data.pop("kind")  # the default, absent from cards written before kinds existed
         return data
 
     def content_sha256(self) -> str:
@@ -416,6 +430,12 @@ class ModelCard:
         )
         need(is_int(self.parameters, 0), "parameters", "must be an integer >= 0")
         need(isinstance(self.description, str), "description", "must be a string")
+        need(self.kind in KINDS, "kind", f"must be one of {KINDS}")
+        need(
+            self.kind != "field" or len(self.variables) == 1,
+            "kind",
+            "'field' needs exactly one (placeholder) variable: a field model takes one field",
+        )
         need(
             isinstance(self.card_sha256, str)
             and (
