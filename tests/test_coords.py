@@ -345,3 +345,17 @@ def test_refine_latlon_around_a_pole():
     assert np.abs(dlon * np.cos(np.deg2rad(exact_lat))).max() < 0.05
     with pytest.raises(ValueError, match="one shape"):
         refine_latlon(coarse[0], coarse[1][:2], 2)
+
+
+def test_refine_axis_float32_global_longitude_within_its_rounding() -> None:
+    # OSTIA's 432 float32 longitudes (0.8333 degree steps, uneven by float32 rounding)
+    lon = xr.DataArray(
+        (np.arange(432) * (360.0 / 432)).astype("float32"),
+        dims="longitude",
+        attrs={"units": "degrees_east", "standard_name": "longitude"},
+    )
+    fine = refine_axis(lon, 2)
+    assert fine.dtype == np.float32
+    assert fine.size == 864
+    # wrapped into [0, 360): the first fine centre (-0.21) is 359.79
+    np.testing.assert_allclose(np.diff(fine) % 360.0, 360.0 / 864, atol=1e-4)

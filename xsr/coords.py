@@ -800,7 +800,8 @@ def refine_axis(coord: xr.DataArray, scale: int) -> np.ndarray:
             return plain  # no cell reaches past a pole
         return _refine_latitude(values, scale)
     if numeric and is_longitude(coord) and np.all(np.abs(values) <= 360.0):
-        lon = values.astype("float64")
+        # float32 longitudes stay float32: check_uniform's tolerance follows the stored dtype
+        lon = values if np.issubdtype(values.dtype, np.floating) else values.astype("float64")
         lo = _longitude_range(lon)
         wraps = np.any(np.abs(np.diff(lon)) > 180.0)
         src = np.unwrap(lon, period=360.0) if wraps else lon
