@@ -149,8 +149,10 @@ def _screen_block(
         )
     if stats is not None:
         mean, std = stats
+        # in the block's own dtype: no float64 copy of the data for a 20-sigma threshold
+        centre, limit = block.dtype.type(mean), block.dtype.type(INPUT_RANGE_STDS * std)
         with np.errstate(invalid="ignore", over="ignore"):
-            far = np.abs(block.astype("float64") - mean) > INPUT_RANGE_STDS * std
+            far = np.abs(block - centre) > limit
         n_far = int(far.sum())
         if n_far:
             worst = float(block[far][np.argmax(np.abs(block[far].astype("float64") - mean))])
