@@ -972,3 +972,25 @@ def test_extra_dims_and_time_not_first() -> None:
     last = upscale(ds.transpose("y", "x", "time"), model)
     assert last["h"].dims == ("y", "x", "time")
     _close(last["h"].transpose("time", "y", "x"), base["h"])
+
+
+@settings(max_examples=6, deadline=None)
+@given(
+    cells=st.lists(
+        st.tuples(st.integers(0, 3), st.integers(0, 7), st.integers(0, 7), st.booleans()),
+        min_size=1,
+        max_size=4,
+    ),
+    ct=st.integers(1, 4),
+)
+def test_infinite_cells_are_exactly_nan_cells_property(cells: list, ct: int) -> None:
+    model = MODELS["fsrcnn"]
+    ds = _movie(4, 8, 8)
+    bad, nan = ds.copy(deep=True), ds.copy(deep=True)
+    for t, y, x, positive in cells:
+        bad["h"][t, y, x] = np.inf if positive else -np.inf
+        nan["h"][t, y, x] = np.nan
+    expected = upscale(nan, model)
+    with pytest.warns(NonFiniteWarning, match="'h'"):
+        got = upscale(bad.chunk({"time": ct}), model).compute()
+    _close(got, expected)
