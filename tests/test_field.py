@@ -43,8 +43,13 @@ def _net(arch: str = "fsrcnn", scale: int = 2, seed: int = 0, channels: int = 1)
 
 @pytest.fixture(scope="module")
 def field_model(tmp_path_factory: pytest.TempPathFactory) -> torch.nn.Module:
+    # a card normalisation that is not the identity: that of a frame-normalised corpus
     path = save_model(
-        _net(), tmp_path_factory.mktemp("field") / "field-x2", kind="field", variables=FIELD_VAR
+        _net(),
+        tmp_path_factory.mktemp("field") / "field-x2",
+        kind="field",
+        variables=FIELD_VAR,
+        normalisation={"field": {"mean": 0.1, "std": 1.3}},
     )
     return load_model(path)
 

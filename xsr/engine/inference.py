@@ -152,7 +152,9 @@ def infer(
         variable order) and none otherwise; ``False`` disables it; a ``(means, stds)`` pair or
         ``{variable: {"mean", "std"}}`` (in channel order) sets it explicitly. ``"frame"``
         normalises each sample's frame by its own mean and standard deviation
-        (``frame_stats``) and de-normalises the output by those of its centre frame, so that
+        (``frame_stats``), then by the card's normalisation (that of the frame-normalised
+        training data, identity when absent), and de-normalises the output by the card's and
+        then its centre frame's, so that
         ``infer(a * x + b) == a * infer(x) + b`` for ``a > 0`` (a field model's contract); a
         constant frame (standard deviation 0) comes back as that constant exactly.
     frame_stats : None or (means, stds)
@@ -213,7 +215,9 @@ def infer(
     b, c, t, h, w = arr.shape
     my, mx = margin_pair(margin, h, w)
     per_frame = isinstance(normalisation, str) and normalisation == "frame"
-    stats = None if per_frame else normalisation_arrays(normalisation, card_dict(ref.card), c)
+    # "frame": per-frame statistics first, then the card's (those of the frame-normalised
+    # training corpus; identity when absent)
+    stats = normalisation_arrays(None if per_frame else normalisation, card_dict(ref.card), c)
     frame = frame_arrays(frame_stats, arr)
     check_options(precision=precision)
     n_samples = (
@@ -311,6 +315,11 @@ def _upscale_block(
         # a constant frame is normalised to zeros (divided by 1) and de-normalised by its std 0
         xn = (x - mean) / torch.where(std > 0, std, torch.ones_like(std))
         fill = torch.zeros_like(mean)
+        if stats is not None:  # the card's statistics of frame-normalised training data
+            c_mean = torch.as_tensor(stats[0], dtype=torch.float32).view(1, c, 1, 1, 1)
+            c_std = torch.as_tensor(stats[1], dtype=torch.float32).view(1, c, 1, 1, 1)
+            xn = (xn - c_mean) / c_std
+            fill = (fill - c_mean) / c_std
     elif stats is not None:
         mean = torch.as_tensor(stats[0], dtype=torch.float32).view(1, c, 1, 1, 1)
         std = torch.as_tensor(stats[1], dtype=torch.float32).view(1, c, 1, 1, 1)
@@ -328,6 +337,8 @@ def _upscale_block(
     _forward_all(run, _samples(xn, out, int(run.module.window)))
     out = out.permute(0, 2, 1, 3, 4)  # (B, C, T_out, sH, sW)
     if per_frame:
+        if stats is not None:
+            out.mul_(c_std).add_(c_mean)
         out.mul_(std[:, :, tr : t - tr]).add_(mean[:, :, tr : t - tr])
     elif std is not None:
         out.mul_(std).add_(mean)
