@@ -359,3 +359,13 @@ def test_refine_axis_float32_global_longitude_within_its_rounding() -> None:
     assert fine.size == 864
     # wrapped into [0, 360): the first fine centre (-0.21) is 359.79
     np.testing.assert_allclose(np.diff(fine) % 360.0, 360.0 / 864, atol=1e-4)
+
+
+@pytest.mark.parametrize("n", [73, 181, 217, 433])
+def test_float32_node_latitudes_are_uniform_enough(n):
+    lat = xr.DataArray(np.linspace(90, -90, n).astype("float32"), dims="lat", name="lat")
+    fine = refine_axis(lat, 2)
+    assert fine.dtype == np.float32
+    assert np.abs(fine).max() <= 90.0
+    back = coarsen_axis(xr.DataArray(fine, dims="lat", name="lat"), 2)
+    np.testing.assert_allclose(back, lat.values, atol=1e-4)

@@ -724,7 +724,7 @@ def _refine_latitude(values: np.ndarray, scale: int) -> np.ndarray:
     lat = np.asarray(values, dtype="float64")
     if lat.size < 2:
         return refine_coord(values, scale)  # raises the single-value error
-    d = check_uniform(lat, "latitude")
+    d = check_uniform(values, "latitude")  # the stored dtype sets the tolerance (float32 grids)
     edges = np.clip(np.append(lat - d / 2, lat[-1] + d / 2), -90.0, 90.0)
     k = np.arange(scale + 1)[None, :] / scale
     fine_edges = edges[:-1, None] + (edges[1:] - edges[:-1])[:, None] * k
