@@ -220,9 +220,8 @@ def infer(
     stats = normalisation_arrays(None if per_frame else normalisation, card_dict(ref.card), c)
     frame = frame_arrays(frame_stats, arr)
     check_options(precision=precision)
-    n_samples = (
-        b * (t - 2 * module.time_radius) if module.window == 1 else t - 2 * module.time_radius
-    )
+    t_out = t - 2 * int(module.time_radius)
+    n_samples = b * t_out if module.window == 1 else t_out  # 2-D models batch every frame
     budget = MEMORY_BUDGET_BYTES
     if dev.type == "cuda":  # GPUs hold more: a quarter of the free memory, at most 8 GiB
         budget = max(budget, min(torch.cuda.mem_get_info(dev)[0] // 4, 8 << 30))

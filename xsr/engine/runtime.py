@@ -4,11 +4,13 @@ Importing xsr changes nothing in the process. The engine applies these only whil
 
 * **Huge pages for torch's large CPU tensors.** Inside :func:`scope`, ``THP_MEM_ALLOC_ENABLE=1``
   is set in the environment when the user has not set the variable, and the environment is
-  restored on exit. torch reads the variable once per process, at its first CPU allocation of
-  2 MiB or more, and keeps that answer: when that allocation happens inside the engine (the usual
-  case: building and loading models allocates less), torch backs its large tensors with
-  transparent huge pages from then on; when it happened before, the setting has no effect. A
-  user's own ``THP_MEM_ALLOC_ENABLE`` (``0`` opts out) is never overridden.
+  restored on exit. torch reads the variable once per process, at its first CPU allocation (of
+  any size), and keeps that answer for the life of the process. So the setting takes effect only
+  when the engine is the first code in the process to allocate a torch tensor; after a model has
+  been built or loaded it has none. To have huge pages in every case, set
+  ``THP_MEM_ALLOC_ENABLE=1`` in the environment before the process starts (a job script, or
+  ``os.environ`` before anything uses torch); ``0`` opts out, and a user's value is never
+  overridden.
 * **Idle OpenMP threads** of the thread that hands work to the engine are released
   (:func:`xsr.engine.threads.release_idle_openmp_threads`).
 * **Freed heap memory** goes back to the operating system when a long job asks for it between
