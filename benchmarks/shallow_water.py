@@ -1,10 +1,12 @@
 """Grid-cell updates per second of the shallow-water step: xsr's fast path vs plain numpy.
 
-Both run the same scheme (C-grid, Sadourny energy-conserving momentum, UP3 tracer, biharmonic
-hyperviscosity, SSP-RK3) in float64 in this one process: ``step_numpy`` is the plain-numpy
-reference (``np.roll`` stencils, single-threaded like all numpy element-wise code), the fast path
-is ``step_torch`` (periodic halo + slices) under ``torch.compile``; eager torch is shown for
-information. A cell update is one full SSP-RK3 step of one grid cell.
+Both run the same forced step of the default ``"turbulent"`` preset (C-grid, Sadourny
+energy-conserving momentum, UP3 tracer, biharmonic hyperviscosity, linear drag, tracer
+relaxation, SSP-RK3, plus drawing the step's random ring forcing) in float64 in this one process:
+``step_numpy`` with the numpy forcing is the plain-numpy reference (``np.roll`` stencils,
+single-threaded like all numpy element-wise code), the fast path is ``step_torch`` (periodic halo
++ slices) under ``torch.compile`` with the forcing computed by torch on the same device; eager
+torch is shown for information. A cell update is one full SSP-RK3 step of one grid cell.
 
 Timings are interleaved (numpy, eager, compiled with each thread count, then again, ``--repeats``
 rounds) so that all columns see the same machine load, and each column reports its best round.
@@ -33,11 +35,12 @@ import numpy as np
 import torch
 
 from xsr.data.shallow_water import (
+    RingForcing,
+    SWForcing,
     SWParams,
     SWState,
+    configure,
     initial_state,
-    max_stable_dt,
-    speed_bound,
     step_numpy,
     step_torch,
 )
@@ -74,7 +77,7 @@ def main() -> None:
         return None
 
     print(
-        f"shallow-water SSP-RK3 step, float64, torch {torch.__version__}, numpy {np.__version__}, "
+        f"forced shallow-water SSP-RK3 step (preset 'turbulent'), float64, torch {torch.__version__}, numpy {np.__version__}, "
         f"device {device}, OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}"
     )
     header = (
@@ -84,21 +87,47 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     for n in args.sizes:
-        params = SWParams(dx=50e3, dy=50e3, g=9.81, f0=1e-4, beta=0.0, nu4=2e13, dt=0.0)
-        speed = speed_bound(9.81, 100.0, 0.2)
-        params = params._replace(dt=0.7 * max_stable_dt(params, n, speed))
-        s0 = initial_state(params, n, n, init="vortices", depth=100.0, amplitude=0.2, seed=0)
+        cfg = configure(n, n)  # the default, forced preset
+        params = cfg.params
+        s0 = initial_state(
+            params,
+            n,
+            n,
+            init=cfg.init,
+            depth=cfg.depth,
+            seed=0,
+            froude=cfg.froude,
+            wavenumber=cfg.forcing_wavenumber,
+        )
+        forcing = RingForcing(
+            n,
+            n,
+            cfg.dx,
+            cfg.dy,
+            wavenumber=cfg.forcing_wavenumber,
+            power=cfg.forcing_power,
+            dt=cfg.dt,
+            seed=0,
+        )
+        cref = s0.hc / s0.h
         ts0 = SWState(*(torch.as_tensor(a, device=device) for a in s0[:4]), step=0)
+        tcref = torch.as_tensor(cref, device=device)
         cells = n * n
 
-        def ref_step(s: SWState, p: SWParams = params) -> SWState:
-            return step_numpy(s, p)
+        def ref_step(
+            s: SWState, p: SWParams = params, f: RingForcing = forcing, c: np.ndarray = cref
+        ) -> SWState:
+            return step_numpy(s, p, SWForcing(*f(s.step), c))
 
-        def eager_step(s: SWState, p: SWParams = params) -> SWState:
-            return step_torch(s, p)
+        def eager_step(
+            s: SWState, p: SWParams = params, f: RingForcing = forcing, c: torch.Tensor = tcref
+        ) -> SWState:
+            return step_torch(s, p, SWForcing(*f.torch_fields(s.step, s.h), c))
 
-        def fast_step(s: SWState, p: SWParams = params) -> SWState:
-            return step_torch(s, p, compile=True)
+        def fast_step(
+            s: SWState, p: SWParams = params, f: RingForcing = forcing, c: torch.Tensor = tcref
+        ) -> SWState:
+            return step_torch(s, p, SWForcing(*f.torch_fields(s.step, s.h), c), compile=True)
 
         torch.set_num_threads(max(args.threads))
         t0 = time.perf_counter()

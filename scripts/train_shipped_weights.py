@@ -41,7 +41,9 @@ NX = NY = 128
 
 def swe_runs(seed: int, members: int, frames: int) -> xr.Dataset:
     """Shallow-water ensemble in float32 (what the models are trained and scored on)."""
-    ds = xsr.data.shallow_water(NX, NY, frames=frames, seed=seed, members=members, progress=True)
+    ds = xsr.data.shallow_water(
+        NX, NY, preset="smooth", frames=frames, seed=seed, members=members, progress=True
+    )
     return ds[SWE_VARIABLES].astype("float32").load()
 
 

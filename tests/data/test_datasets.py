@@ -11,12 +11,16 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from xsr.coords import periodic_dims
 from xsr.data import phantom_movie, shallow_water
 from xsr.data.datasets import PHANTOM_VARIABLES, SHALLOW_WATER_VARIABLES
 from xsr.data.shallow_water import BlowUpError, simulate
+from xsr.degrade import degrade
 from xsr.testing import raise_if_dask_computes
 
-SMALL = {"nx": 16, "ny": 12, "frames": 3, "interval": 1800.0}
+SMALL = {"nx": 16, "ny": 12, "preset": "turbulent", "frames": 3, "interval": 1800.0}
+#: A short spin-up, where the spin-up is not what a test is about.
+SHORT = {"spin_up": "2h"}
 
 
 @pytest.fixture(scope="module")
@@ -43,24 +47,31 @@ def test_dataset_layout_and_cf_labels(swe):
     assert swe.x.attrs["units"] == "m"
     assert swe.time.attrs["units"] == "s"
     np.testing.assert_allclose(swe.x, (np.arange(16) + 0.5) * 50e3)
-    np.testing.assert_allclose(swe.time, [0.0, 1800.0, 3600.0])
+    # the turbulent preset spins up first: time counts from the start of the run
+    spin_up = swe.time.attrs["spin_up_end"]
+    assert spin_up > 0
+    assert spin_up == swe.attrs["spin_up"]
+    np.testing.assert_allclose(swe.time, spin_up + np.array([0.0, 1800.0, 3600.0]))
 
 
 def test_all_parameters_in_attrs(swe):
     attrs = swe.attrs
-    for key in ("nx", "ny", "frames", "seed", "init", "interval", "dt", "dx", "dy", "g", "H"):
+    for key in ("nx", "ny", "frames", "seed", "init", "interval", "dt", "dx", "dy", "g", "depth"):
         assert key in attrs
     for key in ("f0", "beta", "nu4", "amplitude", "dtype", "backend", "steps_per_frame", "dt_max"):
         assert key in attrs
+    for key in ("preset", "drag", "forcing_power", "forcing_wavenumber", "tracer_relax"):
+        assert key in attrs
     assert attrs["seed"] == 4
-    assert attrs["H"] == 100.0
+    assert attrs["depth"] == 100.0
+    assert attrs["preset"] == "turbulent"
     assert attrs["dt"] * attrs["steps_per_frame"] == pytest.approx(1800.0)
     assert "xsr.data.shallow_water(" in attrs["history"]
     assert attrs["Conventions"].startswith("CF-")
 
 
 def test_fields_equal_the_array_core(swe):
-    run = simulate(16, 12, frames=3, interval=1800.0, seed=4)
+    run = simulate(16, 12, preset="turbulent", frames=3, interval=1800.0, seed=4)
     for name in swe.data_vars:
         np.testing.assert_array_equal(swe[name].values, run.fields[name])
 
@@ -82,8 +93,11 @@ def test_netcdf_roundtrip_keeps_labels(tmp_path, swe):
 
 @pytest.mark.parametrize("init", ["vortices", "bumps", "dam_break"])
 def test_inits_and_physical_options(init):
-    ds = shallow_water(16, 16, frames=2, init=init, interval="30min", beta=1e-11, f0=5e-5)
+    ds = shallow_water(
+        16, 16, preset="turbulent", frames=2, init=init, interval="30min", beta=1e-11, f0=5e-5
+    )
     assert ds.attrs["init"] == init
+    assert (ds.attrs["f0"], ds.attrs["beta"]) == (5e-5, 1e-11)
     assert ds.attrs["interval"] == 1800.0
     assert bool(np.isfinite(ds["h"]).all())
     total = ds["h"].sum(("y", "x"))
@@ -91,12 +105,14 @@ def test_inits_and_physical_options(init):
 
 
 def test_time_arguments():
-    a = shallow_water(8, 8, frames=3, duration="2h")
+    a = shallow_water(8, 8, frames=3, duration="2h", spin_up=0)
     np.testing.assert_allclose(a.time, [0.0, 3600.0, 7200.0])
-    b = shallow_water(8, 8, frames=2, interval=datetime.timedelta(minutes=20))
-    np.testing.assert_allclose(b.time, [0.0, 1200.0])
-    c = shallow_water(8, 8, frames=2, interval=np.timedelta64(600, "s"))
-    np.testing.assert_allclose(c.time, [0.0, 600.0])
+    b = shallow_water(8, 8, frames=2, interval=datetime.timedelta(minutes=20), spin_up="1h")
+    np.testing.assert_allclose(b.time, [3600.0, 4800.0])
+    assert b.time.attrs["spin_up_end"] == 3600.0
+    c = shallow_water(8, 8, frames=2, interval=np.timedelta64(600, "s"), spin_up="25min")
+    np.testing.assert_allclose(c.time, [1800.0, 2400.0])  # spin-up rounded up to whole frames
+    assert bool((c.time >= c.time.attrs["spin_up_end"]).all())
 
 
 def test_domain_lengths_set_the_spacing():
@@ -107,8 +123,9 @@ def test_domain_lengths_set_the_spacing():
 
 
 def test_backends_give_the_same_dataset():
-    a = shallow_water(12, 12, frames=3, interval=1800.0, backend="torch")
-    b = shallow_water(12, 12, frames=3, interval=1800.0)
+    # no spin-up: rounding differences between the backends would grow chaotically over one
+    a = shallow_water(12, 12, frames=3, interval=1800.0, spin_up=0, backend="torch")
+    b = shallow_water(12, 12, frames=3, interval=1800.0, spin_up=0)
     assert (a.attrs["backend"], b.attrs["backend"]) == ("torch", "numpy")
     for name in a.data_vars:
         scale = float(abs(b[name]).max())
@@ -116,13 +133,13 @@ def test_backends_give_the_same_dataset():
 
 
 def test_float32_output():
-    ds = shallow_water(8, 8, frames=2, dtype="float32")
+    ds = shallow_water(8, 8, frames=2, dtype="float32", **SHORT)
     assert all(v.dtype == np.float32 for v in ds.data_vars.values())
 
 
 def test_ensemble_is_lazy_one_task_per_member():
     with raise_if_dask_computes():
-        ens = shallow_water(**SMALL, seed=9, members=3)
+        ens = shallow_water(**SMALL, **SHORT, seed=9, members=3)
     assert ens["h"].dims == ("member", "time", "y", "x")
     assert ens["h"].shape == (3, 3, 12, 16)
     for var in ens.data_vars.values():
@@ -135,10 +152,10 @@ def test_ensemble_is_lazy_one_task_per_member():
     seeds = ens.seed.values
     assert len(set(seeds.tolist())) == 3
     # deterministic member seeds, and member m equals the single run with its seed
-    again = shallow_water(**SMALL, seed=9, members=3)
+    again = shallow_water(**SMALL, **SHORT, seed=9, members=3)
     np.testing.assert_array_equal(again.seed.values, seeds)
     computed = ens.compute()
-    single = shallow_water(**SMALL, seed=int(seeds[1]))
+    single = shallow_water(**SMALL, **SHORT, seed=int(seeds[1]))
     xr.testing.assert_equal(computed.isel(member=1).drop_vars(["member", "seed"]), single)
     assert not np.array_equal(computed["h"][0].values, computed["h"][2].values)
     assert computed.attrs["members"] == 3
@@ -152,7 +169,7 @@ def test_ensemble_validates_eagerly():
 
 
 def test_progress_bar_writes_to_stderr(capsys):
-    shallow_water(8, 8, frames=3, progress=True)
+    shallow_water(8, 8, frames=3, progress=True, **SHORT)
     assert "shallow water" in capsys.readouterr().err
 
 
@@ -169,7 +186,9 @@ def test_progress_bar_writes_to_stderr(capsys):
         ({"dx": 1e3, "Lx": 1e5}, "either dx or Lx"),
         ({"Ly": -1.0}, "Ly must be finite and > 0"),
         ({"dt": 1e6}, "largest stable time step is"),
-        ({"H": 0.0}, "depth must be finite and > 0"),
+        ({"depth": 0.0}, "depth must be finite and > 0"),
+        ({"preset": "calm"}, "preset must be one of"),
+        ({"spin_up": -1.0}, "spin_up must be a duration >= 0"),
     ],
 )
 def test_bad_arguments_name_the_argument(kwargs, match):
@@ -181,7 +200,31 @@ def test_bad_arguments_name_the_argument(kwargs, match):
 def test_blow_up_surfaces_with_the_step():
     # a non-rotating flow at Froude number ~0.9 forms bores and dries out: a clear error, not NaNs
     with pytest.raises(BlowUpError, match=r"blew up at step \d+ .*non-positive layer thickness"):
-        shallow_water(16, 16, frames=20, f0=0.0, amplitude=0.9, init="vortices", interval=3600.0)
+        shallow_water(16, 16, preset="smooth", frames=20, f0=0.0, amplitude=0.9, interval=3600.0)
+
+
+def test_periodic_dims_travel_with_the_data_through_degrade():
+    ds = shallow_water(16, 12, preset="smooth", frames=2, Lx=800e3, Ly=300e3)
+    assert (ds.x.attrs["period"], ds.y.attrs["period"]) == (800e3, 300e3)
+    assert periodic_dims(ds, ("y", "x")) == (True, True)
+    for data in (ds, ds.chunk({"time": 1})):
+        low = degrade(data, scale=2, method="coarsen")
+        assert (low.x.attrs["period"], low.y.attrs["period"]) == (800e3, 300e3)
+        assert periodic_dims(low, ("y", "x")) == (True, True)
+        # the coarse cells tile the same domain
+        assert float(low.x[1] - low.x[0]) * low.sizes["x"] == 800e3
+
+
+def test_spin_up_marker_and_deprecated_depth_name():
+    turbulent = shallow_water(16, 16, preset="turbulent", frames=2, seed=3)
+    assert turbulent.time.attrs["spin_up_end"] > 0
+    assert bool((turbulent.time >= turbulent.time.attrs["spin_up_end"]).all())
+    smooth = shallow_water(16, 16, preset="smooth", frames=2)
+    assert smooth.time.attrs["spin_up_end"] == 0.0
+    assert float(smooth.time[0]) == 0.0
+    with pytest.warns(DeprecationWarning, match="pass depth="):
+        old = shallow_water(8, 8, preset="smooth", frames=2, H=50.0)
+    xr.testing.assert_identical(old, shallow_water(8, 8, preset="smooth", frames=2, depth=50.0))
 
 
 def test_phantom_movie_dataset():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import math
 
@@ -12,24 +13,34 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from xsr.data.shallow_water import (
+    DEFAULT_PRESET,
     FIELDS,
     INITS,
+    PRESETS,
     BlowUpError,
+    LargeScaleDrag,
+    RingForcing,
+    SWForcing,
     SWParams,
     SWState,
+    _spun_up,
+    _start,
     centred_fields,
     choose_backend,
     configure,
     coriolis,
     initial_state,
     integrate,
+    isotropic_spectrum,
     max_stable_dt,
+    preset_values,
     run,
     simulate,
     speed_bound,
     step_numpy,
     step_torch,
 )
+from xsr.digest import sha256_array
 
 G, DEPTH = 9.81, 100.0
 
@@ -200,9 +211,9 @@ def test_vortices_start_in_geostrophic_balance():
 
 
 def test_same_seed_identical_different_seed_different():
-    a = simulate(16, 16, frames=3, seed=5, interval=1800.0)
-    b = simulate(16, 16, frames=3, seed=5, interval=1800.0)
-    c = simulate(16, 16, frames=3, seed=6, interval=1800.0)
+    a = simulate(16, 16, frames=3, seed=5, interval=1800.0, spin_up=3600.0)
+    b = simulate(16, 16, frames=3, seed=5, interval=1800.0, spin_up=3600.0)
+    c = simulate(16, 16, frames=3, seed=6, interval=1800.0, spin_up=3600.0)
     for name in FIELDS:
         np.testing.assert_array_equal(a.fields[name], b.fields[name])
     assert not np.array_equal(a.fields["h"], c.fields["h"])
@@ -224,17 +235,18 @@ def test_torch_matches_numpy_reference(init):
 
 
 def test_float32_tracks_float64():
-    a = simulate(16, 16, frames=3, interval=1800.0, dtype="float64")
-    b = simulate(16, 16, frames=3, interval=1800.0, dtype="float32")
+    # the smooth preset: no spin-up, over which rounding differences grow chaotically
+    a = simulate(16, 16, preset="smooth", frames=3, interval=1800.0, dtype="float64")
+    b = simulate(16, 16, preset="smooth", frames=3, interval=1800.0, dtype="float32")
     assert b.fields["h"].dtype == np.float32
     np.testing.assert_allclose(b.fields["h"], a.fields["h"], rtol=1e-5)
 
 
 def test_run_backends_agree_and_driver_yields_frames():
-    cfg = configure(12, 12, frames=3, interval=1800.0, seed=2)
-    a = run(dict(cfg, backend="torch"))
+    cfg = configure(12, 12, preset="smooth", frames=3, interval=1800.0, seed=2)
+    a = run(dataclasses.replace(cfg, backend="torch"))
     b = run(cfg)
-    assert (a.settings["backend"], b.settings["backend"]) == ("torch", "numpy")
+    assert (a.config.backend, b.config.backend) == ("torch", "numpy")
     for name in FIELDS:
         scale = np.abs(b.fields[name]).max()
         np.testing.assert_allclose(a.fields[name], b.fields[name], rtol=1e-12, atol=1e-12 * scale)
@@ -325,9 +337,19 @@ def test_cuda_matches_numpy_reference():
     assert fast.h.device.type == "cuda"
     for a, b in zip(ref[:4], fast[:4]):
         np.testing.assert_allclose(b.cpu().numpy(), a, rtol=1e-12, atol=1e-12 * np.abs(a).max())
-    out = simulate(16, 16, frames=2, interval=1800.0, device="cuda")
-    ref_out = simulate(16, 16, frames=2, interval=1800.0, backend="numpy")
+    out = simulate(16, 16, preset="smooth", frames=2, interval=1800.0, device="cuda")
+    ref_out = simulate(16, 16, preset="smooth", frames=2, interval=1800.0, backend="numpy")
     np.testing.assert_allclose(out.fields["h"], ref_out.fields["h"], rtol=1e-12)
+    # the forced step (ring forcing, drag, tracer relaxation) too
+    p = p._replace(drag=1e-6, tracer_relax=2e-6)
+    forcing = RingForcing(16, 16, p.dx, p.dy, wavenumber=2.0, power=1e-4, dt=p.dt, seed=1)
+    cref = np.linspace(0.0, 1.0, 256).reshape(16, 16)
+    ref, fast = s0, _to_torch(s0, "cuda")
+    for n in range(10):
+        f = SWForcing(*forcing(n), tracer_ref=cref)
+        ref, fast = step_numpy(ref, p, f), step_torch(fast, p, f)
+    for a, b in zip(ref[:4], fast[:4]):
+        np.testing.assert_allclose(b.cpu().numpy(), a, rtol=1e-12, atol=1e-12 * np.abs(a).max())
 
 
 # ---------------------------------------------------------------- stability and errors
@@ -335,12 +357,12 @@ def test_cuda_matches_numpy_reference():
 
 def test_cfl_violation_names_largest_stable_dt():
     cfg = configure(16, 16, interval=3600.0)
-    dt_max = cfg["dt_max"]
-    assert cfg["dt"] <= 0.7 * dt_max + 1e-9
+    dt_max = cfg.dt_max
+    assert cfg.dt <= 0.7 * dt_max + 1e-9
     with pytest.raises(ValueError, match=rf"largest stable time step is {dt_max:.6g} s"):
         configure(16, 16, interval=3600.0, dt=1.01 * dt_max)
     ok = configure(16, 16, interval=10 * 0.9 * dt_max, dt=0.9 * dt_max)
-    assert ok["steps_per_frame"] == 10
+    assert ok.steps_per_frame == 10
 
 
 def test_max_stable_dt_is_sharp_for_gravity_waves():
@@ -433,3 +455,200 @@ def test_driver_argument_errors():
     tiny = SWState(*(torch.ones(2, 5, dtype=torch.float64) for _ in range(4)), step=0)
     with pytest.raises(ValueError, match="at least 3 x 3 cells"):
         step_torch(tiny, p)
+
+
+# ---------------------------------------------------------------- presets and forcing
+
+#: sha256 (xsr.digest.sha256_array) of each field of
+#: ``simulate(24, 20, frames=4, seed=3, interval=1800.0)`` computed by the generator of xsr before
+#: the presets existed (main at 9be4a7b): the "smooth" preset must reproduce it bit for bit.
+SMOOTH_DIGESTS = {
+    "h": "eee9694fd6b8794bf360e44ccfa65af8fe2a0ea7c4affd838baf0989a3f3320f",
+    "u": "54586ba53328dda5b00b0597112c7de3ff84cb9d7d84d839be02e5adbbbbc584",
+    "v": "64c1675659f4db5d1b6e2bfc648337c7f8b367c9934e943b739c462e6050d6be",
+    "vorticity": "4eef5a452a2809513baa14c80d1a182dffa97db4e84d90c2073a00ef769652d9",
+    "tracer": "a7c6c4ad9f4b5c3b0d4f13d2fac257a12dc0f15150aaffc938051825ac480f80",
+}
+
+
+def test_smooth_preset_reproduces_the_previous_generator_bit_for_bit():
+    out = simulate(24, 20, preset="smooth", frames=4, seed=3, interval=1800.0, backend="numpy")
+    assert {name: sha256_array(out.fields[name]) for name in FIELDS} == SMOOTH_DIGESTS
+    assert out.time.tolist() == [0.0, 1800.0, 3600.0, 5400.0]
+    assert out.config.spin_up == 0.0
+    assert not out.config.forced
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_preset_configures_and_runs(preset):
+    cfg = configure(24, 24, preset=preset, frames=2, seed=1)
+    assert cfg.preset == preset
+    assert cfg.dt <= cfg.dt_max
+    assert cfg.steps_per_frame * cfg.dt == pytest.approx(cfg.interval)
+    assert cfg.spin_up == cfg.spin_up_frames * cfg.interval
+    if preset == "smooth":
+        assert (cfg.forcing_power, cfg.drag, cfg.spin_up, cfg.init) == (0.0, 0.0, 0.0, "vortices")
+    else:
+        assert cfg.forced
+        assert cfg.drag > 0
+        assert cfg.spin_up > 0
+        assert cfg.tracer_relax > 0
+    out = run(cfg)
+    assert all(np.isfinite(out.fields[name]).all() for name in FIELDS)
+    assert out.time[0] == cfg.spin_up
+
+
+def test_turbulent_is_the_default_preset():
+    assert DEFAULT_PRESET == "turbulent"
+    assert configure(16, 16) == configure(16, 16, preset="turbulent")
+
+
+def test_preset_values_follow_the_grid_and_can_be_overridden():
+    small = preset_values("turbulent", 24, 24, 50e3, 50e3, G, DEPTH)
+    large = preset_values("turbulent", 256, 256, 50e3, 50e3, G, DEPTH)
+    assert small["forcing_wavenumber"] == 2.0  # capped: the forcing scale is >= 12 cells
+    assert large["forcing_wavenumber"] == 8.0
+    # the deformation radius is the preset's fraction of the forcing wavelength
+    wavelength = 256 * 50e3 / 8.0
+    assert math.sqrt(G * DEPTH) / large["f0"] == pytest.approx(0.25 * wavelength)
+    cfg = configure(24, 24, preset="turbulent", drag=1e-6, f0=0.0, spin_up=0.0, interval=3000.0)
+    assert (cfg.drag, cfg.f0, cfg.spin_up, cfg.interval) == (1e-6, 0.0, 0.0, 3000.0)
+
+
+def test_ring_forcing_is_nondivergent_powered_seeded_and_on_the_ring():
+    ny, nx, dx, dy = 32, 48, 20e3, 30e3
+    forcing = RingForcing(ny, nx, dx, dy, wavenumber=4.0, power=2e-5, dt=100.0, seed=7)
+    fu, fv = forcing(12)
+    # the discrete divergence on the C-grid vanishes: no mass source
+    div = (np.roll(fu, -1, 1) - fu) / dx + (np.roll(fv, -1, 0) - fv) / dy
+    assert np.abs(div).max() < 1e-12 * np.abs(fu).max() / dx
+    # the mean energy injection of one step is the requested power
+    assert (fu**2 + fv**2).mean() * 100.0 / 2 == pytest.approx(2e-5, rel=1e-12)
+    # a pure function of (seed, step)
+    np.testing.assert_array_equal(forcing(12)[0], fu)
+    assert not np.array_equal(forcing(13)[0], fu)
+    other = RingForcing(ny, nx, dx, dy, wavenumber=4.0, power=2e-5, dt=100.0, seed=8)
+    assert not np.array_equal(other(12)[0], fu)
+    # its power lies on the ring |k| in [3, 5] (cycles per shortest side, here the y side)
+    spec = np.abs(np.fft.fft2(fv)) ** 2
+    ky = np.fft.fftfreq(ny, 1 / ny)[:, None]
+    kx = np.fft.fftfreq(nx, 1 / nx)[None, :] * (ny * dy) / (nx * dx)
+    k = np.hypot(kx, ky)
+    assert spec[(k < 2.9) | (k > 5.1)].sum() < 1e-20 * spec.sum()
+    with pytest.raises(ValueError, match="no Fourier mode"):
+        RingForcing(8, 8, 1.0, 1.0, wavenumber=20.0, power=1.0, dt=1.0, seed=0)
+
+
+def test_forced_torch_step_matches_numpy_reference():
+    p = _params(dx=50e3, dy=40e3, nu4=1e13, beta=1.5e-11, drag=1e-6, tracer_relax=2e-6)
+    p = _stable(p, 12, speed_bound(G, DEPTH, 0.3))
+    s0 = initial_state(p, 12, 16, init="turbulence", depth=DEPTH, seed=11, wavenumber=2.0)
+    forcing = RingForcing(12, 16, p.dx, p.dy, wavenumber=2.0, power=1e-4, dt=p.dt, seed=1)
+    cref = np.linspace(0.0, 1.0, 12 * 16).reshape(12, 16)
+    ref, fast = s0, _to_torch(s0)
+    for n in range(25):
+        f = SWForcing(*forcing(n), tracer_ref=cref)
+        ref, fast = step_numpy(ref, p, f), step_torch(fast, p, f)
+    for a, b in zip(ref[:4], fast[:4]):
+        np.testing.assert_allclose(b.numpy(), a, rtol=1e-12, atol=1e-12 * np.abs(a).max())
+    unforced = s0
+    for _ in range(25):
+        unforced = step_numpy(unforced, p._replace(drag=0.0, tracer_relax=0.0))
+    assert np.abs(unforced.u - ref.u).max() > 1e-3 * np.abs(ref.u).max()  # the terms act
+
+
+def test_large_scale_drag_is_a_fourier_projection_on_both_backends():
+    ny, nx = 16, 24
+    drag = LargeScaleDrag(ny, nx, 3e4, 2e4, rate=2e-6, wavenumber=3.0)
+    rng = np.random.default_rng(0)
+    u, v = rng.standard_normal((2, ny, nx))
+    du, dv = drag(u, v)
+    # reference: the full FFT, masked to |k| <= 3 cycles per shortest side (y: 16 * 2e4 m)
+    ky = np.fft.fftfreq(ny, 1 / ny)[:, None]
+    kx = np.fft.fftfreq(nx, 1 / nx)[None, :] * (ny * 2e4) / (nx * 3e4)
+    keep = np.hypot(kx, ky) <= 3.0
+    for got, a in ((du, u), (dv, v)):
+        ref = -2e-6 * np.fft.ifft2(np.fft.fft2(a) * keep).real
+        np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12 * np.abs(ref).max())
+    tu, tv = drag.torch_fields(torch.as_tensor(u), torch.as_tensor(v))
+    np.testing.assert_allclose(tu.numpy(), du, rtol=0, atol=1e-14 * np.abs(du).max())
+    np.testing.assert_allclose(tv.numpy(), dv, rtol=0, atol=1e-14 * np.abs(dv).max())
+    # small scales are untouched
+    x = np.arange(nx) * 2 * np.pi / nx
+    fine = np.broadcast_to(np.cos(8 * x), (ny, nx))
+    assert np.abs(drag(fine, fine)[0]).max() < 1e-18
+
+
+def test_forced_driver_backends_agree():
+    cfg = configure(16, 16, preset="turbulent", frames=3, seed=4, spin_up=0.0)
+    assert cfg.drag_wavenumber > 0  # the drag on the large scales is exercised
+    a = run(dataclasses.replace(cfg, backend="torch"))
+    b = run(dataclasses.replace(cfg, backend="numpy"))
+    for name in FIELDS:
+        scale = np.abs(b.fields[name]).max()
+        np.testing.assert_allclose(a.fields[name], b.fields[name], rtol=0, atol=1e-10 * scale)
+
+
+def test_forced_run_conserves_mass_and_is_deterministic_by_seed():
+    # a short spin-up (four frames) keeps the three runs cheap
+    cfg = configure(24, 24, preset="turbulent", frames=6, seed=2, spin_up=4 * 8000.0)
+    a = run(cfg)
+    state0, _ = _start(cfg)
+    mass0 = float(state0.h.sum())
+    mass = a.fields["h"].sum(axis=(1, 2))
+    np.testing.assert_allclose(mass, mass0, rtol=1e-13)
+    _spun_up.cache_clear()  # recomputed from scratch, not taken from the cache
+    b = run(cfg)
+    for name in FIELDS:
+        np.testing.assert_array_equal(a.fields[name], b.fields[name])
+    c = run(dataclasses.replace(cfg, seed=3))
+    assert not np.array_equal(a.fields["h"], c.fields["h"])
+
+
+def test_spin_up_runs_once_per_configuration():
+    cfg = configure(20, 20, preset="turbulent", frames=2, seed=5, spin_up=3 * 8000.0)
+    _spun_up.cache_clear()
+    first = run(cfg)
+    longer = run(dataclasses.replace(cfg, frames=4))
+    info = _spun_up.cache_info()
+    assert (info.misses, info.hits) == (1, 1)
+    for name in FIELDS:  # the same run, two more frames
+        np.testing.assert_array_equal(longer.fields[name][:2], first.fields[name])
+    # the spin-up is the part of the run before the first frame: the same as integrating on
+    no_spin = run(dataclasses.replace(cfg, spin_up=0.0, frames=cfg.spin_up_frames + 2))
+    np.testing.assert_allclose(no_spin.fields["h"][-2:], first.fields["h"], rtol=0, atol=0)
+
+
+def test_turbulent_preset_is_statistically_steady_and_moves_under_two_cells_per_frame():
+    # 64 x 64: on smaller grids a handful of forced modes make the energy fluctuate widely
+    cfg = configure(64, 64, preset="turbulent", frames=40, seed=0)
+    out = run(cfg)
+    ke = 0.5 * (out.fields["u"] ** 2 + out.fields["v"] ** 2).mean(axis=(1, 2))
+    first, second = ke[:20].mean(), ke[20:].mean()
+    assert abs(second - first) / first < 0.15
+    # typical displacement per frame: rms speed * interval / dx
+    displacement = np.sqrt(2 * ke.mean()) * cfg.interval / cfg.dx
+    assert 0.25 <= displacement <= 2.0
+    # and the flow is turbulent, not decaying: the rms speed is near the preset's target
+    target = cfg.froude * math.sqrt(cfg.g * cfg.depth)
+    assert 0.5 * target < np.sqrt(2 * ke.mean()) < 2 * target
+
+
+def _slope(k: np.ndarray, power: np.ndarray, lo: float, hi: float) -> float:
+    keep = (k >= lo) & (k <= hi)
+    return float(np.polyfit(np.log(k[keep]), np.log(power[keep]), 1)[0])
+
+
+@pytest.mark.slow
+def test_turbulent_spectra_at_256():
+    """KE spectrum k^-3 (within [-3.5, -2.5]) between forcing and dissipation; tracer shallower."""
+    cfg = configure(256, 256, preset="turbulent", frames=6, seed=1)
+    out = run(cfg)
+    k, pu = isotropic_spectrum(out.fields["u"])
+    _, pv = isotropic_spectrum(out.fields["v"])
+    _, pc = isotropic_spectrum(out.fields["tracer"])
+    ke = 0.5 * (pu + pv)
+    lo, hi = 2 * cfg.forcing_wavenumber, 48
+    ke_slope = _slope(k, ke, lo, hi)
+    assert -3.5 <= ke_slope <= -2.5
+    assert _slope(k, pc, lo, hi) > ke_slope + 0.5

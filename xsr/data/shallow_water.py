@@ -32,6 +32,7 @@ oracle and benchmark baseline); :func:`step_torch` is the fast path (any ``devic
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import warnings
@@ -45,9 +46,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BACKENDS",
+    "DEFAULT_PRESET",
     "FIELDS",
     "INITS",
+    "PRESETS",
     "BlowUpError",
+    "LargeScaleDrag",
+    "RingForcing",
+    "SWConfig",
+    "SWForcing",
     "SWParams",
     "SWRun",
     "SWState",
@@ -57,8 +64,10 @@ __all__ = [
     "coriolis",
     "initial_state",
     "integrate",
+    "isotropic_spectrum",
     "max_stable_dt",
     "params_from",
+    "preset_values",
     "run",
     "simulate",
     "speed_bound",
@@ -67,7 +76,7 @@ __all__ = [
 ]
 
 #: Names of the initial conditions understood by :func:`initial_state`.
-INITS: tuple[str, ...] = ("vortices", "bumps", "dam_break")
+INITS: tuple[str, ...] = ("vortices", "bumps", "dam_break", "turbulence")
 
 #: Stability limits of SSP-RK3 on the imaginary and on the negative real axis.
 _RK3_IMAG = math.sqrt(3.0)
@@ -117,12 +126,18 @@ class SWParams(NamedTuple):
         Biharmonic hyperviscosity in m4 s-1.
     dt : float
         Time step in seconds.
+    drag : float
+        Linear (Rayleigh) drag rate on ``u`` and ``v`` in s-1 (0: none); removes energy at the
+        large scales of a forced run.
+    tracer_relax : float
+        Relaxation rate in s-1 of the tracer towards its reference pattern (0: none), the
+        tracer's source in a forced run (see :class:`SWForcing`).
 
     Examples
     --------
     >>> p = SWParams(dx=1e3, dy=1e3, g=9.81, f0=1e-4, beta=0.0, nu4=0.0, dt=10.0)
-    >>> p.dt
-    10.0
+    >>> p.dt, p.drag
+    (10.0, 0.0)
     """
 
     dx: float
@@ -132,6 +147,32 @@ class SWParams(NamedTuple):
     beta: float
     nu4: float
     dt: float
+    drag: float = 0.0
+    tracer_relax: float = 0.0
+
+
+class SWForcing(NamedTuple):
+    """External forcing held constant over one time step (immutable).
+
+    Attributes
+    ----------
+    fu, fv : array or None
+        Momentum forcing (acceleration, m s-2) on the ``u`` and ``v`` faces; ``None`` for none.
+    tracer_ref : array or None
+        Reference tracer concentration at cell centres: the tracer relaxes towards it at the
+        rate ``SWParams.tracer_relax`` (``d(hc)/dt += tracer_relax * (h * tracer_ref - hc)``);
+        ``None`` for none.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> SWForcing(fu=np.zeros((4, 4)), fv=np.zeros((4, 4)), tracer_ref=None).fu.shape
+    (4, 4)
+    """
+
+    fu: Any
+    fv: Any
+    tracer_ref: Any
 
 
 class SWState(NamedTuple):
@@ -178,12 +219,12 @@ class SWRun(NamedTuple):
         Cell-centre coordinates in metres.
     params : SWParams
         The parameters that were integrated.
-    settings : dict
-        Every argument of the run, resolved (for provenance attributes).
+    config : SWConfig
+        The resolved run (for provenance attributes).
 
     Examples
     --------
-    >>> run = simulate(8, 8, frames=2, interval=60.0)
+    >>> run = simulate(8, 8, frames=2, interval=600.0)
     >>> run.fields["h"].shape
     (2, 8, 8)
     """
@@ -193,7 +234,7 @@ class SWRun(NamedTuple):
     x: np.ndarray
     y: np.ndarray
     params: SWParams
-    settings: dict[str, Any]
+    config: SWConfig
 
 
 # --------------------------------------------------------------------------------------------
@@ -270,7 +311,8 @@ def max_stable_dt(params: SWParams, ny: int, speed: float) -> float:
 
     Linear stability: the centred C-grid operator has eigenvalues up to
     ``2 * speed * sqrt(1/dx**2 + 1/dy**2) + max|f|`` on the imaginary axis and
-    ``nu4 * (4/dx**2 + 4/dy**2)**2`` on the negative real axis; SSP-RK3 is stable up to
+    ``nu4 * (4/dx**2 + 4/dy**2)**2`` plus the larger of the drag and tracer relaxation rates
+    on the negative real axis; SSP-RK3 is stable up to
     ``sqrt(3)`` and ``2.5127`` there, and the two limits are combined conservatively.
 
     Parameters
@@ -296,6 +338,7 @@ def max_stable_dt(params: SWParams, ny: int, speed: float) -> float:
     imag = 2.0 * speed * math.sqrt(1.0 / params.dx**2 + 1.0 / params.dy**2)
     imag += float(np.abs(coriolis(params, ny)).max())
     real = params.nu4 * (4.0 / params.dx**2 + 4.0 / params.dy**2) ** 2
+    real += max(params.drag, params.tracer_relax)
     return 1.0 / (imag / _RK3_IMAG + real / _RK3_REAL)
 
 
@@ -327,6 +370,29 @@ def _smooth_random_field(
     return field / scale if scale > 0 else field
 
 
+def _turbulent_streamfunction(
+    rng: np.random.Generator, ny: int, nx: int, dx: float, dy: float, wavelength: float
+) -> np.ndarray:
+    """Random-phase streamfunction whose kinetic-energy spectrum goes as ``k**-3`` beyond
+    ``2 pi / wavelength`` and as ``k`` below it (the shape of forced two-dimensional turbulence
+    in its enstrophy range), at unit rms speed."""
+    ky = 2 * np.pi * np.fft.fftfreq(ny, d=dy)[:, None]
+    kx = 2 * np.pi * np.fft.rfftfreq(nx, d=dx)[None, :]
+    k = np.sqrt(kx**2 + ky**2)
+    k0 = 2 * np.pi / wavelength
+    with np.errstate(divide="ignore"):
+        envelope = 1.0 / (k * (k**2 + k0**2))
+    envelope[0, 0] = 0.0
+    spectrum = envelope * (
+        rng.standard_normal((ny, nx // 2 + 1)) + 1j * rng.standard_normal((ny, nx // 2 + 1))
+    )
+    psi = np.fft.irfft2(spectrum, s=(ny, nx))
+    u = -(np.roll(psi, -1, axis=0) - psi) / dy
+    v = (np.roll(psi, -1, axis=1) - psi) / dx
+    rms = math.sqrt(float(np.mean(u**2 + v**2)))
+    return psi / rms if rms > 0 else psi
+
+
 def initial_state(
     params: SWParams,
     ny: int,
@@ -337,6 +403,8 @@ def initial_state(
     amplitude: float = 0.2,
     seed: int = 0,
     dtype: Any = np.float64,
+    froude: float = 0.1,
+    wavenumber: float = 8.0,
 ) -> SWState:
     """A seeded, deterministic initial state.
 
@@ -349,9 +417,13 @@ def initial_state(
     init : {"vortices", "bumps", "dam_break"}
         ``"vortices"``: a random field of geostrophically balanced vortices (spectrum peaked at a
         wavelength of an eighth of the domain, or 12 cells if that is longer; streamfunction at
-        the corners, so the flow is exactly non-divergent, and ``h = depth + f psi / g``); ``"bumps"``: a dozen random Gaussian height bumps and
-        dips, at rest; ``"dam_break"``: a column of water of height ``depth * (1 + amplitude)``
-        with a slightly wavy rim at a random place, at rest.
+        the corners, so the flow is exactly non-divergent, and ``h = depth + f psi / g``);
+        ``"bumps"``: a dozen random Gaussian height bumps and dips, at rest; ``"dam_break"``: a
+        column of water of height ``depth * (1 + amplitude)`` with a slightly wavy rim at a random
+        place, at rest; ``"turbulence"``: balanced random flow with the spectrum of forced
+        two-dimensional turbulence (kinetic energy ``k**-3`` beyond ``wavenumber``, ``k``
+        below) at the rms speed ``froude * sqrt(g * depth)``, a start close to the
+        statistically steady state of the forced presets.
     depth : float
         Mean layer thickness ``H`` in metres.
     amplitude : float
@@ -361,6 +433,10 @@ def initial_state(
         Seed of :func:`numpy.random.default_rng`.
     dtype : numpy dtype
         Floating dtype of the arrays.
+    froude : float
+        rms speed over ``sqrt(g * depth)`` of the ``"turbulence"`` start (other starts ignore it).
+    wavenumber : float
+        Spectral knee of the ``"turbulence"`` start, in cycles per (shortest) domain side.
 
     Returns
     -------
@@ -415,6 +491,20 @@ def initial_state(
         peak = np.abs(eta).max()
         h = depth + (max_anomaly * eta / peak if peak > 0 else eta)
         u, v = zeros, zeros
+    elif init == "turbulence":
+        wavelength = min(lx, ly) / wavenumber
+        psi = (
+            froude
+            * math.sqrt(params.g * depth)
+            * _turbulent_streamfunction(rng, ny, nx, dx, dy, wavelength)
+        )
+        u = -(np.roll(psi, -1, axis=0) - psi) / dy
+        v = (np.roll(psi, -1, axis=1) - psi) / dx
+        f_c = coriolis(params, ny, at="centre")
+        psi_c = 0.25 * (
+            psi + np.roll(psi, -1, 0) + np.roll(psi, -1, 1) + np.roll(psi, (-1, -1), (0, 1))
+        )
+        h = depth + f_c * psi_c / params.g
     else:  # dam_break
         x0, y0 = rng.uniform(0, lx), rng.uniform(0, ly)
         dxs = _periodic_distance(xc[None, :], x0, lx)
@@ -444,6 +534,238 @@ def initial_state(
 
 
 # --------------------------------------------------------------------------------------------
+# Forcing
+# --------------------------------------------------------------------------------------------
+
+#: Stream of :class:`numpy.random.SeedSequence` reserved for the forcing (the initial condition
+#: uses the bare seed), so forcing and initial condition are independent.
+_FORCING_STREAM = 0x5F0C
+
+
+class RingForcing:
+    """White-in-time, random-phase momentum forcing on a ring of wavenumbers (seeded).
+
+    At step ``n`` a streamfunction ``psi_n`` is drawn with independent random complex amplitudes
+    on the Fourier modes whose wavenumber lies in ``[wavenumber - width, wavenumber + width]``
+    (cycles per shortest domain side), each weighted by ``1 / |k|`` so every mode forces the
+    velocity equally; the forcing is its exactly non-divergent velocity on the C-grid,
+    ``(fu, fv) = (-d psi / dy, d psi / dx)``, a pure vorticity (geostrophic-momentum) forcing
+    that leaves the mass untouched. Each draw is scaled so that ``mean(fu**2 + fv**2) =
+    2 * power / dt``: held over one step of ``dt``, it injects kinetic energy per unit mass at
+    the rate ``power`` (W kg-1 = m2 s-3) on average, whatever the flow. ``psi_n`` depends on
+    ``(seed, n)`` only, so the forcing is reproducible and any step can be replayed.
+
+    Parameters
+    ----------
+    ny, nx : int
+        Grid size.
+    dx, dy : float
+        Grid spacing in metres.
+    wavenumber : float
+        Centre of the forced ring, cycles per shortest domain side (>= 1).
+    power : float
+        Mean kinetic-energy injection rate per unit mass, m2 s-3.
+    dt : float
+        Time step in seconds (the forcing is white in time at this step).
+    seed : int
+        Seed of the forcing sequence.
+    width : float
+        Half-width of the ring in the same units as ``wavenumber``.
+    dtype : numpy dtype
+        Dtype of the returned arrays.
+
+    Examples
+    --------
+    >>> f = RingForcing(16, 16, 1e4, 1e4, wavenumber=3.0, power=1e-6, dt=60.0, seed=0)
+    >>> fu, fv = f(0)
+    >>> round(float((fu**2 + fv**2).mean() * 60.0 / 2), 12)
+    1e-06
+    >>> bool((f(0)[0] == fu).all()), bool((f(1)[0] == fu).all())
+    (True, False)
+    """
+
+    def __init__(
+        self,
+        ny: int,
+        nx: int,
+        dx: float,
+        dy: float,
+        *,
+        wavenumber: float,
+        power: float,
+        dt: float,
+        seed: int,
+        width: float = 1.0,
+        dtype: Any = np.float64,
+    ) -> None:
+        lx, ly = nx * dx, ny * dy
+        lmin = min(lx, ly)
+        ky = np.fft.fftfreq(ny, d=1.0 / ny)[:, None]
+        kx = np.arange(nx // 2 + 1, dtype=np.float64)[None, :]
+        k = np.hypot(kx * lmin / lx, ky * lmin / ly)
+        # one mode of each pair +-k (a real field), none on a Nyquist row or column: the modes
+        # are then orthogonal on the grid and the forcing's mean square is known exactly
+        half_plane = (kx > 0) | ((kx == 0) & (ky > 0))
+        no_nyquist = (kx < nx / 2) & (np.abs(ky) < ny / 2)
+        ring = half_plane & no_nyquist & (np.abs(k - wavenumber) <= width)
+        if not ring.any():
+            raise ValueError(
+                f"no Fourier mode of a {ny} x {nx} grid lies within {width} of wavenumber="
+                f"{wavenumber:g} (cycles per domain side); choose a wavenumber between 1 and "
+                f"{min(nx, ny) // 2 - 1}"
+            )
+        self.shape = (ny, nx)
+        self.seed = int(seed)
+        self.dtype = np.dtype(dtype)
+        # The ring touches few rows and columns of the Fourier plane: each field is the product
+        # of a (ny, rows) and a (columns, nx) matrix of complex exponentials around a small
+        # coefficient block, much cheaper than an inverse FFT of the whole plane.
+        rows = np.nonzero(ring.any(axis=1))[0]
+        cols = np.nonzero(ring.any(axis=0))[0]
+        self._block = ring[np.ix_(rows, cols)]
+        self._weight = 1.0 / k[np.ix_(rows, cols)][self._block]
+        ky_int, kx_int = ky[rows, 0], kx[0, cols]
+        self._ey = np.exp(2j * np.pi * np.outer(np.arange(ny), ky_int) / ny)
+        ex = np.exp(2j * np.pi * np.outer(kx_int, np.arange(nx)) / nx)
+        # real and imaginary parts stacked: Re(L @ E_x) = [Re L, -Im L] @ [Re E_x; Im E_x]
+        self._ex = np.ascontiguousarray(np.concatenate([ex.real, ex.imag]))
+        # C-grid differences of the corner streamfunction, per Fourier mode:
+        # fu = -(psi[j + 1] - psi[j]) / dy on u faces, fv = (psi[:, i + 1] - psi[:, i]) / dx
+        self._du = -(np.exp(2j * np.pi * ky_int / ny) - 1.0)[:, None] / dy
+        self._dv = (np.exp(2j * np.pi * kx_int / nx) - 1.0)[None, :] / dx
+        self._scale = math.sqrt(2.0 * power / dt)
+        self._torch: dict[tuple[str, str], tuple[Any, ...]] = {}
+
+    def coefficients(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+        """Complex Fourier coefficients of ``fu`` and ``fv`` at ``step``, on the ring's block.
+
+        Each field is ``Re(E_y @ c @ E_x)`` with the complex exponentials of the ring's rows and
+        columns; the coefficients are scaled so that ``mean(fu**2 + fv**2) = 2 * power / dt``
+        exactly (the modes are orthogonal on the grid, each contributing ``|c|**2 / 2``).
+        """
+        rng = np.random.default_rng([self.seed, _FORCING_STREAM, int(step)])
+        n = self._weight.size
+        coef = np.zeros(self._block.shape, dtype=np.complex128)
+        coef[self._block] = self._weight * (rng.standard_normal(n) + 1j * rng.standard_normal(n))
+        cu, cv = coef * self._du, coef * self._dv
+        mean_square = 0.5 * float(np.sum(np.abs(cu) ** 2 + np.abs(cv) ** 2))
+        factor = self._scale / math.sqrt(mean_square) if mean_square > 0 else 0.0
+        return cu * factor, cv * factor
+
+    def _left(self, step: int) -> list[np.ndarray]:
+        """Per field, the ``(ny, 2 * columns)`` real left factor ``[Re L, -Im L]``."""
+        left = []
+        for c in self.coefficients(step):
+            rows = self._ey @ c
+            left.append(np.concatenate([rows.real, -rows.imag], axis=1))
+        return left
+
+    def __call__(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+        """The forcing ``(fu, fv)`` held over the step from ``step`` to ``step + 1`` (numpy)."""
+        fu, fv = ((left @ self._ex).astype(self.dtype, copy=False) for left in self._left(step))
+        return fu, fv
+
+    def torch_fields(self, step: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The same forcing as tensors of ``like``'s dtype, computed on its device (only the
+        ``(ny, 2 * columns)`` left factors travel there)."""
+        import torch
+
+        key = (str(like.device), str(like.dtype))
+        if key not in self._torch:
+            self._torch[key] = (torch.as_tensor(self._ex, dtype=like.dtype, device=like.device),)
+        (ex,) = self._torch[key]
+        fu, fv = (
+            torch.as_tensor(left, dtype=like.dtype, device=like.device) @ ex
+            for left in self._left(step)
+        )
+        return fu, fv
+
+
+class LargeScaleDrag:
+    """Linear drag on the large scales only: ``-rate * (u_L, v_L)``, where ``u_L`` keeps the
+    Fourier modes of ``u`` with wavenumber ``<= wavenumber`` (cycles per shortest domain side).
+
+    A drag on every scale also damps the enstrophy cascade below the forcing scale and steepens
+    its spectrum; restricted to the scales above the forcing it removes the energy of the
+    inverse cascade only. The projection is exact (a discrete Fourier projection on the grid of
+    each velocity component), computed with small matrices of complex exponentials as in
+    :class:`RingForcing`, in numpy or on the state's torch device.
+
+    Parameters
+    ----------
+    ny, nx : int
+        Grid size.
+    dx, dy : float
+        Grid spacing in metres (only their ratio matters, for non-square domains).
+    rate : float
+        Drag rate in s-1.
+    wavenumber : float
+        Largest damped wavenumber, cycles per shortest domain side (the mean flow, k = 0, is
+        damped too).
+
+    Examples
+    --------
+    >>> drag = LargeScaleDrag(16, 16, 1.0, 1.0, rate=2.0, wavenumber=2.0)
+    >>> x = np.arange(16) * 2 * np.pi / 16
+    >>> u = np.cos(x)[None, :] + np.cos(5 * x)[None, :] + np.zeros((16, 1))
+    >>> du, _ = drag(u, u)
+    >>> bool(np.allclose(du, -2.0 * np.cos(x)[None, :]))
+    True
+    """
+
+    def __init__(
+        self, ny: int, nx: int, dx: float, dy: float, *, rate: float, wavenumber: float
+    ) -> None:
+        lx, ly = nx * dx, ny * dy
+        lmin = min(lx, ly)
+        ky = np.fft.fftfreq(ny, d=1.0 / ny)[:, None]
+        kx = np.arange(nx // 2 + 1, dtype=np.float64)[None, :]
+        k = np.hypot(kx * lmin / lx, ky * lmin / ly)
+        half_plane = (kx > 0) | ((kx == 0) & (ky >= 0))
+        no_nyquist = (kx < nx / 2) & (np.abs(ky) < ny / 2)
+        disk = half_plane & no_nyquist & (k <= wavenumber)
+        rows = np.nonzero(disk.any(axis=1))[0]
+        cols = np.nonzero(disk.any(axis=0))[0]
+        # weight 2 for a mode standing for itself and its conjugate, 1 for the mean
+        weight = np.where(disk, 2.0, 0.0)
+        weight[0, 0] = 1.0 if disk[0, 0] else 0.0
+        self.rate = float(rate)
+        self.shape = (ny, nx)
+        self._weight = weight[np.ix_(rows, cols)] * (-self.rate / (nx * ny))
+        ky_int, kx_int = ky[rows, 0], kx[0, cols]
+        self._ey = np.exp(2j * np.pi * np.outer(np.arange(ny), ky_int) / ny)  # (ny, rows)
+        self._ex = np.exp(2j * np.pi * np.outer(kx_int, np.arange(nx)) / nx)  # (cols, nx)
+        self._torch: dict[tuple[str, str], tuple[Any, ...]] = {}
+
+    def __call__(self, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The drag acceleration ``(du, dv)`` of numpy velocities."""
+        ey, ex = self._ey, self._ex
+        out = []
+        for a in (u, v):
+            coef = ey.conj().T @ (a @ ex.conj().T)  # (rows, cols) Fourier coefficients
+            out.append(((ey @ (coef * self._weight)) @ ex).real.astype(a.dtype, copy=False))
+        return out[0], out[1]
+
+    def torch_fields(self, u: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The same drag for torch velocities, computed on their device."""
+        import torch
+
+        key = (str(u.device), str(u.dtype))
+        if key not in self._torch:
+            cdtype = torch.complex128 if u.dtype == torch.float64 else torch.complex64
+            ey = torch.as_tensor(self._ey, dtype=cdtype, device=u.device)
+            ex = torch.as_tensor(self._ex, dtype=cdtype, device=u.device)
+            weight = torch.as_tensor(self._weight, dtype=u.dtype, device=u.device)
+            self._torch[key] = (ey, ex, ey.conj().T.contiguous(), ex.conj().T.contiguous(), weight)
+        ey, ex, eyh, exh, weight = self._torch[key]
+        out = []
+        for a in (u, v):
+            coef = eyh @ (a.to(ex.dtype) @ exh)
+            out.append(((ey @ (coef * weight)) @ ex).real.contiguous())
+        return out[0], out[1]
+
+
+# --------------------------------------------------------------------------------------------
 # Plain-numpy reference of the scheme
 # --------------------------------------------------------------------------------------------
 
@@ -455,6 +777,7 @@ def _tendencies_numpy(
     hc: np.ndarray,
     fq: np.ndarray,
     p: SWParams,
+    forcing: SWForcing | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Time derivatives of (h, u, v, hc); plain numpy with ``np.roll`` (the reference)."""
 
@@ -492,6 +815,13 @@ def _tendencies_numpy(
 
         du = du - p.nu4 * lap(lap(u))
         dv = dv - p.nu4 * lap(lap(v))
+    # every term below is skipped when absent, so an unforced run's arithmetic is unchanged
+    if p.drag != 0.0:
+        du = du - p.drag * u
+        dv = dv - p.drag * v
+    if forcing is not None and forcing.fu is not None:
+        du = du + forcing.fu
+        dv = dv + forcing.fv
     # tracer content: mass flux times third-order upwind face value
     c = hc / h
     cxm = xm(c)
@@ -509,10 +839,12 @@ def _tendencies_numpy(
         + np.abs(V) * ((cyp - cymm) - 3.0 * (c - cym)) / 12.0
     )
     dhc = -((xp(fx) - fx) / dx + (yp(fy) - fy) / dy)
+    if p.tracer_relax != 0.0 and forcing is not None and forcing.tracer_ref is not None:
+        dhc = dhc + p.tracer_relax * (h * forcing.tracer_ref - hc)
     return dh, du, dv, dhc
 
 
-def step_numpy(state: SWState, params: SWParams) -> SWState:
+def step_numpy(state: SWState, params: SWParams, forcing: SWForcing | None = None) -> SWState:
     """One SSP-RK3 step of the plain-numpy reference implementation (pure).
 
     Parameters
@@ -521,6 +853,8 @@ def step_numpy(state: SWState, params: SWParams) -> SWState:
         State with numpy arrays.
     params : SWParams
         Run parameters.
+    forcing : SWForcing, optional
+        Forcing held constant over the step (numpy arrays); ``None`` for an unforced step.
 
     Returns
     -------
@@ -539,11 +873,11 @@ def step_numpy(state: SWState, params: SWParams) -> SWState:
     y0 = (state.h, state.u, state.v, state.hc)
     # an unstable run overflows; the driver reports that as BlowUpError, not as warnings
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        k = _tendencies_numpy(*y0, fq, params)
+        k = _tendencies_numpy(*y0, fq, params, forcing)
         y1 = tuple(a + dt * b for a, b in zip(y0, k))
-        k = _tendencies_numpy(*y1, fq, params)
+        k = _tendencies_numpy(*y1, fq, params, forcing)
         y2 = tuple(0.75 * a + 0.25 * (b + dt * c) for a, b, c in zip(y0, y1, k))
-        k = _tendencies_numpy(*y2, fq, params)
+        k = _tendencies_numpy(*y2, fq, params, forcing)
         y3 = tuple(a / 3.0 + 2.0 / 3.0 * (b + dt * c) for a, b, c in zip(y0, y2, k))
     return SWState(*y3, step=state.step + 1)
 
@@ -567,6 +901,11 @@ def _rk3_torch(
     g: float,
     nu4: float,
     dt: float,
+    fu: torch.Tensor | None = None,
+    fv: torch.Tensor | None = None,
+    cref: torch.Tensor | None = None,
+    drag: float = 0.0,
+    relax: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """One SSP-RK3 step on tensors: the arithmetic of the numpy reference, without rolls.
 
@@ -574,7 +913,9 @@ def _rk3_torch(
     each intermediate on the smallest region its consumers need, with plain slices (views at
     constant offsets). Compilers fuse and vectorise this; ``torch.roll`` along the last axis
     becomes a modular gather that neither eager torch nor inductor vectorises. ``fq`` is the
-    Coriolis column at the corners, ``(ny, 1)``.
+    Coriolis column at the corners, ``(ny, 1)``; ``fu``, ``fv`` (momentum forcing), ``cref``
+    (tracer reference), ``drag`` and ``relax`` (``tracer_relax``) are the terms of :class:`SWForcing` and
+    :class:`SWParams`, skipped when ``None`` or zero.
     """
     import torch
 
@@ -640,6 +981,12 @@ def _rk3_torch(
         if nu4 != 0.0:
             du = du - nu4 * lap(lap(at(up, m0, 2), 2), 1)
             dv = dv - nu4 * lap(lap(at(vp, m0, 2), 2), 1)
+        if drag != 0.0:
+            du = du - drag * u
+            dv = dv - drag * v
+        if fu is not None and fv is not None:
+            du = du + fu
+            dv = dv + fv
         # tracer fluxes on margin 1 (third-order upwind face values)
         U1, V1 = at(U, 2, 1), at(V, 2, 1)
         c = at(cp, m0, 1)
@@ -660,6 +1007,8 @@ def _rk3_torch(
         dhc = -(
             (at(fx, 1, 0, 0, 1) - at(fx, 1, 0)) * rdx + (at(fy, 1, 0, 1, 0) - at(fy, 1, 0)) * rdy
         )
+        if relax != 0.0 and cref is not None:
+            dhc = dhc + relax * (h * cref - hc)
         return dh, du, dv, dhc
 
     y0 = (h, u, v, hc)
@@ -686,7 +1035,9 @@ def _torch_fq(params: SWParams, like: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(coriolis(params, like.shape[-2]), dtype=like.dtype, device=like.device)
 
 
-def step_torch(state: SWState, params: SWParams, *, compile: bool = False) -> SWState:
+def step_torch(
+    state: SWState, params: SWParams, forcing: SWForcing | None = None, *, compile: bool = False
+) -> SWState:
     """One SSP-RK3 step on torch tensors, on their device (pure; the fast path).
 
     Parameters
@@ -695,6 +1046,9 @@ def step_torch(state: SWState, params: SWParams, *, compile: bool = False) -> SW
         State whose arrays are torch tensors on one device.
     params : SWParams
         Run parameters.
+    forcing : SWForcing, optional
+        Forcing held constant over the step (tensors on the state's device, or numpy arrays,
+        which are copied there); ``None`` for an unforced step.
     compile : bool
         Use the ``torch.compile``-d kernel (compiled on first use per shape, dtype and parameter
         set; falls back to eager with a ``RuntimeWarning`` if compilation fails).
@@ -715,6 +1069,7 @@ def step_torch(state: SWState, params: SWParams, *, compile: bool = False) -> SW
     """
     fq = _torch_fq(params, state.h)
     kernel = _torch_kernel(compile)
+    fu, fv, cref = _torch_forcing(forcing, state.h)
     out = kernel(
         state.h,
         state.u,
@@ -726,8 +1081,29 @@ def step_torch(state: SWState, params: SWParams, *, compile: bool = False) -> SW
         params.g,
         params.nu4,
         params.dt,
+        fu,
+        fv,
+        cref,
+        params.drag,
+        params.tracer_relax,
     )
     return SWState(*out, step=state.step + 1)
+
+
+def _torch_forcing(forcing: SWForcing | None, like: torch.Tensor) -> tuple[Any, Any, Any]:
+    """The forcing's arrays as tensors of ``like``'s dtype and device (``None`` stays ``None``)."""
+    import torch
+
+    if forcing is None:
+        return None, None, None
+    return tuple(
+        None
+        if a is None
+        else torch.as_tensor(np.require(a, requirements="W"), dtype=like.dtype, device=like.device)
+        if isinstance(a, np.ndarray)
+        else torch.as_tensor(a, dtype=like.dtype, device=like.device)
+        for a in forcing
+    )
 
 
 def _torch_kernel(compile: bool) -> Callable[..., Any]:
@@ -795,6 +1171,9 @@ def integrate(
     device: Any = "cpu",
     compile: bool = False,
     progress: bool = False,
+    forcing: Callable[[int], tuple[np.ndarray, np.ndarray]] | None = None,
+    tracer_ref: np.ndarray | None = None,
+    drag: LargeScaleDrag | None = None,
 ) -> Iterator[SWState]:
     """Generator driver: yield ``frames`` output states, ``steps_per_frame`` steps apart.
 
@@ -820,6 +1199,15 @@ def integrate(
         Use ``torch.compile`` for the torch backend.
     progress : bool
         Show a tqdm bar over the output frames.
+    forcing : callable, optional
+        ``forcing(n)`` returns the momentum forcing ``(fu, fv)`` (numpy arrays, m s-2) held over
+        the step from step ``n`` to ``n + 1``, e.g. a :class:`RingForcing`; a pure function of
+        ``n``, so a replayed or restarted run sees the same forcing.
+    tracer_ref : numpy.ndarray, optional
+        Reference tracer pattern the tracer relaxes towards at the rate ``params.tracer_relax``.
+    drag : LargeScaleDrag, optional
+        Drag on the large scales, evaluated on the state at the start of each step and held
+        over the step like the forcing.
 
     Yields
     ------
@@ -842,23 +1230,59 @@ def integrate(
         raise ValueError(f"frames must be >= 1, got {frames}")
     if steps_per_frame < 1:
         raise ValueError(f"steps_per_frame must be >= 1, got {steps_per_frame}")
+    forced = forcing is not None or tracer_ref is not None or drag is not None
+
+    def forcing_at(s: SWState) -> SWForcing | None:
+        if not forced:
+            return None
+        fu, fv = forcing(s.step) if forcing is not None else (None, None)
+        if drag is not None:
+            du, dv = drag(s.u, s.v)
+            fu, fv = (du, dv) if fu is None else (fu + du, fv + dv)
+        return SWForcing(fu=fu, fv=fv, tracer_ref=tracer_ref)
+
     if backend == "numpy":
         current = _to_numpy(state)
 
         def step(s: SWState) -> SWState:
-            return step_numpy(s, params)
+            return step_numpy(s, params, forcing_at(s))
     elif backend == "torch":
         import torch
 
         current = SWState(
-            *(torch.as_tensor(np.asarray(a), device=device) for a in state[:4]), step=state.step
+            # a writable copy: the state's arrays may be read-only (the spin-up cache)
+            *(torch.as_tensor(np.array(a), device=device) for a in state[:4]),
+            step=state.step,
         )
         fq = _torch_fq(params, current.h)
         kernel = _torch_kernel(compile)
+        cref = _torch_forcing(SWForcing(None, None, tracer_ref), current.h)[2]
 
         def step(s: SWState) -> SWState:
+            fu, fv = (None, None)
+            if isinstance(forcing, RingForcing):
+                fu, fv = forcing.torch_fields(s.step, s.h)
+            elif forcing is not None:
+                fu, fv, _ = _torch_forcing(SWForcing(*forcing(s.step), None), s.h)
+            if drag is not None:
+                du, dv = drag.torch_fields(s.u, s.v)
+                fu, fv = (du, dv) if fu is None else (fu + du, fv + dv)
             out = kernel(
-                s.h, s.u, s.v, s.hc, fq, params.dx, params.dy, params.g, params.nu4, params.dt
+                s.h,
+                s.u,
+                s.v,
+                s.hc,
+                fq,
+                params.dx,
+                params.dy,
+                params.g,
+                params.nu4,
+                params.dt,
+                fu,
+                fv,
+                cref,
+                params.drag,
+                params.tracer_relax,
             )
             return SWState(*out, step=s.step + 1)
     else:
@@ -932,6 +1356,44 @@ def centred_fields(state: SWState, params: SWParams) -> dict[str, np.ndarray]:
     }
 
 
+def isotropic_spectrum(field: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Isotropic power spectrum of a doubly periodic field, by integer wavenumber shells.
+
+    Parameters
+    ----------
+    field : numpy.ndarray
+        Array ``(..., ny, nx)``; leading dimensions (e.g. frames) are averaged.
+
+    Returns
+    -------
+    k : numpy.ndarray
+        Wavenumbers ``1 .. min(ny, nx) // 2``, in cycles per domain side.
+    power : numpy.ndarray
+        Sum of ``|FFT|**2`` over each shell ``k - 1/2 <= |k| < k + 1/2`` (Parseval-normalised:
+        the shells sum to about the field's variance), mean over leading dimensions. For the
+        velocity components, ``0.5 * (power(u) + power(v))`` is the kinetic-energy spectrum
+        per unit mass.
+
+    Examples
+    --------
+    >>> x = np.arange(32) * 2 * np.pi / 32
+    >>> k, p = isotropic_spectrum(np.cos(3 * x)[None, :] * np.ones((32, 1)))
+    >>> int(k[np.argmax(p)]), round(float(p.sum()), 6)
+    (3, 0.5)
+    """
+    arr = np.asarray(field, dtype=np.float64)
+    ny, nx = arr.shape[-2:]
+    arr = arr.reshape(-1, ny, nx)
+    arr = arr - arr.mean(axis=(-2, -1), keepdims=True)
+    power2d = (np.abs(np.fft.fft2(arr)) ** 2).mean(axis=0) / (nx * ny) ** 2
+    ky = np.fft.fftfreq(ny, d=1.0 / ny)[:, None]
+    kx = np.fft.fftfreq(nx, d=1.0 / nx)[None, :]
+    shell = np.rint(np.hypot(kx, ky)).astype(int)
+    kmax = min(nx, ny) // 2
+    power = np.bincount(shell.ravel(), weights=power2d.ravel(), minlength=kmax + 1)
+    return np.arange(1, kmax + 1, dtype=np.float64), power[1 : kmax + 1]
+
+
 # --------------------------------------------------------------------------------------------
 # One call: validate, initialise, integrate, collect
 # --------------------------------------------------------------------------------------------
@@ -998,61 +1460,383 @@ def choose_backend(backend: str, device: Any = "cpu", compile: bool = False) -> 
 #: Names of the cell-centred output fields, in output order.
 FIELDS: tuple[str, ...] = ("h", "u", "v", "vorticity", "tracer")
 
+#: Named regimes of :func:`configure`. ``"smooth"`` is the unforced configuration of xsr up to
+#: version 0.x (freely decaying balanced vortices, hourly frames, no spin-up); its entries are
+#: physical values. The forced presets give dimensionless numbers from which :func:`configure`
+#: derives the physical values for the grid at hand (see :func:`preset_values`):
+#:
+#: * ``forcing_wavenumber``: centre of the forced ring, cycles per shortest domain side (capped
+#:   at a twelfth of the grid, so that small grids force at 12 cells or more);
+#: * ``froude``: target rms speed over the gravity-wave speed ``sqrt(g depth)``;
+#: * ``deformation``: deformation radius ``sqrt(g depth) / f0`` over the forcing wavelength
+#:   (sets ``f0``; the Rossby number at the forcing scale is ``2 pi froude deformation``);
+#: * ``drag``, ``tracer_relax``: rates times the eddy turnover time
+#:   ``tau = 1 / (U k_f)`` (``U = froude sqrt(g depth)``, ``k_f`` the forcing wavenumber in rad/m);
+#: * ``drag_scale``: the drag acts on wavenumbers up to ``drag_scale`` times the forcing
+#:   wavenumber only (the large scales: a drag in the enstrophy cascade would steepen it);
+#: * ``power``: energy injection rate over ``drag U**2`` (the drag's dissipation at rms speed U);
+#: * ``hyperviscosity``: ``nu4 / (U dx**3)``;
+#: * ``displacement``: rms displacement per frame in cells (sets the default ``interval``);
+#: * ``spin_up``: spin-up length in eddy turnover times;
+#: * ``amplitude``: margin of the signal speed bound used for the time step (:func:`speed_bound`).
+PRESETS: dict[str, dict[str, Any]] = {
+    "turbulent": {
+        "init": "turbulence",
+        "forcing_wavenumber": 8.0,
+        "froude": 0.15,
+        "deformation": 0.25,
+        "drag": 0.1,
+        "drag_scale": 1.0,
+        "tracer_relax": 0.1,
+        "power": 0.5,
+        "hyperviscosity": 0.002,
+        "displacement": 0.75,
+        "spin_up": 10.0,
+        "amplitude": 0.4,
+    },
+    "rotating": {
+        "init": "turbulence",
+        "forcing_wavenumber": 8.0,
+        "froude": 0.06,
+        "deformation": 0.1,
+        "drag": 0.1,
+        "drag_scale": 1.0,
+        "tracer_relax": 0.1,
+        "power": 0.5,
+        "hyperviscosity": 0.002,
+        "displacement": 0.75,
+        "spin_up": 10.0,
+        "amplitude": 0.4,
+    },
+    "ageostrophic": {
+        "init": "turbulence",
+        "forcing_wavenumber": 8.0,
+        "froude": 0.15,
+        "deformation": 1.0,
+        "drag": 0.1,
+        "drag_scale": 1.0,
+        "tracer_relax": 0.1,
+        "power": 0.5,
+        "hyperviscosity": 0.002,
+        "displacement": 0.75,
+        "spin_up": 10.0,
+        "amplitude": 0.4,
+    },
+    "small_forcing": {
+        "init": "turbulence",
+        "forcing_wavenumber": 16.0,
+        "froude": 0.15,
+        "deformation": 0.5,
+        "drag": 0.1,
+        "drag_scale": 0.5,
+        "tracer_relax": 0.1,
+        "power": 0.5,
+        "hyperviscosity": 0.002,
+        "displacement": 0.75,
+        "spin_up": 10.0,
+        "amplitude": 0.4,
+    },
+    "smooth": {
+        "init": "vortices",
+        "interval": 3600.0,
+        "f0": 1e-4,
+        "beta": 0.0,
+        "drag": 0.0,
+        "forcing_power": 0.0,
+        "forcing_wavenumber": 0.0,
+        "tracer_relax": 0.0,
+        "spin_up": 0.0,
+        "amplitude": 0.2,
+    },
+}
+
+#: The preset used when none is named.
+DEFAULT_PRESET = "turbulent"
+
+
+def _nice(value: float) -> float:
+    """``value`` rounded to two significant digits (for default intervals)."""
+    digits = 1 - math.floor(math.log10(abs(value)))
+    return float(round(value, digits))
+
+
+def preset_values(
+    preset: str, nx: int, ny: int, dx: float, dy: float, g: float, depth: float
+) -> dict[str, Any]:
+    """The physical defaults of a named preset for one grid.
+
+    Parameters
+    ----------
+    preset : str
+        A key of :data:`PRESETS`.
+    nx, ny : int
+        Grid size.
+    dx, dy : float
+        Grid spacing in metres.
+    g, depth : float
+        Gravity (m s-2) and mean layer thickness (m).
+
+    Returns
+    -------
+    dict
+        ``init``, ``interval`` (s), ``f0``, ``beta``, ``nu4``, ``drag``, ``drag_wavenumber``,
+        ``forcing_power``, ``forcing_wavenumber``, ``tracer_relax``, ``froude``, ``spin_up`` (s)
+        and ``amplitude``.
+
+    Examples
+    --------
+    >>> v = preset_values("turbulent", 256, 256, 50e3, 50e3, 9.81, 100.0)
+    >>> v["forcing_wavenumber"], v["init"]
+    (8.0, 'turbulence')
+    >>> preset_values("smooth", 64, 64, 50e3, 50e3, 9.81, 100.0)["spin_up"]
+    0.0
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {tuple(PRESETS)}, got {preset!r}")
+    table = PRESETS[preset]
+    c = math.sqrt(g * depth)
+    if preset == "smooth":
+        return dict(table, nu4=0.005 * c * max(dx, dy) ** 3, froude=0.0, drag_wavenumber=0.0)
+    lmin = min(nx * dx, ny * dy)
+    kf = max(1.0, min(float(table["forcing_wavenumber"]), min(nx, ny) / 12.0))
+    wavelength = lmin / kf
+    speed = table["froude"] * c
+    tau = wavelength / (2.0 * math.pi * speed)
+    drag = table["drag"] / tau
+    return {
+        "init": table["init"],
+        "interval": _nice(table["displacement"] * min(dx, dy) / speed),
+        "f0": c / (table["deformation"] * wavelength),
+        "beta": 0.0,
+        "nu4": table["hyperviscosity"] * speed * max(dx, dy) ** 3,
+        "drag": drag,
+        "drag_wavenumber": kf * table["drag_scale"],
+        "forcing_power": table["power"] * drag * speed**2,
+        "forcing_wavenumber": kf,
+        "tracer_relax": table["tracer_relax"] / tau,
+        "froude": float(table["froude"]),
+        "spin_up": table["spin_up"] * tau,
+        "amplitude": float(table["amplitude"]),
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class SWConfig:
+    """A fully resolved, validated run (immutable; built by :func:`configure`).
+
+    Every field is a plain Python value, so a configuration is hashable, can be compared, and is
+    written to the output's attributes as it is (:meth:`as_dict`). Field names are the keyword
+    names of :func:`configure` and :func:`xsr.data.shallow_water`.
+
+    Attributes
+    ----------
+    nx, ny : int
+        Grid size.
+    frames : int
+        Number of output frames.
+    seed : int
+        Seed of the initial condition and of the forcing.
+    preset : str
+        Name of the preset the defaults came from (a key of :data:`PRESETS`).
+    init : str
+        Initial condition (:data:`INITS`).
+    interval : float
+        Seconds between output frames.
+    dt : float
+        Time step in seconds.
+    steps_per_frame : int
+        Time steps per output interval.
+    dt_max : float
+        The CFL limit of the time step, in seconds.
+    spin_up : float
+        Seconds integrated before the first output frame (a whole number of intervals); the first
+        frame is at this time, the time coordinate counting from the start of the run.
+    dx, dy : float
+        Grid spacing in metres.
+    g : float
+        Gravity in m s-2.
+    depth : float
+        Mean layer thickness in metres.
+    f0, beta : float
+        Coriolis parameter (s-1) and its gradient (m-1 s-1).
+    nu4 : float
+        Biharmonic hyperviscosity in m4 s-1.
+    drag : float
+        Linear drag rate in s-1.
+    drag_wavenumber : float
+        The drag acts on the Fourier modes up to this wavenumber (cycles per shortest domain
+        side) only; 0: on every scale.
+    forcing_power : float
+        Kinetic-energy injection rate of the ring forcing, m2 s-3 (0: unforced).
+    forcing_wavenumber : float
+        Centre of the forced ring, cycles per shortest domain side (0 when unforced).
+    tracer_relax : float
+        Relaxation rate of the tracer towards its initial pattern, s-1.
+    froude : float
+        rms Froude number of the ``"turbulence"`` initial condition.
+    amplitude : float
+        Relative amplitude of the initial anomaly and margin of the speed bound for ``dt``.
+    dtype : str
+        ``"float64"`` or ``"float32"``.
+    backend : str
+        ``"auto"``, ``"torch"`` or ``"numpy"``.
+
+    Examples
+    --------
+    >>> cfg = configure(16, 16, preset="smooth", frames=2)
+    >>> cfg.depth, cfg.params.dt == cfg.dt
+    (100.0, True)
+    >>> dataclasses.replace(cfg, frames=3).frames
+    3
+    """
+
+    nx: int
+    ny: int
+    frames: int
+    seed: int
+    preset: str
+    init: str
+    interval: float
+    dt: float
+    steps_per_frame: int
+    dt_max: float
+    spin_up: float
+    dx: float
+    dy: float
+    g: float
+    depth: float
+    f0: float
+    beta: float
+    nu4: float
+    drag: float
+    drag_wavenumber: float
+    forcing_power: float
+    forcing_wavenumber: float
+    tracer_relax: float
+    froude: float
+    amplitude: float
+    dtype: str
+    backend: str
+
+    @property
+    def params(self) -> SWParams:
+        """The :class:`SWParams` of the pure step (grid, physics, time step); a drag on the
+        large scales only is not in them but in :class:`LargeScaleDrag`, applied by the driver."""
+        params = SWParams(*(getattr(self, name) for name in SWParams._fields))
+        return params._replace(drag=0.0) if self.drag_wavenumber > 0 else params
+
+    @property
+    def spin_up_frames(self) -> int:
+        """Number of output intervals integrated before the first frame."""
+        return round(self.spin_up / self.interval)
+
+    @property
+    def forced(self) -> bool:
+        """Whether the run has momentum forcing."""
+        return self.forcing_power > 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every field, by name (plain values: for attributes and provenance)."""
+        return dataclasses.asdict(self)
+
+
+def _finite(name: str, value: Any) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.number))
+        or not math.isfinite(value)
+    ):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+
 
 def configure(
     nx: int = 128,
     ny: int = 128,
     *,
+    preset: str = DEFAULT_PRESET,
     frames: int = 100,
     seed: int = 0,
-    init: str = "vortices",
-    interval: float = 3600.0,
+    init: str | None = None,
+    interval: float | None = None,
+    spin_up: float | None = None,
     dt: float | None = None,
-    dx: float = 50e3,
+    dx: float | None = None,
     dy: float | None = None,
+    Lx: float | None = None,
+    Ly: float | None = None,
     g: float = 9.81,
     depth: float = 100.0,
-    f0: float = 1e-4,
-    beta: float = 0.0,
+    f0: float | None = None,
+    beta: float | None = None,
     nu4: float | None = None,
-    amplitude: float = 0.2,
+    drag: float | None = None,
+    drag_wavenumber: float | None = None,
+    forcing_power: float | None = None,
+    forcing_wavenumber: float | None = None,
+    tracer_relax: float | None = None,
+    amplitude: float | None = None,
     dtype: Any = "float64",
     backend: str = "auto",
-) -> dict[str, Any]:
-    """Validate the arguments of a run and resolve its defaults (time step, hyperviscosity).
+) -> SWConfig:
+    """Validate the arguments of a run and resolve its defaults from a preset.
 
     Nothing is integrated: the result fully describes a run, so that the labelled output can be
     built before (or without) running it, and :func:`run` can execute it later, e.g. in a dask task.
+    Every argument left at ``None`` takes the preset's value for this grid
+    (:func:`preset_values`).
 
     Parameters
     ----------
     nx, ny : int
         Grid size (columns, rows), each >= 4.
+    preset : str
+        A regime of :data:`PRESETS`: ``"turbulent"`` (default; forced-dissipative geostrophic
+        turbulence), ``"rotating"`` (small deformation radius), ``"ageostrophic"`` (deformation
+        radius at the forcing scale, Rossby number near 1), ``"small_forcing"`` (forcing at half
+        the scale, with an inverse cascade), or ``"smooth"`` (xsr's earlier unforced
+        configuration, reproduced exactly).
     frames : int
-        Number of output frames, the first being the initial state (>= 1).
+        Number of output frames (>= 1); the first is the state after the spin-up.
     seed : int
-        Seed of the initial condition (>= 0).
-    init : {"vortices", "bumps", "dam_break"}
+        Seed of the initial condition and of the forcing (>= 0).
+    init : {"vortices", "bumps", "dam_break", "turbulence"}, optional
         Initial condition, see :func:`initial_state`.
-    interval : float
+    interval : float, optional
         Seconds between output frames.
+    spin_up : float, optional
+        Seconds integrated before the first output frame, rounded up to whole intervals (0: the
+        first frame is the initial state).
     dt : float, optional
         Time step in seconds; must divide ``interval`` and not exceed the CFL limit
         (``ValueError`` names the largest stable value). Default: the largest step not above
         0.7 times that limit which divides ``interval``.
-    dx, dy : float
-        Grid spacing in metres (``dy`` defaults to ``dx``).
+    dx, dy : float, optional
+        Grid spacing in metres (default 50 km; ``dy`` defaults to ``dx``).
+    Lx, Ly : float, optional
+        Domain lengths in metres, instead of ``dx`` / ``dy``.
     g : float
         Gravitational acceleration in m s-2.
     depth : float
-        Mean layer thickness ``H`` in metres.
-    f0, beta : float
+        Mean layer thickness in metres.
+    f0, beta : float, optional
         Coriolis parameter (s-1) and its gradient (m-1 s-1, periodic beta-plane).
     nu4 : float, optional
-        Biharmonic hyperviscosity in m4 s-1. Default ``0.005 * sqrt(g * depth) * max(dx, dy)**3``
-        (damps grid-scale noise in about ten steps, 4-cell waves ~16 times slower).
-    amplitude : float
-        Relative amplitude of the initial anomaly, in ``(0, 1)``.
+        Biharmonic hyperviscosity in m4 s-1.
+    drag : float, optional
+        Linear drag rate on the velocity in s-1.
+    drag_wavenumber : float, optional
+        Restrict the drag to the Fourier modes up to this wavenumber (cycles per shortest domain
+        side); 0 for a drag on every scale.
+    forcing_power : float, optional
+        Energy injection rate per unit mass of the momentum forcing in m2 s-3 (0: unforced).
+    forcing_wavenumber : float, optional
+        Centre of the forced ring of wavenumbers (width +-1), cycles per shortest domain side.
+    tracer_relax : float, optional
+        Rate (s-1) at which the tracer relaxes towards its initial large-scale pattern (its
+        source in a forced run).
+    amplitude : float, optional
+        Relative amplitude of the initial anomaly, in ``(0, 1)``; also the margin of the speed
+        bound from which ``dt`` is chosen (:func:`speed_bound`).
     dtype : {"float64", "float32"}
         Floating dtype of the integration and of the output.
     backend : {"auto", "torch", "numpy"}
@@ -1061,8 +1845,8 @@ def configure(
 
     Returns
     -------
-    dict
-        Every argument, resolved, plus ``steps_per_frame`` and ``dt_max`` (the CFL limit).
+    SWConfig
+        The resolved run.
 
     Raises
     ------
@@ -1072,8 +1856,10 @@ def configure(
     Examples
     --------
     >>> cfg = configure(32, 32, interval=600.0)
-    >>> cfg["steps_per_frame"] * cfg["dt"] == 600.0 and cfg["dt"] <= cfg["dt_max"]
+    >>> cfg.steps_per_frame * cfg.dt == 600.0 and cfg.dt <= cfg.dt_max
     True
+    >>> cfg.preset, cfg.forced, configure(32, 32, preset="smooth").forced
+    ('turbulent', True, False)
     """
     _positive("nx", nx, integer=True)
     _positive("ny", ny, integer=True)
@@ -1081,27 +1867,63 @@ def configure(
         raise ValueError(
             f"nx and ny must be >= 4 (the tracer stencil is 4 wide), got nx={nx}, ny={ny}"
         )
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {tuple(PRESETS)}, got {preset!r}")
     _positive("frames", frames, integer=True)
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if Lx is not None:
+        if dx is not None:
+            raise ValueError("pass either dx or Lx, not both")
+        _positive("Lx", Lx)
+        dx = Lx / nx
+    if Ly is not None:
+        if dy is not None:
+            raise ValueError("pass either dy or Ly, not both")
+        _positive("Ly", Ly)
+        dy = Ly / ny
+    dx = 50e3 if dx is None else dx
+    for name, value in (("dx", dx), ("g", g), ("depth", depth)):
+        _positive(name, value)
+    dy = dx if dy is None else dy
+    _positive("dy", dy)
+    defaults = preset_values(preset, nx, ny, dx, dy, g, depth)
+    init = defaults["init"] if init is None else init
     if init not in INITS:
         raise ValueError(f"init must be one of {INITS}, got {init!r}")
-    dy = dx if dy is None else dy
-    for name, value in (("interval", interval), ("dx", dx), ("dy", dy), ("g", g), ("depth", depth)):
-        _positive(name, value)
+    interval = defaults["interval"] if interval is None else interval
+    _positive("interval", interval)
+    spin_up = defaults["spin_up"] if spin_up is None else spin_up
+    _positive("spin_up", spin_up, allow_zero=True)
+    f0 = defaults["f0"] if f0 is None else f0
+    beta = defaults["beta"] if beta is None else beta
     for name, value in (("f0", f0), ("beta", beta)):
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float, np.number))
-            or not math.isfinite(value)
-        ):
-            raise ValueError(f"{name} must be a finite number, got {value!r}")
+        _finite(name, value)
+    amplitude = defaults["amplitude"] if amplitude is None else amplitude
     _positive("amplitude", amplitude)
     if amplitude >= 1.0:
         raise ValueError(f"amplitude must be < 1 (a fraction of depth), got {amplitude!r}")
-    if nu4 is None:
-        nu4 = 0.005 * math.sqrt(g * depth) * max(dx, dy) ** 3
+    nu4 = defaults["nu4"] if nu4 is None else nu4
     _positive("nu4", nu4, allow_zero=True)
+    drag = defaults["drag"] if drag is None else drag
+    _positive("drag", drag, allow_zero=True)
+    if drag_wavenumber is None:
+        drag_wavenumber = defaults["drag_wavenumber"]
+    _positive("drag_wavenumber", drag_wavenumber, allow_zero=True)
+    forcing_power = defaults["forcing_power"] if forcing_power is None else forcing_power
+    _positive("forcing_power", forcing_power, allow_zero=True)
+    if forcing_wavenumber is None:
+        forcing_wavenumber = defaults["forcing_wavenumber"]
+        if forcing_power > 0 and forcing_wavenumber == 0:
+            forcing_wavenumber = max(1.0, min(8.0, min(nx, ny) / 12.0))
+    _positive("forcing_wavenumber", forcing_wavenumber, allow_zero=True)
+    if forcing_power > 0 and not 1.0 <= forcing_wavenumber <= min(nx, ny) / 2:
+        raise ValueError(
+            f"forcing_wavenumber must lie in [1, {min(nx, ny) // 2}] (cycles per domain side on "
+            f"this {ny} x {nx} grid), got {forcing_wavenumber!r}"
+        )
+    tracer_relax = defaults["tracer_relax"] if tracer_relax is None else tracer_relax
+    _positive("tracer_relax", tracer_relax, allow_zero=True)
     try:
         np_dtype = np.dtype(dtype)
     except TypeError:
@@ -1119,6 +1941,8 @@ def configure(
         beta=float(beta),
         nu4=float(nu4),
         dt=0.0,
+        drag=float(drag),
+        tracer_relax=float(tracer_relax),
     )
     speed = speed_bound(g, depth, amplitude)
     dt_max = max_stable_dt(params, ny, speed)
@@ -1139,35 +1963,44 @@ def configure(
                 f"interval={interval:g} s must be a whole multiple of dt={dt:g} s "
                 f"(e.g. dt={interval / max(1, math.ceil(interval / dt)):.6g})"
             )
-    return {
-        "nx": int(nx),
-        "ny": int(ny),
-        "frames": int(frames),
-        "seed": int(seed),
-        "init": init,
-        "interval": float(interval),
-        "dt": float(dt),
-        "steps_per_frame": int(steps_per_frame),
-        "dt_max": float(dt_max),
-        "dx": float(dx),
-        "dy": float(dy),
-        "g": float(g),
-        "depth": float(depth),
-        "f0": float(f0),
-        "beta": float(beta),
-        "nu4": float(nu4),
-        "amplitude": float(amplitude),
-        "dtype": np_dtype.name,
-        "backend": backend,
-    }
+    spin_up_frames = math.ceil(spin_up / interval - 1e-9) if spin_up > 0 else 0
+    return SWConfig(
+        nx=int(nx),
+        ny=int(ny),
+        frames=int(frames),
+        seed=int(seed),
+        preset=preset,
+        init=init,
+        interval=float(interval),
+        dt=float(dt),
+        steps_per_frame=int(steps_per_frame),
+        dt_max=float(dt_max),
+        spin_up=float(spin_up_frames * interval),
+        dx=float(dx),
+        dy=float(dy),
+        g=float(g),
+        depth=float(depth),
+        f0=float(f0),
+        beta=float(beta),
+        nu4=float(nu4),
+        drag=float(drag),
+        drag_wavenumber=float(drag_wavenumber) if drag > 0 else 0.0,
+        forcing_power=float(forcing_power),
+        forcing_wavenumber=float(forcing_wavenumber) if forcing_power > 0 else 0.0,
+        tracer_relax=float(tracer_relax),
+        froude=float(defaults["froude"]),
+        amplitude=float(amplitude),
+        dtype=np_dtype.name,
+        backend=backend,
+    )
 
 
-def params_from(settings: dict[str, Any]) -> SWParams:
-    """The :class:`SWParams` of a :func:`configure` result.
+def params_from(config: SWConfig) -> SWParams:
+    """The :class:`SWParams` of a :func:`configure` result (same as ``config.params``).
 
     Parameters
     ----------
-    settings : dict
+    config : SWConfig
         Output of :func:`configure`.
 
     Returns
@@ -1177,24 +2010,100 @@ def params_from(settings: dict[str, Any]) -> SWParams:
 
     Examples
     --------
-    >>> params_from(configure(8, 8, dt=60.0, interval=600.0)).dt
+    >>> params_from(configure(8, 8, preset="smooth", dt=60.0, interval=600.0)).dt
     60.0
     """
-    return SWParams(*(settings[name] for name in SWParams._fields))
+    return config.params
+
+
+def _drag_of(config: SWConfig) -> LargeScaleDrag | None:
+    if config.drag == 0 or config.drag_wavenumber == 0:
+        return None  # none, or on every scale: a term of the step itself (SWParams.drag)
+    return LargeScaleDrag(
+        config.ny,
+        config.nx,
+        config.dx,
+        config.dy,
+        rate=config.drag,
+        wavenumber=config.drag_wavenumber,
+    )
+
+
+def _forcing_of(config: SWConfig) -> RingForcing | None:
+    if not config.forced:
+        return None
+    return RingForcing(
+        config.ny,
+        config.nx,
+        config.dx,
+        config.dy,
+        wavenumber=config.forcing_wavenumber,
+        power=config.forcing_power,
+        dt=config.dt,
+        seed=config.seed,
+        dtype=config.dtype,
+    )
+
+
+def _start(config: SWConfig) -> tuple[SWState, np.ndarray | None]:
+    """Initial state and the tracer reference pattern (its initial concentration)."""
+    state = initial_state(
+        config.params,
+        config.ny,
+        config.nx,
+        init=config.init,
+        depth=config.depth,
+        amplitude=config.amplitude,
+        seed=config.seed,
+        dtype=np.dtype(config.dtype),
+        froude=config.froude if config.froude > 0 else 0.1,
+        wavenumber=config.forcing_wavenumber if config.forcing_wavenumber > 0 else 8.0,
+    )
+    tracer_ref = None
+    if config.tracer_relax > 0:
+        tracer_ref = state.hc / state.h
+        tracer_ref.flags.writeable = False
+    return state, tracer_ref
+
+
+@functools.lru_cache(maxsize=16)
+def _spun_up(key: SWConfig, device: str, compile: bool) -> SWState:
+    """The state after the spin-up of ``key`` (a configuration with ``frames=1``), cached.
+
+    Many calls in one process share a configuration but for the number of frames (tests, the
+    demo, notebooks); the spin-up, their common and most expensive part, runs once. The cached
+    arrays are read-only.
+    """
+    state, tracer_ref = _start(key)
+    *_, last = integrate(
+        state,
+        key.params,
+        frames=key.spin_up_frames + 1,
+        steps_per_frame=key.steps_per_frame,
+        backend=key.backend,
+        device=device,
+        compile=compile,
+        forcing=_forcing_of(key),
+        tracer_ref=tracer_ref,
+        drag=_drag_of(key),
+    )
+    for a in last[:4]:
+        a.flags.writeable = False
+    return last
 
 
 def run(
-    settings: dict[str, Any],
+    config: SWConfig,
     *,
     device: Any = "cpu",
     compile: bool = False,
     progress: bool = False,
 ) -> SWRun:
-    """Execute a configured run and collect its cell-centred frames.
+    """Execute a configured run: spin up, then collect its cell-centred frames.
 
     Parameters
     ----------
-    settings : dict
+    config : SWConfig
         Output of :func:`configure`.
     device : str or torch.device
         Torch device for the torch backend.
@@ -1209,53 +2118,58 @@ def run(
     -------
     SWRun
         Frames ``(frames, ny, nx)`` for each name of :data:`FIELDS`, coordinates, parameters.
+        ``time`` counts from the start of the run: the first frame is at ``config.spin_up``.
 
     Raises
     ------
     BlowUpError
         When the integration blows up (the message names the step).
 
+    Notes
+    -----
+    The state after the spin-up is cached in the process (keyed by the full configuration but
+    the number of frames, the device and ``compile``), so runs differing only in ``frames``
+    spin up once.
+
     Examples
     --------
-    >>> out = run(configure(8, 8, frames=2, interval=600.0))
+    >>> out = run(configure(8, 8, preset="smooth", frames=2, interval=600.0))
     >>> out.fields["tracer"].shape
     (2, 8, 8)
     """
-    settings = dict(settings, backend=choose_backend(settings["backend"], device, compile))
-    params = params_from(settings)
-    ny, nx, frames = settings["ny"], settings["nx"], settings["frames"]
-    dtype = np.dtype(settings["dtype"])
-    state = initial_state(
-        params,
-        ny,
-        nx,
-        init=settings["init"],
-        depth=settings["depth"],
-        amplitude=settings["amplitude"],
-        seed=settings["seed"],
-        dtype=dtype,
-    )
+    if not isinstance(config, SWConfig):
+        raise TypeError(f"config must be an SWConfig (from configure()), got {type(config)!r}")
+    config = dataclasses.replace(config, backend=choose_backend(config.backend, device, compile))
+    params = config.params
+    ny, nx, frames = config.ny, config.nx, config.frames
+    dtype = np.dtype(config.dtype)
+    state, tracer_ref = _start(config)
+    if config.spin_up_frames > 0:
+        state = _spun_up(dataclasses.replace(config, frames=1), str(device), compile)
     fields = {name: np.empty((frames, ny, nx), dtype=dtype) for name in FIELDS}
     frame_iter = integrate(
         state,
         params,
         frames=frames,
-        steps_per_frame=settings["steps_per_frame"],
-        backend=settings["backend"],
+        steps_per_frame=config.steps_per_frame,
+        backend=config.backend,
         device=device,
         compile=compile,
         progress=progress,
+        forcing=_forcing_of(config),
+        tracer_ref=tracer_ref,
+        drag=_drag_of(config),
     )
     for k, frame in enumerate(frame_iter):
         for name, value in centred_fields(frame, params).items():
             fields[name][k] = value
     return SWRun(
         fields=fields,
-        time=np.arange(frames, dtype=np.float64) * settings["interval"],
-        x=(np.arange(nx, dtype=np.float64) + 0.5) * settings["dx"],
-        y=(np.arange(ny, dtype=np.float64) + 0.5) * settings["dy"],
+        time=config.spin_up + np.arange(frames, dtype=np.float64) * config.interval,
+        x=(np.arange(nx, dtype=np.float64) + 0.5) * config.dx,
+        y=(np.arange(ny, dtype=np.float64) + 0.5) * config.dy,
         params=params,
-        settings=settings,
+        config=config,
     )
 
 
@@ -1282,11 +2196,11 @@ def simulate(
     Returns
     -------
     SWRun
-        Frames, coordinates, parameters and resolved settings.
+        Frames, coordinates, parameters and the resolved configuration.
 
     Examples
     --------
-    >>> out = simulate(16, 16, frames=3, interval=600.0, seed=2)
+    >>> out = simulate(16, 16, preset="smooth", frames=3, interval=600.0, seed=2)
     >>> out.fields["vorticity"].shape, out.time.tolist()
     ((3, 16, 16), [0.0, 600.0, 1200.0])
     """
