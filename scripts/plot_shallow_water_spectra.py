@@ -9,7 +9,7 @@ per frame.
 
 Usage::
 
-    python scripts/plot_shallow_water_spectra.py            # 256 x 256, a few minutes on 2 cores
+    python scripts/plot_shallow_water_spectra.py --compile  # 256 x 256, a few minutes on 2 cores
     python scripts/plot_shallow_water_spectra.py --n 128 --frames 20 --out /tmp
 """
 
@@ -53,6 +53,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=40, help="frames per run")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", default="docs/img")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the step")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -61,7 +62,9 @@ def main() -> None:
     runs = {}
     for preset in ("turbulent", "smooth"):
         t0 = time.perf_counter()
-        runs[preset] = xsr.data.shallow_water(n, n, preset=preset, frames=args.frames, seed=args.seed)
+        runs[preset] = xsr.data.shallow_water(
+            n, n, preset=preset, frames=args.frames, seed=args.seed, compile=args.compile
+        )
         print(f"{preset}: {time.perf_counter() - t0:.0f} s")
 
     turb = runs["turbulent"]
