@@ -107,8 +107,12 @@ def test_nan_windows_are_left_out():
 
 @pytest.mark.parametrize(("scale", "ratio"), [(2, 0.5), (4, 0.95)])
 def test_beats_bicubic_on_generator_data(scale, ratio):
-    train = xsr.data.shallow_water(64, 64, frames=10, seed=11)[["h", "u"]]
-    test = xsr.data.shallow_water(64, 64, frames=6, seed=12)[["h", "u"]]
+    # the data these ratios were measured on: the smooth preset, without the periodic mark
+    train = xsr.data.shallow_water(64, 64, preset="smooth", frames=10, seed=11)[["h", "u"]]
+    test = xsr.data.shallow_water(64, 64, preset="smooth", frames=6, seed=12)[["h", "u"]]
+    for ds in (train, test):
+        for dim in ("x", "y"):
+            ds[dim].attrs.pop("period")
     model = fit_linear(train, scale=scale, radius=3)
     low = degrade(test, scale=scale)
     lin = upscale(low, model)
@@ -121,6 +125,9 @@ def test_beats_bicubic_on_generator_data(scale, ratio):
 
 def test_model_file_round_trip_and_upscale_by_path(tmp_path):
     ds = xsr.data.shallow_water(32, 32, frames=6, seed=5)[["h"]]
+    # not periodic here: the comparison below is with the model's own (reflecting) padding
+    for dim in ("x", "y"):
+        ds[dim].attrs.pop("period")
     model = fit_linear(ds, scale=2, radius=2)
     path = save_model(model, tmp_path / "linear-h-x2")
     loaded = load_model(path)
