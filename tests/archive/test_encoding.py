@@ -8,8 +8,14 @@ import pytest
 import xarray as xr
 import zarr
 
-from xsr.archive import ArchiveError, upscale_file, upscale_to_zarr
-from xsr.archive.encoding import check_packing, kept_encoding, packed_range, packing_for
+from xsr.archive import (
+    ArchiveError,
+    store_status,
+    upscale_file,
+    upscale_to_zarr,
+    write_zarr_resumable,
+)
+from xsr.archive.encoding import guard_packing, kept_encoding, packed_range, packing_for
 from xsr.testing import random_movie
 
 
@@ -149,10 +155,22 @@ def test_packing_helpers():
     assert packing_for(0.0, 10.0, carried) == carried  # [-327.67, 327.67] holds it: carried
     narrow = {"dtype": "int16", "scale_factor": 1e-4, "add_offset": 0.0}
     assert packing_for(0.0, 10.0, narrow)["scale_factor"] != 1e-4  # too narrow: recomputed
-    part = xr.Dataset({"h": ("x", np.array([0.0, 400.0]))})
-    part["h"].encoding = carried
+    var = xr.Variable("x", np.array([0.0, 400.0]))
+    var.encoding = carried
     with pytest.raises(ArchiveError, match=r"'h'.*outside its packed range.*pack=False"):
-        check_packing(part, "region 0 (time 0:1)")
+        guard_packing(var, "h")
+    lazy = guard_packing(var.chunk({"x": 1}), "h")  # checked when computed, block by block
+    with pytest.raises(ArchiveError, match="wrap around"):
+        lazy.compute()
+    assert guard_packing(var[:1], "h").encoding == carried
+
+
+def test_values_outside_the_packing_stop_the_write(tmp_path):
+    ds = random_movie(4, 8, 8).chunk(time=1)
+    ds["h"].encoding = {"dtype": "int16", "scale_factor": 1e-5, "add_offset": 0.0, "_FillValue": -1}
+    with pytest.raises(ArchiveError, match=r"'h'.*outside its packed range"):
+        write_zarr_resumable(ds, tmp_path / "p.zarr", progress=False)
+    assert store_status(tmp_path / "p.zarr")["completed"] == []  # nothing wrapped was marked
 
 
 def test_kept_encoding():

@@ -102,22 +102,37 @@ def packing_for(low: float, high: float, source: Mapping[str, Any] | None = None
     }
 
 
-def check_packing(part: xr.Dataset, where: str) -> None:
-    """Refuse values of packed variables that their packing cannot represent."""
-    for name, var in part.data_vars.items():
-        if not is_packed(var.encoding):
-            continue
-        lo, hi = packed_range(var.encoding)
-        values = np.asarray(var.values, dtype="float64")
-        finite = values[np.isfinite(values)]
-        if finite.size and (finite.min() < lo or finite.max() > hi):
-            raise ArchiveError(
-                f"variable {name!r} has values in [{finite.min():.6g}, {finite.max():.6g}] in "
-                f"{where}, outside its packed range [{lo:.6g}, {hi:.6g}] (dtype "
-                f"{var.encoding['dtype']}, scale_factor {var.encoding.get('scale_factor')}): "
-                "writing them would wrap around. Write without packing (pack=False, no --pack), "
-                "or set a wider scale_factor/add_offset in the variable's encoding"
-            )
+def _check_block(block: np.ndarray, name: str, encoding: Mapping[str, Any]) -> np.ndarray:
+    lo, hi = packed_range(encoding)
+    values = np.asarray(block, dtype="float64")
+    finite = values[np.isfinite(values)]
+    if finite.size and (finite.min() < lo or finite.max() > hi):
+        raise ArchiveError(
+            f"variable {name!r} has values in [{finite.min():.6g}, {finite.max():.6g}], "
+            f"outside its packed range [{lo:.6g}, {hi:.6g}] (dtype {encoding['dtype']}, "
+            f"scale_factor {encoding.get('scale_factor')}): writing them would wrap around. "
+            "Write without packing (pack=False, no --pack), or set a wider "
+            "scale_factor/add_offset in the variable's encoding"
+        )
+    return block
+
+
+def guard_packing(var: xr.Variable, name: str) -> xr.Variable:
+    """``var`` whose values are checked, block by block as they are computed, against its packing.
+
+    A no-op for variables that are not packed; dask-backed data stay lazy (the check runs inside
+    the graph, so a streamed write keeps its memory bound).
+    """
+    if not is_packed(var.encoding):
+        return var
+    encoding = dict(var.encoding)
+    if var.chunks is not None:
+        data = var.data.map_blocks(_check_block, name, encoding, dtype=var.dtype)
+    else:
+        data = _check_block(np.asarray(var.values), name, encoding)
+    out = var.copy(data=data)
+    out.encoding = encoding
+    return out
 
 
 def netcdf_encoding(ds: xr.Dataset) -> dict[Hashable, dict[str, Any]]:

@@ -153,8 +153,3 @@ def check_inputs(record: Mapping[str, Mapping[str, Any]], *, when: str) -> None:
             "same command again to resume, or pass overwrite=True (--overwrite) to start over "
             "from the new input"
         )
-
-
-def content_identity(record: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
-    """``{path: sha256}`` of the inputs, for messages."""
-    return {k: str(v["sha256"]) for k, v in record.items()}

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from xsr.archive.encoding import is_datetime_like, kept_encoding
+from xsr.archive.encoding import guard_packing, is_datetime_like, kept_encoding
 from xsr.archive.record import _is_dask
 
 #: Target size of one region of output, used when ``region_size`` is not given.
@@ -96,7 +96,7 @@ def _prepare(ds: xr.Dataset, dim: Hashable, region_size: int) -> tuple[xr.Datase
                     wanted[d] = size if size is not None else max(var.chunks[axis])
                 else:
                     wanted[d] = var.shape[axis]
-            var = var.chunk(wanted)
+            var = guard_packing(var.chunk(wanted), str(name))
             var.encoding["chunks"] = tuple(int(c[0]) for c in var.chunks)
             region_vars.append(str(name))
         elif _is_dask(var):

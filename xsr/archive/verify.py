@@ -1,16 +1,17 @@
 """Region checksums and verification: telling right from corrupted, complete from half-done.
 
-When a region is written, its stored values are read back (raw, as stored: packed integers stay
-integers) and their sha256 is recorded in ``_xsr/checksums`` *before* the region's completion
-marker is set. Verification reads a region again and compares:
+When a region is written, the sha256 of what was stored is recorded in ``_xsr/checksums``
+*before* the region's completion marker is set: for a local store the bytes of the region's chunk
+files (nothing is decoded, so it costs a read of the compressed bytes), for other stores the
+region's raw values read back. Verification computes it again and compares:
 
 * a chunk file that is missing (a marker set for a region never written), found cheaply by
   listing, on every resume and by :func:`~xsr.archive.store_status`;
-* a chunk that cannot be decoded (truncated, garbage) or whose values changed (a flipped byte),
-  found by the checksum, by :func:`verify_store` (``xsr verify STORE``) and on a resume with
-  ``verify=True`` (``--verify``).
+* a chunk truncated, replaced or with a flipped byte, found by the checksum, by
+  :func:`verify_store` (``xsr verify STORE``) and on a resume with ``verify=True``
+  (``--verify``).
 
-A bad region is named (index, range along the region dimension, variable and reason); with
+A bad region is named (index, range along the region dimension and reason); with
 ``repair=True`` (``--repair``), and always on a ``verify=True`` resume, its marker is cleared
 so that the next run of the same job recomputes it.
 """
@@ -20,7 +21,6 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import os
 from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from xsr.archive.errors import ArchiveError
 from xsr.archive.lock import DEFAULT_LOCK_TIMEOUT, store_lock
 from xsr.archive.record import MARKER_ARRAY, STATE_GROUP, _read_state
 from xsr.archive.stores import _local_path, _store_label, _zarr_store_arg
-from xsr.digest import sha256_array, sha256_json
+from xsr.digest import sha256_array, sha256_file, sha256_json
 
 __all__ = ["verify_store"]
 
@@ -59,22 +59,9 @@ def _selection(array: Any, dim: Hashable, start: int, stop: int) -> tuple[slice,
     return tuple(sel)
 
 
-def region_checksum(root: Any, names: list[str], dim: Hashable, start: int, stop: int) -> str:
-    """sha256 of the stored (raw, undecoded) values of one region of every region variable."""
-    digests = {}
-    for name in names:
-        array = root[name]
-        digests[name] = sha256_array(np.asarray(array[_selection(array, dim, start, stop)]))
-    return sha256_json(digests)
-
-
-def missing_chunks(
-    path: Path | None, root: Any, names: list[str], dim: Hashable, index: int
-) -> list[str]:
-    """Chunk files of region ``index`` absent from a local store (``[]`` for other stores)."""
-    if path is None:
-        return []
-    missing = []
+def region_chunk_keys(root: Any, names: list[str], dim: Hashable, index: int) -> list[str]:
+    """Store keys of the chunks of region ``index`` of every region variable."""
+    keys = []
     for name in names:
         array = root[name]
         dims = list(array.metadata.dimension_names)
@@ -83,11 +70,41 @@ def missing_chunks(
             for d, n, c in zip(dims, array.shape, array.chunks)
         ]
         encoding = array.metadata.chunk_key_encoding
-        for coords in itertools.product(*grid):
-            key = f"{name}/{encoding.encode_chunk_key(tuple(coords))}"
-            if not os.path.exists(path / key):
-                missing.append(key)
-    return missing
+        keys += [
+            f"{name}/{encoding.encode_chunk_key(tuple(coords))}"
+            for coords in itertools.product(*grid)
+        ]
+    return keys
+
+
+def region_checksum(
+    root: Any, names: list[str], dim: Hashable, index: int, start: int, stop: int, path: Any
+) -> str:
+    """sha256 of what is stored for one region of every region variable.
+
+    For a local store: the bytes of its chunk files, as written (cheap: nothing is decoded).
+    For other stores: the region's raw (undecoded) values read back.
+    """
+    if path is not None:
+        digests = {}
+        for key in region_chunk_keys(root, names, dim, index):
+            file = path / key
+            digests[key] = sha256_file(file) if file.exists() else None
+        return sha256_json(digests)
+    values = {}
+    for name in names:
+        array = root[name]
+        values[name] = sha256_array(np.asarray(array[_selection(array, dim, start, stop)]))
+    return sha256_json(values)
+
+
+def missing_chunks(
+    path: Path | None, root: Any, names: list[str], dim: Hashable, index: int
+) -> list[str]:
+    """Chunk files of region ``index`` absent from a local store (``[]`` for other stores)."""
+    if path is None:
+        return []
+    return [k for k in region_chunk_keys(root, names, dim, index) if not (path / k).exists()]
 
 
 def check_regions(
@@ -119,12 +136,15 @@ def check_regions(
             bad[i] = "no checksum recorded (written by an older xsr, or the record is damaged)"
             continue
         try:
-            digest = region_checksum(root, names, dim, start, stop)
+            digest = region_checksum(root, names, dim, i, start, stop, path)
         except Exception as err:  # undecodable chunk: zarr, numcodecs or OS errors
             bad[i] = f"cannot be read back ({type(err).__name__}: {err})"
             continue
         if digest != bytes(recorded[i]).hex():
-            bad[i] = "checksum differs: stored values changed since the region was written"
+            bad[i] = (
+                "checksum differs: the stored chunks changed since the region was written "
+                "(a flipped byte, a truncated or replaced chunk file)"
+            )
     return bad
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from xsr.archive.encoding import check_packing, netcdf_encoding
+from xsr.archive.encoding import netcdf_encoding
 from xsr.archive.errors import OVERWRITE_HINT as _OVERWRITE_HINT
 from xsr.archive.errors import ArchiveError, JobMismatchError, StoreExistsError
 from xsr.archive.inputs import check_inputs, fingerprint_inputs, input_files
@@ -351,7 +351,7 @@ def _write_regions(
     tqdm: Any,
     records: dict[str, Any],
 ) -> None:
-    """Compute, write, read back and checksum, then mark each incomplete region, in order."""
+    """Compute, write and checksum, then mark each incomplete region, in order."""
     import zarr
 
     from xsr.engine.runtime import release_free_memory
@@ -360,6 +360,7 @@ def _write_regions(
     markers = zarr.open_array(target, path=f"{STATE_GROUP}/{MARKER_ARRAY}", mode="r+")
     checksums = zarr.open_array(target, path=f"{STATE_GROUP}/{CHECKSUM_ARRAY}", mode="r+")
     root = zarr.open_group(target, mode="r", use_consolidated=False)
+    path = _local_path(store)
     todo = [i for i in range(completed.size) if not completed[i]]
     length = int(ds.sizes[dim])
     payload = ds[region_vars] if region_vars else None
@@ -377,16 +378,13 @@ def _write_regions(
             where = f"region {i} ({dim} {start}:{stop})"
             if payload is not None:
                 try:
-                    part = payload.isel({dim: slice(start, stop)}).compute()
-                    check_packing(part, where)
-                    part.to_zarr(
+                    payload.isel({dim: slice(start, stop)}).to_zarr(
                         target,
                         region={dim: slice(start, stop)},
                         mode="r+",
                         consolidated=False,
                         write_empty_chunks=True,
                     )
-                    del part
                 except Exception as err:
                     if not isinstance(err, ArchiveError):
                         # An input truncated under an open handle fails here: say so.
@@ -397,7 +395,7 @@ def _write_regions(
                             "resumable: call again with the same arguments to continue"
                         )
                     raise
-            digest = region_checksum(root, region_vars, dim, start, stop)
+            digest = region_checksum(root, region_vars, dim, i, start, stop, path)
             check_inputs(records, when=f"marking {where} complete")
             checksums[i] = np.frombuffer(bytes.fromhex(digest), dtype=np.uint8)
             markers[i] = 1  # last: a region is complete only once written and checksummed
