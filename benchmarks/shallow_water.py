@@ -1,9 +1,9 @@
 """Grid-cell updates per second of the shallow-water step: xsr's fast path vs plain numpy.
 
 Both run the same forced step of the default ``"turbulent"`` preset (C-grid, Sadourny
-energy-conserving momentum, UP3 tracer, biharmonic hyperviscosity, linear drag, tracer
-relaxation, SSP-RK3, plus drawing the step's random ring forcing) in float64 in this one process:
-``step_numpy`` with the numpy forcing is the plain-numpy reference (``np.roll`` stencils,
+energy-conserving momentum, UP3 tracer, biharmonic hyperviscosity, tracer relaxation, SSP-RK3,
+plus drawing the step's random ring forcing and the drag on the large scales) in float64 in this
+one process: ``step_numpy`` with the numpy forcing is the plain-numpy reference (``np.roll`` stencils,
 single-threaded like all numpy element-wise code), the fast path is ``step_torch`` (periodic halo
 + slices) under ``torch.compile`` with the forcing computed by torch on the same device; eager
 torch is shown for information. A cell update is one full SSP-RK3 step of one grid cell.
@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from xsr.data.shallow_water import (
+    LargeScaleDrag,
     RingForcing,
     SWForcing,
     SWParams,
@@ -109,25 +110,37 @@ def main() -> None:
             dt=cfg.dt,
             seed=0,
         )
+        drag = LargeScaleDrag(n, n, cfg.dx, cfg.dy, rate=cfg.drag, wavenumber=cfg.drag_wavenumber)
         cref = s0.hc / s0.h
         ts0 = SWState(*(torch.as_tensor(a, device=device) for a in s0[:4]), step=0)
         tcref = torch.as_tensor(cref, device=device)
         cells = n * n
 
         def ref_step(
-            s: SWState, p: SWParams = params, f: RingForcing = forcing, c: np.ndarray = cref
+            s: SWState,
+            p: SWParams = params,
+            f: RingForcing = forcing,
+            c: np.ndarray = cref,
+            d: LargeScaleDrag = drag,
         ) -> SWState:
-            return step_numpy(s, p, SWForcing(*f(s.step), c))
+            (fu, fv), (du, dv) = f(s.step), d(s.u, s.v)
+            return step_numpy(s, p, SWForcing(fu + du, fv + dv, c))
+
+        def torch_forcing(
+            s: SWState, f: RingForcing, c: torch.Tensor, d: LargeScaleDrag = drag
+        ) -> SWForcing:
+            (fu, fv), (du, dv) = f.torch_fields(s.step, s.h), d.torch_fields(s.u, s.v)
+            return SWForcing(fu + du, fv + dv, c)
 
         def eager_step(
             s: SWState, p: SWParams = params, f: RingForcing = forcing, c: torch.Tensor = tcref
         ) -> SWState:
-            return step_torch(s, p, SWForcing(*f.torch_fields(s.step, s.h), c))
+            return step_torch(s, p, torch_forcing(s, f, c))
 
         def fast_step(
             s: SWState, p: SWParams = params, f: RingForcing = forcing, c: torch.Tensor = tcref
         ) -> SWState:
-            return step_torch(s, p, SWForcing(*f.torch_fields(s.step, s.h), c), compile=True)
+            return step_torch(s, p, torch_forcing(s, f, c), compile=True)
 
         torch.set_num_threads(max(args.threads))
         t0 = time.perf_counter()

@@ -733,35 +733,54 @@ class LargeScaleDrag:
         self.shape = (ny, nx)
         self._weight = weight[np.ix_(rows, cols)] * (-self.rate / (nx * ny))
         ky_int, kx_int = ky[rows, 0], kx[0, cols]
-        self._ey = np.exp(2j * np.pi * np.outer(np.arange(ny), ky_int) / ny)  # (ny, rows)
-        self._ex = np.exp(2j * np.pi * np.outer(kx_int, np.arange(nx)) / nx)  # (cols, nx)
+        ey = np.exp(2j * np.pi * np.outer(np.arange(ny), ky_int) / ny)  # (ny, rows)
+        ex = np.exp(2j * np.pi * np.outer(kx_int, np.arange(nx)) / nx)  # (cols, nx)
+        # Real matrices only for the large products: a @ conj(E_x).T = a @ [Re E_x; -Im E_x].T
+        # (forward) and Re(L @ E_x) = [Re L, -Im L] @ [Re E_x; Im E_x] (backward); the complex
+        # products are the small (rows, cols) ones.
+        self._eyh = np.ascontiguousarray(ey.conj().T)  # (rows, ny)
+        self._ey = ey
+        self._ex_fwd = np.ascontiguousarray(np.concatenate([ex.real, -ex.imag]).T)  # (nx, 2c)
+        self._ex_back = np.ascontiguousarray(np.concatenate([ex.real, ex.imag]))  # (2c, nx)
+        self._ncols = len(cols)
         self._torch: dict[tuple[str, str], tuple[Any, ...]] = {}
+
+    def _middle(self, right: np.ndarray) -> np.ndarray:
+        """From ``a @ ex_fwd`` (ny, 2c) to the backward left factor ``[Re L, -Im L]`` (ny, 2c)."""
+        c = self._ncols
+        coef = self._eyh @ (right[:, :c] + 1j * right[:, c:])  # (rows, cols)
+        left = self._ey @ (coef * self._weight)
+        return np.concatenate([left.real, -left.imag], axis=1)
 
     def __call__(self, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The drag acceleration ``(du, dv)`` of numpy velocities."""
-        ey, ex = self._ey, self._ex
-        out = []
-        for a in (u, v):
-            coef = ey.conj().T @ (a @ ex.conj().T)  # (rows, cols) Fourier coefficients
-            out.append(((ey @ (coef * self._weight)) @ ex).real.astype(a.dtype, copy=False))
-        return out[0], out[1]
+        du, dv = (
+            (self._middle(a @ self._ex_fwd) @ self._ex_back).astype(a.dtype, copy=False)
+            for a in (u, v)
+        )
+        return du, dv
 
     def torch_fields(self, u: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The same drag for torch velocities, computed on their device."""
+        """The same drag for torch velocities, computed on their device (only the small
+        ``(ny, 2 * columns)`` factors travel between host and device)."""
         import torch
 
         key = (str(u.device), str(u.dtype))
         if key not in self._torch:
             cdtype = torch.complex128 if u.dtype == torch.float64 else torch.complex64
-            ey = torch.as_tensor(self._ey, dtype=cdtype, device=u.device)
-            ex = torch.as_tensor(self._ex, dtype=cdtype, device=u.device)
-            weight = torch.as_tensor(self._weight, dtype=u.dtype, device=u.device)
-            self._torch[key] = (ey, ex, ey.conj().T.contiguous(), ex.conj().T.contiguous(), weight)
-        ey, ex, eyh, exh, weight = self._torch[key]
-        out = []
-        for a in (u, v):
-            coef = eyh @ (a.to(ex.dtype) @ exh)
-            out.append(((ey @ (coef * weight)) @ ex).real.contiguous())
+            self._torch[key] = (
+                *(
+                    torch.as_tensor(m, dtype=u.dtype, device=u.device)
+                    for m in (self._ex_fwd, self._ex_back, self._weight)
+                ),
+                *(torch.as_tensor(m, dtype=cdtype, device=u.device) for m in (self._eyh, self._ey)),
+            )
+        fwd, back, weight, eyh, ey = self._torch[key]
+        c = self._ncols
+        right = torch.stack([u, v]) @ fwd  # (2, ny, 2c): the large products, real
+        coef = eyh @ torch.complex(right[..., :c], right[..., c:])  # (2, rows, cols)
+        left = ey @ (coef * weight)  # (2, ny, cols)
+        out = torch.cat([left.real, -left.imag], dim=-1) @ back
         return out[0], out[1]
 
 
