@@ -3,8 +3,9 @@
 :func:`upscale_array` takes ``(*batch, C, T, H, W)`` low-resolution data (numpy or dask) and a
 :class:`xsr.engine.ModelRef`, and returns ``(*batch, C, T, scale*H, scale*W)`` of the same kind.
 
-Halos come from the model: ``time_radius`` frames along ``T`` and ``receptive_radius``
-low-resolution pixels along ``H`` and ``W``. On dask input, :func:`dask.array.map_overlap` (with
+Halos come from the model: ``time_radius`` frames along ``T`` and twice the
+``receptive_radius`` low-resolution pixels along ``H`` and ``W`` (the model's reach, plus that of
+the fill of masked cells it reads). On dask input, :func:`dask.array.map_overlap` (with
 ``trim=False``) hands each block its halos and the block function crops them after inference; on
 numpy input the whole array is padded with the same boundary rule and the same block function
 runs once. So a chunked result equals the eager one for every chunking.
@@ -58,7 +59,9 @@ def halo_depths(model_ref: ModelRef) -> tuple[int, int, int]:
     Returns
     -------
     tuple of int
-        ``(time_radius, receptive_radius, receptive_radius)``.
+        ``(time_radius, 2 * receptive_radius, 2 * receptive_radius)``: the model reads
+        ``receptive_radius`` cells around each output cell, and the fill of masked cells among
+        them reads ``receptive_radius`` more.
 
     Examples
     --------
@@ -67,7 +70,9 @@ def halo_depths(model_ref: ModelRef) -> tuple[int, int, int]:
     >>> halo_depths(ModelRef.from_model(get_model("bicubic", scale=2, channels=1)))[0]
     0
     """
-    r = int(model_ref.receptive_radius)
+    # twice the receptive radius in space: masked (NaN) cells that the model reads are filled
+    # from the valid cells within one more receptive radius (xsr.engine.extend_into_mask)
+    r = 2 * int(model_ref.receptive_radius)
     return int(model_ref.time_radius), r, r
 
 
@@ -89,7 +94,8 @@ def block_function(
     Parameters
     ----------
     block : numpy.ndarray
-        ``(*batch, C, T + 2*tr, H + 2*r, W + 2*r)`` low-resolution data with halos.
+        ``(*batch, C, T + 2*tr, H + 2*r, W + 2*r)`` low-resolution data with halos
+        (:func:`halo_depths`).
     frame_mean, frame_std : numpy.ndarray, optional
         ``(*batch, C, T + 2*tr, 1, 1)``: each frame's mean and standard deviation over the
         whole frame (not only this block), halo frames included; ``None`` takes them from the
@@ -113,7 +119,7 @@ def block_function(
     >>> from xsr.engine import ModelRef
     >>> from xsr.models import get_model
     >>> ref = ModelRef.from_model(get_model("bicubic", scale=2, channels=1))
-    >>> r = ref.receptive_radius
+    >>> r = halo_depths(ref)[1]
     >>> block_function(np.zeros((1, 2, 8 + 2 * r, 8 + 2 * r)), model_ref=ref).shape
     (1, 2, 16, 16)
     """

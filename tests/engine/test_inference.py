@@ -148,10 +148,41 @@ def test_nan_mask_filled_then_reapplied() -> None:
     fine = np.isnan(out)
     expected = np.isnan(frames).repeat(2, axis=3).repeat(2, axis=4)
     np.testing.assert_array_equal(fine, expected)
-    # masked cells take their frame's mean (not 0 in data units)
-    means = np.nanmean(frames, axis=(-2, -1), keepdims=True)
-    filled = infer(model, np.where(np.isnan(frames), means, frames))
+    # masked cells near valid ones continue the field, the rest take the frame's mean
+    filled = infer(model, grown_fill(frames, model.receptive_radius))
     _close(np.where(expected, filled, out), filled)
+
+
+def grown_fill(frames: np.ndarray, steps: int) -> np.ndarray:
+    """Reference of the engine's fill, by loops: grow the valid cells by neighbour means."""
+    out = np.array(frames, dtype="float64")
+    for idx in np.ndindex(out.shape[:-2]):
+        f = out[idx]
+        valid = ~np.isnan(f)
+        mean = f[valid].mean()
+        for _ in range(steps):
+            new = f.copy()
+            grown = valid.copy()
+            for i, j in zip(*np.nonzero(~valid)):
+                nb = f[max(0, i - 1) : i + 2, max(0, j - 1) : j + 2]
+                ok = valid[max(0, i - 1) : i + 2, max(0, j - 1) : j + 2]
+                if ok.any():
+                    new[i, j], grown[i, j] = nb[ok].mean(), True
+            f, valid = new, grown
+        out[idx] = np.where(valid, f, mean)
+    return out.astype(frames.dtype)
+
+
+def test_fill_grows_the_field_into_the_mask() -> None:
+    frames = np.tile(np.arange(10, dtype="float32"), (1, 1, 1, 10, 1))  # a ramp along x
+    frames[..., :, 6:] = np.nan
+    got = inference.extend_into_mask(
+        torch.from_numpy(frames), torch.from_numpy(np.isnan(frames)), 2
+    ).numpy()
+    reached = ~np.isnan(got)
+    np.testing.assert_allclose(got[reached], grown_fill(frames, 2)[reached], rtol=1e-6)
+    np.testing.assert_array_equal(got[..., 6:8], 5.0)  # the ramp's edge value, carried on
+    assert np.isnan(got[..., 8:]).all()  # beyond 2 steps: left to the frame mean
 
 
 def test_conserve_block_means() -> None:

@@ -39,7 +39,7 @@ from xsr.engine.reference import (
 from xsr.engine.runtime import scope as runtime_scope
 from xsr.engine.threads import serialised
 
-__all__ = ["Tile", "infer", "tiles"]
+__all__ = ["Tile", "extend_into_mask", "infer", "tiles"]
 
 
 @dataclass(frozen=True)
@@ -143,10 +143,12 @@ def infer(
         runs its own prepared copy: the caller's module is never modified.
     frames : numpy.ndarray
         ``(B, C, T, H, W)`` in physical units; ``C`` equals ``model.channels`` and
-        ``T >= model.window``. NaN cells are filled with their frame's mean (``frame_stats``;
-        without them, the channel's normalisation mean, or the frame's own mean of the given
-        cells) before the forward and set back to NaN on the fine grid (every fine pixel of a
-        NaN low-resolution cell of the centre frame).
+        ``T >= model.window``. NaN cells within ``receptive_radius`` cells of valid ones are
+        filled by growing the valid field into them (:func:`extend_into_mask`), the others
+        with their frame's mean (``frame_stats``, else computed from the given frames), before
+        the forward; they are set back to NaN on the fine grid (every fine pixel of a NaN
+        low-resolution cell of the centre frame). For a fill independent of what lies beyond
+        the block, give a ``margin`` of twice the receptive radius.
     normalisation : None, False, "frame", (means, stds) or mapping
         ``None`` uses the model card's ``normalisation`` when there is one (in the card's
         variable order) and none otherwise; ``False`` disables it; a ``(means, stds)`` pair or
@@ -328,9 +330,11 @@ def _upscale_block(
         xn = x.clone() if has_nan else x
         fill = torch.from_numpy(f_mean.astype(np.float32)).view(b, c, t, 1, 1)
     if has_nan:
-        # masked cells take their frame's mean: the least biased value the block can know
-        # without reading beyond its halo
-        xn = torch.where(mask, fill.expand_as(xn), xn)
+        # masked cells next to valid ones continue the field (means of valid neighbours, grown
+        # receptive_radius cells into the mask: all a valid output cell can see); the rest take
+        # their frame's mean
+        xn = extend_into_mask(xn, mask, int(run.module.receptive_radius))
+        xn = torch.where(torch.isnan(xn), fill.expand_as(xn), xn)
 
     out = torch.empty((b, t_out, c, scale * hc, scale * wc), dtype=torch.float32)
     _forward_all(run, _samples(xn, out, int(run.module.window)))
@@ -358,6 +362,53 @@ def _upscale_block(
         fine = cmask.repeat_interleave(scale, dim=3).repeat_interleave(scale, dim=4)
         out = out.masked_fill(fine, float("nan"))
     return out.numpy().astype(out_dtype, copy=False)
+
+
+def extend_into_mask(x: torch.Tensor, mask: torch.Tensor, steps: int) -> torch.Tensor:
+    """Fill masked cells that lie within ``steps`` cells of valid ones, growing the valid region.
+
+    Each step gives every masked cell with a valid neighbour (of its 3 x 3 neighbours, over the
+    last two axes) the mean of those neighbours, and counts it valid for the next step; cells
+    still masked after ``steps`` steps stay NaN. A filled cell depends only on the values within
+    ``steps`` cells of it, so a block with a halo of ``2 * steps`` gives every cell a model with
+    receptive radius ``steps`` reads the same fill whatever the chunking.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        ``(..., H, W)`` values (those under ``mask`` are ignored).
+    mask : torch.Tensor
+        Boolean, the shape of ``x``: the cells to fill.
+    steps : int
+        How many cells into the mask to grow.
+
+    Returns
+    -------
+    torch.Tensor
+        ``x`` with the reachable masked cells filled, the others NaN.
+
+    Examples
+    --------
+    >>> x = torch.tensor([[1.0, 2.0, float("nan"), float("nan")]])
+    >>> extend_into_mask(x, torch.isnan(x), 1).tolist()
+    [[1.0, 2.0, 2.0, nan]]
+    """
+    shape = x.shape
+    h, w = shape[-2:]
+    valid = (~mask).reshape(-1, 1, h, w).to(x.dtype)
+    values = torch.where(mask, torch.zeros((), dtype=x.dtype), x).reshape(-1, 1, h, w)
+    kernel = torch.ones((1, 1, 3, 3), dtype=x.dtype)
+    for _ in range(max(0, int(steps))):
+        todo = valid == 0
+        if not bool(todo.any()):
+            break
+        total = torch.nn.functional.conv2d(values, kernel, padding=1)
+        count = torch.nn.functional.conv2d(valid, kernel, padding=1)
+        new = todo & (count > 0.5)
+        values = torch.where(new, total / count.clamp(min=1.0), values)
+        valid = torch.where(new, torch.ones((), dtype=x.dtype), valid)
+    out = torch.where(valid > 0, values, torch.full((), float("nan"), dtype=x.dtype))
+    return out.reshape(shape)
 
 
 def _samples(
