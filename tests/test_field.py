@@ -371,3 +371,24 @@ def test_kelvin_spellings_agree_and_celsius_is_converted(tmp_path: Path) -> None
     far["t"] = ds["t"] * 1000
     with pytest.warns(InputRangeWarning, match="'t'"):
         upscale(far, model)
+
+
+def test_a_field_model_of_an_affine_network_equals_that_network(tmp_path: Path) -> None:
+    # bicubic commutes with affine maps: as a field model (card normalisation not the identity,
+    # masks, eager and chunked) it must give bicubic's own result
+    path = save_model(
+        get_model("bicubic", scale=2, channels=1),
+        tmp_path / "bicubic-field",
+        kind="field",
+        variables=FIELD_VAR,
+        normalisation={"field": {"mean": -0.3, "std": 2.5}},
+    )
+    model = load_model(path)
+    x = _frames(7) * 40 + 280
+    x[0, :, :3, :3] = np.nan
+    plain = upscale(x, "bicubic", scale=2)
+    for data in (x, x.chunk({"time": 2, "y": 5})):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", HaloChunkWarning)
+            out = upscale(data, model)
+        np.testing.assert_allclose(out.values, plain.values, rtol=1e-6, atol=1e-4)

@@ -338,9 +338,9 @@ def best_pretrained(scale: int, variables: Sequence[Hashable] = ()) -> str:
 
     Examples
     --------
-    >>> import pytest
-    >>> with pytest.raises(NoShippedModelError, match="no shipped"):
-    ...     best_pretrained(2, ["no_model_knows_this_variable"])
+    >>> from xsr.models.pretrained import PRETRAINED
+    >>> best_pretrained(2, ["h", "u", "v", "vorticity", "tracer"]) in PRETRAINED
+    True
     """
     from xsr.models.pretrained import PRETRAINED, pretrained_card
 
