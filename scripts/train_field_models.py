@@ -4,9 +4,9 @@ A field model is applied to every data variable independently and normalised by 
 own statistics at inference (``xsr.engine.infer(normalisation="frame")``), so it must be trained
 on frames normalised the same way. The corpus:
 
-- the shallow-water generator's variables (h, u, v, vorticity, tracer) in each of its initial
-  regimes (``xsr.data.shallow_water.INITS``; the turbulent generator's presets join here when
-  they land);
+- the shallow-water generator's variables (h, u, v, vorticity, tracer) in each of its regimes
+  (``xsr.data.shallow_water.PRESETS``: forced turbulence in several settings, and the smooth
+  decaying vortices);
 - natural greyscale photographs (``xsr.train.natural_images``, needs scikit-image);
 - phantom movies (``xsr.data.phantom_movie``);
 - the TRAIN splits of the public real datasets in the local cache (``xsr.data.open_real``;
@@ -108,11 +108,11 @@ def sources(quick: bool) -> dict[str, xr.Dataset]:
     """The corpus' source datasets (train data only)."""
     out: dict[str, xr.Dataset] = {}
     n, frames = (48, 12) if quick else (128, 80)
-    from xsr.data.shallow_water import INITS
+    from xsr.data.shallow_water import PRESETS
 
-    for k, init in enumerate(INITS):
-        out[f"swe-{init}"] = xsr.data.shallow_water(
-            n, n, frames=frames, seed=900 + k, init=init, dtype="float32"
+    for k, preset in enumerate(PRESETS):
+        out[f"swe-{preset}"] = xsr.data.shallow_water(
+            n, n, preset=preset, frames=frames, seed=900 + k, dtype="float32"
         )
     out["phantom"] = xsr.data.phantom_movie(n, n, frames=frames, seed=901)
     try:
@@ -153,9 +153,9 @@ def corpus(scale: int, crop: int, quick: bool, seed: int = SEED) -> tuple[xr.Dat
 def train(name: str, recipe: dict[str, Any], out_dir: Path, quick: bool) -> Path:
     """Train one field model and write it with a ``kind="field"`` card."""
     scale = recipe["scale"]
-    crop = 24 * scale if quick else 48 * scale
     halo = xsr.models.get_model(recipe["arch"], scale=scale).receptive_radius
-    patch = crop // scale - 2 * halo  # each crop gives patches with their full halo
+    patch = 8 if quick else 16  # low-resolution cells; each crop is one patch with its halo
+    crop = scale * (patch + 2 * halo)
     ds, counts = corpus(scale, crop, quick)
     print(f"{name}: corpus of {ds.sizes['time']} crops of {crop}x{crop}: {counts}", flush=True)
     epochs = 2 if quick else recipe["epochs"]

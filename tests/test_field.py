@@ -392,3 +392,46 @@ def test_a_field_model_of_an_affine_network_equals_that_network(tmp_path: Path) 
             warnings.simplefilter("ignore", HaloChunkWarning)
             out = upscale(data, model)
         np.testing.assert_allclose(out.values, plain.values, rtol=1e-6, atol=1e-4)
+
+
+# ------------------------------------------------------------------ training recipe
+
+
+def test_a_scalar_field_trains_with_every_flip_and_quarter_turn() -> None:
+    from xsr.train.augment import variable_symmetry
+
+    assert len(variable_symmetry(["field"]).allowed) == 8
+
+
+@pytest.mark.slow
+def test_field_training_recipe_runs_end_to_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+    import json
+
+    import xsr
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "train_field_models.py"
+    spec = importlib.util.spec_from_file_location("train_field_models", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    # a tiny corpus: one generator run and a phantom (the real data may not be cached)
+    monkeypatch.setattr(
+        module,
+        "sources",
+        lambda quick: {
+            "swe": xsr.data.shallow_water(48, 48, frames=6, seed=3, dtype="float32"),
+            "phantom": xsr.data.phantom_movie(48, 48, frames=6, seed=4),
+        },
+    )
+    monkeypatch.setattr(module, "check", lambda path: {})
+    with pytest.raises(SystemExit):
+        module.main(["--quick"])  # throw-away weights never go to the shipped folder
+    assert module.main(["field-fsrcnn-x2", "--quick", "--out", str(tmp_path)]) == 0
+    card = json.loads((tmp_path / "field-fsrcnn-x2.json").read_text())
+    assert card["kind"] == "field"
+    assert card["training"]["quick"] is True
+    model = load_model(tmp_path / "field-fsrcnn-x2")
+    out = upscale(random_movie(2, 8, 8, variables=("anything",)), model)
+    assert np.isfinite(out["anything"].values).all()
