@@ -777,10 +777,12 @@ class LargeScaleDrag:
             )
         fwd, back, weight, eyh, ey = self._torch[key]
         c = self._ncols
-        right = torch.stack([u, v]) @ fwd  # (2, ny, 2c): the large products, real
-        coef = eyh @ torch.complex(right[..., :c], right[..., c:])  # (2, rows, cols)
-        left = ey @ (coef * weight)  # (2, ny, cols)
-        out = torch.cat([left.real, -left.imag], dim=-1) @ back
+        out = []
+        for a in (u, v):
+            right = a @ fwd  # (ny, 2c): the large product, real
+            coef = eyh @ torch.complex(right[:, :c], right[:, c:])  # (rows, cols)
+            left = ey @ (coef * weight)  # (ny, cols)
+            out.append(torch.cat([left.real, -left.imag], dim=-1) @ back)
         return out[0], out[1]
 
 
