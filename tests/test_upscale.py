@@ -157,13 +157,16 @@ def test_small_chunks_are_rechunked_with_a_warning() -> None:
 
 
 def test_nan_mask_is_kept_on_the_fine_grid() -> None:
-    ds = _movie(6, 8, 16)
+    ds = _movie(6, 8, 32)
     ds["h"][:, 2:4, 1:3] = np.nan
     ds["h"][3, 5, 12] = np.nan
+    ds["h"][:, :, 15:18] = np.nan  # a mask across the chunk boundary
     out = upscale(ds, MODELS["srnet3d"])
     land = np.isnan(ds["h"].values).repeat(2, axis=1).repeat(2, axis=2)
     np.testing.assert_array_equal(np.isnan(out["h"].values), land)
-    lazy = upscale(ds.chunk({"time": 3, "x": 8}), MODELS["srnet3d"])
+    # chunks of at least the halo (twice the receptive radius), so x stays split in two
+    lazy = upscale(ds.chunk({"time": 3, "x": 16}), MODELS["srnet3d"])
+    assert len(lazy.chunks["x"]) == 2
     _close(lazy.compute(), out)
 
 
