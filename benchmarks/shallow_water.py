@@ -34,7 +34,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from xsr.data.shallow_water import (
+from xsr.data.swe import (
     LargeScaleDrag,
     RingForcing,
     SWForcing,

@@ -25,12 +25,12 @@ import time
 import xarray as xr
 
 import xsr
-from xsr.degrade import degrade
+from xsr.degradation import degrade
 from xsr.evaluation import baselines, margin_over_baselines, temporal_ablation
 from xsr.metrics import format_table, score
 from xsr.models.pretrained import PRETRAINED
 from xsr.train.linear import fit_linear
-from xsr.upscale import upscale
+from xsr.upscaling import upscale
 
 VARIABLES = ["h", "u", "v", "vorticity", "tracer"]
 #: The fit's run; the held-out runs' seed (no script trains on it).

@@ -26,7 +26,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import xsr
-from xsr.data.shallow_water import isotropic_spectrum
+from xsr.data.swe import isotropic_spectrum
 
 #: Upper end of the kinetic-energy slope fit, as a fraction of the grid's highest wavenumber
 #: ``n / 2``: below it hyperviscosity is weak (the same range as the test at 256 x 256).

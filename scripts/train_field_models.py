@@ -5,7 +5,7 @@ own statistics at inference (``xsr.engine.infer(normalisation="frame")``), so it
 on frames normalised the same way. The corpus:
 
 - the shallow-water generator's variables (h, u, v, vorticity, tracer) in each of its regimes
-  (``xsr.data.shallow_water.PRESETS``: forced turbulence in several settings, and the smooth
+  (``xsr.data.swe.PRESETS``: forced turbulence in several settings, and the smooth
   decaying vortices);
 - natural greyscale photographs (``xsr.train.natural_images``, needs scikit-image);
 - phantom movies (``xsr.data.phantom_movie``);
@@ -108,7 +108,7 @@ def sources(quick: bool) -> dict[str, xr.Dataset]:
     """The corpus' source datasets (train data only)."""
     out: dict[str, xr.Dataset] = {}
     n, frames = (48, 12) if quick else (128, 80)
-    from xsr.data.shallow_water import PRESETS
+    from xsr.data.swe import PRESETS
 
     for k, preset in enumerate(PRESETS):
         out[f"swe-{preset}"] = xsr.data.shallow_water(

@@ -446,12 +446,12 @@ def test_store_status_of_missing_store(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# upscale_to_zarr and upscale_file (through xsr.upscale.upscale with bicubic interpolation)
+# upscale_to_zarr and upscale_file (through xsr.upscaling.upscale with bicubic interpolation)
 # ---------------------------------------------------------------------------------------------
 
 
 def _bicubic(ds, scale=2):
-    from xsr.upscale import upscale
+    from xsr.upscaling import upscale
 
     return upscale(ds, "bicubic", scale=scale)
 
@@ -662,7 +662,7 @@ import importlib, sys, time
 import numpy as np
 from xsr.archive import upscale_file
 
-module = importlib.import_module("xsr.upscale")
+module = importlib.import_module("xsr.upscaling")
 real_upscale = module.upscale
 
 def slow(block):
@@ -723,7 +723,7 @@ def test_windowed_model_regions_match_a_direct_upscale(tmp_path):
     from xsr._chunked import HaloChunkWarning
     from xsr.archive import upscale_to_zarr
     from xsr.models import get_model
-    from xsr.upscale import upscale
+    from xsr.upscaling import upscale
 
     torch.manual_seed(0)
     model = get_model("srnet3d", channels=1).eval()

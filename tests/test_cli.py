@@ -82,10 +82,10 @@ def test_evaluate_prints_the_table(tmp_path, capsys):
 
 
 def test_evaluate_protocol_options_and_baselines(tmp_path, capsys):
-    from xsr.degrade import degrade
+    from xsr.degradation import degrade
     from xsr.models.files import save_model
     from xsr.train.linear import fit_linear
-    from xsr.upscale import upscale
+    from xsr.upscaling import upscale
 
     truth = xsr.testing.random_movie(5, 16, 16, variables=("h",), dtype="float64")
     truth["time"].attrs["spin_up_end"] = 60.0
@@ -370,7 +370,7 @@ SIGNAL_SCRIPT = r"""
 import importlib, sys, time
 from xsr.cli import main
 
-module = importlib.import_module("xsr.upscale")
+module = importlib.import_module("xsr.upscaling")
 real_upscale = module.upscale
 
 def slow(block):

@@ -242,6 +242,11 @@ def test_periodic_dims_reads_the_period_attribute():
     assert periodic_dims(da.isel(x=slice(0, 4)), ("y", "x")) == (True, False)
     assert periodic_dims(da.assign_coords(x=da.x.assign_attrs(period=17.0)), ("x",)) == (False,)
     assert periodic_dims(da.drop_vars("x"), ("y", "x")) == (True, False)
+    # a rounded stored step (ETOPO5: 4320 x 0.0833341 = 360.003) still spans the period
+    lon = ("lon", np.arange(4320) * 0.0833341, {"period": 360.0})
+    etopo = xr.DataArray(np.zeros(4320), dims="lon", coords={"lon": lon})
+    assert periodic_dims(etopo, ("lon",)) == (True,)
+    assert periodic_dims(etopo[:-1], ("lon",)) == (False,)
     with pytest.raises(ValueError, match=r"'x'.*period"):
         periodic_dims(da.assign_coords(x=da.x.assign_attrs(period="wide")), ("x",))
     with pytest.raises(ValueError, match="positive"):

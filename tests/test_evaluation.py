@@ -9,13 +9,13 @@ import pytest
 import torch
 import xarray as xr
 
-from xsr.degrade import degrade
+from xsr.degradation import degrade
 from xsr.evaluation import ABLATIONS, BASELINES, baselines, temporal_ablation
 from xsr.metrics import score
 from xsr.models.base import BicubicUpsample, SRModel
 from xsr.testing import raise_if_dask_computes, random_movie
 from xsr.train.linear import fit_linear
-from xsr.upscale import upscale
+from xsr.upscaling import upscale
 
 
 class _Windowed(SRModel):

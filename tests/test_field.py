@@ -19,7 +19,7 @@ from xsr.engine.inference import extend_into_mask
 from xsr.models import get_model, pretrained, save_model
 from xsr.models.files import load_model
 from xsr.testing import raise_if_dask_computes, random_movie
-from xsr.upscale import (
+from xsr.upscaling import (
     InputRangeWarning,
     NoLearnedModelWarning,
     UnitsConvertedWarning,

@@ -7,7 +7,7 @@ import pytest
 import scipy.io
 import xarray as xr
 
-from xsr.degrade import degrade
+from xsr.degradation import degrade
 from xsr.io import FileFormatError, is_zarr_store, open_dataset, open_mat, open_y4m
 from xsr.testing import raise_if_dask_computes, random_movie
 

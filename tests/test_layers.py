@@ -4,7 +4,7 @@ Every module under ``xsr/`` is parsed with :mod:`ast` (nothing is imported). The
 
 * models and the engine never import xarray or dask (at any level, functions included);
 * models never import the engine, training or data;
-* the simulation core (``xsr/data/shallow_water.py``, ``xsr/data/phantom.py``) never imports
+* the simulation core (``xsr/data/swe.py``, ``xsr/data/phantom.py``) never imports
   xarray;
 * nothing imports the accessor except ``xsr/__init__.py``;
 * no layer imports a layer above it (accessor > xarray layer > array layer > engine > models);
@@ -28,9 +28,9 @@ ROOT = Path(__file__).resolve().parents[1] / "xsr"
 LAYERS = {
     "accessor": ("xsr.accessor",),
     "xarray layer": (
-        "xsr.upscale",
+        "xsr.upscaling",
         "xsr.coords",
-        "xsr.degrade",
+        "xsr.degradation",
         "xsr.metrics",
         "xsr.data.datasets",
     ),
@@ -39,7 +39,7 @@ LAYERS = {
     "models": ("xsr.models",),
 }
 LEAVES = ("xsr.digest", "xsr._version")
-SIMULATION_CORE = ("xsr.data.shallow_water", "xsr.data.phantom")
+SIMULATION_CORE = ("xsr.data.swe", "xsr.data.phantom")
 XARRAY_DASK = ("xarray", "dask", "distributed", "xbatcher")
 
 

@@ -9,7 +9,7 @@ from matplotlib.collections import QuadMesh
 from matplotlib.figure import Figure
 
 import xsr  # noqa: F401  (registers the .sr accessor)
-from xsr.degrade import degrade
+from xsr.degradation import degrade
 from xsr.metrics import compare
 from xsr.plot import plot_compare, plot_psnr_over_time
 from xsr.testing import raise_if_dask_computes, random_movie
@@ -37,7 +37,7 @@ def movie():
 
 
 def test_five_panels_with_values_titles_and_scales(movie):
-    from xsr.upscale import upscale
+    from xsr.upscaling import upscale
 
     truth, lowres = movie
     pred = truth + 0.1

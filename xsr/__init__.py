@@ -19,14 +19,13 @@ from __future__ import annotations
 
 from typing import Any
 
-# Submodules first, then the functions that share their names (``xsr.degrade`` and
-# ``xsr.upscale`` are the functions; their modules stay importable as ``xsr.degrade`` etc. via
-# ``from xsr.degrade import ...``).
+# ``xsr.degrade`` and ``xsr.upscale`` are the functions; their modules are ``xsr.degradation``
+# and ``xsr.upscaling`` (no module shares its name with a public function).
 from xsr import accessor, coords, data, io, metrics, plot, testing
 from xsr._version import __version__
 from xsr.archive import upscale_file, upscale_to_zarr
-from xsr.degrade import degrade
-from xsr.upscale import upscale
+from xsr.degradation import degrade
+from xsr.upscaling import upscale
 
 __all__ = [
     "__version__",

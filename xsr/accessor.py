@@ -27,14 +27,14 @@ class SRAccessor:
         self._obj = obj
 
     def upscale(self, model: Any = None, **kwargs: Any) -> Any:
-        """Super-resolve with a model; see :func:`xsr.upscale.upscale`."""
-        from xsr.upscale import upscale
+        """Super-resolve with a model; see :func:`xsr.upscaling.upscale`."""
+        from xsr.upscaling import upscale
 
         return upscale(self._obj, model, **kwargs)
 
     def degrade(self, **kwargs: Any) -> Any:
-        """Coarsen to a lower resolution; see :func:`xsr.degrade.degrade`."""
-        from xsr.degrade import degrade
+        """Coarsen to a lower resolution; see :func:`xsr.degradation.degrade`."""
+        from xsr.degradation import degrade
 
         return degrade(self._obj, **kwargs)
 

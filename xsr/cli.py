@@ -81,7 +81,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         candidates[Path(path).stem] = pred[args.variables] if args.variables else pred
     periodic = _evaluate_periodic(args.periodic)
     if args.baselines is not None or args.linear is not None:
-        from xsr.degrade import degrade
+        from xsr.degradation import degrade
         from xsr.evaluation import baselines
 
         scale = args.baselines

@@ -2,7 +2,7 @@
 
 These functions find the spatial dimensions of a dataset, and move 1-D cell-centre coordinates and
 their CF ``(n, 2)`` bounds between a fine grid and a grid ``scale`` times coarser, so that
-degradation (:func:`xsr.degrade.degrade`) and upscaling agree exactly:
+degradation (:func:`xsr.degradation.degrade`) and upscaling agree exactly:
 ``coarsen_coord(refine_coord(c, s), s) == c`` for every uniform coordinate ``c``.
 
 The module imports numpy and xarray only.
@@ -27,12 +27,14 @@ __all__ = [
     "is_global_longitude",
     "is_latitude",
     "is_longitude",
+    "parse_periodic",
     "periodic_dims",
     "refine_axis",
     "refine_axis_bounds",
     "refine_bounds",
     "refine_coord",
     "refine_latlon",
+    "resolve_periodic",
     "sanitise_history_text",
     "spatial_dims",
 ]
@@ -536,8 +538,10 @@ def _is_periodic(coord: xr.DataArray | None) -> bool:
         step = abs(check_uniform(values.astype("float64"), str(coord.name), rtol=1e-3))
     except ValueError:
         return False
-    # A subset of a periodic domain keeps the attribute but no longer spans the period.
-    return bool(abs(values.size * step - period) <= 0.01 * step)
+    # A subset of a periodic domain keeps the attribute but no longer spans the period: it
+    # falls short by at least one step. Half a step of slack accepts stored coordinates whose
+    # step is rounded (ETOPO5's 5' grid spans 360.003 degrees in 4320 columns).
+    return bool(abs(values.size * step - period) < 0.5 * step)
 
 
 def periodic_dims(obj: xr.Dataset | xr.DataArray, dims: Sequence[Hashable]) -> tuple[bool, ...]:
@@ -545,7 +549,7 @@ def periodic_dims(obj: xr.Dataset | xr.DataArray, dims: Sequence[Hashable]) -> t
 
     The convention: a dimension is periodic when its 1-D coordinate carries a ``period``
     attribute (the domain length, in the coordinate's units) and the ``n`` uniformly spaced
-    cell centres span exactly that length (``n * step == period`` within 1 % of a step), or when,
+    cell centres span that length (``n * step == period`` within half a step), or when,
     without the attribute, the coordinate is a global longitude (:func:`is_global_longitude`).
     A subset of a periodic domain keeps the attribute but no longer spans the period, so it
     reads as not periodic. A dimension without a coordinate is not periodic.
@@ -616,6 +620,86 @@ def sanitise_history_text(text: Any) -> str:
         else:
             out.append(ch)
     return "".join(out)
+
+
+def parse_periodic(periodic: Any) -> tuple[bool, bool] | None:
+    """Check a ``periodic=`` argument: ``None`` (read it from the data) or ``(y, x)`` flags.
+
+    The one meaning of ``periodic=`` across xsr (upscaling, training, evaluation): ``None``
+    reads periodicity from the data (:func:`periodic_dims`), ``False`` (or ``"none"``) wraps no
+    axis, ``"x"``, ``"y"``, ``("y", "x")`` (or ``"xy"``) name the axes that wrap, and ``True``
+    means ``"x"`` (a global longitude).
+
+    Parameters
+    ----------
+    periodic : None, bool, str or sequence of str
+        The argument as given.
+
+    Returns
+    -------
+    None or (bool, bool)
+        ``None``, or whether ``y`` and ``x`` wrap.
+
+    Raises
+    ------
+    ValueError
+        Anything else, listing the accepted values.
+
+    Examples
+    --------
+    >>> parse_periodic(None) is None
+    True
+    >>> parse_periodic("x"), parse_periodic(("x", "y")), parse_periodic(False)
+    ((False, True), (True, True), (False, False))
+    """
+    if periodic is None:
+        return None
+    if periodic is False or (isinstance(periodic, str) and periodic == "none"):
+        return (False, False)
+    if periodic is True:
+        return (False, True)
+    axes = periodic
+    if isinstance(axes, str):
+        axes = tuple(axes) if axes in ("xy", "yx") else (axes,)
+    if isinstance(axes, Sequence) and all(isinstance(p, str) and p in ("x", "y") for p in axes):
+        return ("y" in axes, "x" in axes)
+    raise ValueError(
+        "periodic must be None (read from the coordinates: a 'period' attribute or a global "
+        f"longitude), False, 'x', 'y' or ('y', 'x'), got {periodic!r}."
+    )
+
+
+def resolve_periodic(
+    periodic: Any, obj: xr.Dataset | xr.DataArray, dims: tuple[Hashable, Hashable]
+) -> tuple[bool, bool]:
+    """Whether the ``(y, x)`` dims wrap: the ``periodic=`` argument, or else the data's marks.
+
+    Parameters
+    ----------
+    periodic : None, bool, str or sequence of str
+        As in :func:`parse_periodic`; ``None`` reads :func:`periodic_dims` of ``obj``.
+    obj : Dataset or DataArray
+        The data whose coordinates are read when ``periodic`` is ``None``.
+    dims : (hashable, hashable)
+        The ``(y, x)`` dimension names.
+
+    Returns
+    -------
+    (bool, bool)
+        Whether ``y`` and ``x`` wrap.
+
+    Examples
+    --------
+    >>> da = xr.DataArray(np.zeros((2, 360)), dims=("lat", "lon"),
+    ...                   coords={"lon": np.arange(0.5, 360.0)})
+    >>> resolve_periodic(None, da, ("lat", "lon")), resolve_periodic(False, da, ("lat", "lon"))
+    ((False, True), (False, False))
+    """
+    flags = parse_periodic(periodic)
+    if flags is None:
+        py, px = periodic_dims(obj, dims)
+        return (py, px)
+    return flags
 
 
 def append_history(attrs: Mapping[str, Any], line: str) -> dict[str, Any]:

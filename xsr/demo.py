@@ -17,9 +17,9 @@ import xarray as xr
 
 from xsr.archive import upscale_to_zarr
 from xsr.data import shallow_water
-from xsr.degrade import degrade
+from xsr.degradation import degrade
 from xsr.metrics import compare, format_table
-from xsr.upscale import upscale
+from xsr.upscaling import upscale
 
 #: Generator seed of the demo's held-out run (never used for training).
 DEMO_SEED = 424242

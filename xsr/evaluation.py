@@ -8,7 +8,7 @@ the centre frame (``centre-repeated``), and on a seeded shuffle of the frames (`
 un-shuffled after upscaling). A gain counts as temporal only when it disappears in the ablations
 (``docs/explanation/metrics.md``).
 
-This is the xarray layer: everything goes through :func:`xsr.upscale.upscale` and stays lazy on
+This is the xarray layer: everything goes through :func:`xsr.upscaling.upscale` and stays lazy on
 dask input.
 """
 
@@ -42,7 +42,7 @@ def baselines(
     Parameters
     ----------
     low : xarray.Dataset or xarray.DataArray
-        Low-resolution frames (e.g. ``xsr.degrade.degrade(truth, scale=...)``).
+        Low-resolution frames (e.g. ``xsr.degradation.degrade(truth, scale=...)``).
     scale : int
         Upscaling factor.
     linear : model, path or name, optional
@@ -51,9 +51,9 @@ def baselines(
     dims : (str, str), optional
         Spatial dims.
     periodic : None, False, "x", "y" or ("y", "x")
-        As for :func:`xsr.upscale.upscale` (``None`` reads the data's own periodicity).
+        As for :func:`xsr.upscaling.upscale` (``None`` reads the data's own periodicity).
     variables : optional
-        As for :func:`xsr.upscale.upscale`, for every baseline.
+        As for :func:`xsr.upscaling.upscale`, for every baseline.
 
     Returns
     -------
@@ -73,7 +73,7 @@ def baselines(
     >>> sorted(baselines(low, scale=2))
     ['bicubic', 'bicubic+conserve']
     """
-    from xsr.upscale import upscale
+    from xsr.upscaling import upscale
 
     common = {"dims": dims, "periodic": periodic, "variables": variables}
     out = {
@@ -176,7 +176,7 @@ def temporal_ablation(
 ) -> xr.Dataset:
     """Score a model with its real neighbours, with the centre frame repeated, on shuffled time.
 
-    * real: :func:`xsr.upscale.upscale` as it is;
+    * real: :func:`xsr.upscaling.upscale` as it is;
     * ``centre-repeated``: every frame upscaled from a window made of ``window`` copies of
       itself (the movie with each frame repeated ``window`` times is upscaled and the middle
       copy of each run kept), so the neighbours carry nothing;
@@ -189,7 +189,7 @@ def temporal_ablation(
     Parameters
     ----------
     model : str, path or xsr model
-        As for :func:`xsr.upscale.upscale`.
+        As for :func:`xsr.upscaling.upscale`.
     low : xarray.Dataset or xarray.DataArray
         Low-resolution movie with the time dimension.
     truth : xarray.Dataset or xarray.DataArray
@@ -202,7 +202,7 @@ def temporal_ablation(
     seed : int, default 0
         Seed of the permutation.
     dims, time_dim, periodic, conserve, time_boundary, variables
-        As for :func:`xsr.upscale.upscale`.
+        As for :func:`xsr.upscaling.upscale`.
     **score_kwargs
         Passed to :func:`xsr.metrics.score` (``data_range``, ``crop``, ``exclude_spin_up``,
         ...; ``dims``, ``time_dim`` and ``periodic`` are shared).
@@ -216,7 +216,7 @@ def temporal_ablation(
     Examples
     --------
     >>> from xsr.testing import random_movie
-    >>> from xsr.degrade import degrade
+    >>> from xsr.degradation import degrade
     >>> truth = random_movie(4, 16, 16, dtype="float64")
     >>> table = temporal_ablation("bicubic", degrade(truth, scale=2), truth, name="bicubic")
     >>> table["candidate"].values.tolist()
@@ -224,7 +224,7 @@ def temporal_ablation(
     """
     from xsr.coords import spatial_dims
     from xsr.metrics import score
-    from xsr.upscale import _resolve_model, upscale
+    from xsr.upscaling import _resolve_model, upscale
 
     nt = _time_index(low, time_dim)
     if scale is None and isinstance(model, str) and model == "bicubic":

@@ -1073,9 +1073,9 @@ def score(
     if periodic is None:
         per = periodic_dims(truth_ds, (ydim, xdim))
     else:
-        from xsr.upscale import _norm_periodic
+        from xsr.coords import resolve_periodic
 
-        per = _norm_periodic(periodic, truth_ds, (ydim, xdim))
+        per = resolve_periodic(periodic, truth_ds, (ydim, xdim))
     names = [v for v in truth_ds.data_vars if {ydim, xdim} <= set(truth_ds[v].dims)]
     if not names:
         raise ValueError(f"The truth has no data variable on the spatial dims {(ydim, xdim)!r}.")

@@ -141,7 +141,7 @@ def plot_compare(
         The low-resolution input; adds a "low-res" panel.
     baseline : xarray.DataArray, xarray.Dataset or bool, optional
         Interpolation panel on the truth's grid. ``None`` (default) computes bicubic
-        interpolation of ``lowres`` with :func:`xsr.upscale.upscale` when ``lowres`` is given;
+        interpolation of ``lowres`` with :func:`xsr.upscaling.upscale` when ``lowres`` is given;
         ``False`` leaves the panel out.
     time : int or label, default 0
         Frame to draw: an integer position along ``time_dim``, or a label (nearest match).
@@ -216,7 +216,7 @@ def plot_compare(
         scale = int(ratios[0])
     base_label = "interpolation"
     if baseline is None and lowres is not None:
-        from xsr.upscale import upscale
+        from xsr.upscaling import upscale
 
         frames["baseline"] = upscale(frames["lowres"], "bicubic", scale=scale, dims=(ydim, xdim))
         base_label = f"bicubic x{scale}"

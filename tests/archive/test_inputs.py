@@ -32,7 +32,7 @@ SLOW_UPSCALE = r"""
 import importlib, sys, time
 from xsr.archive import upscale_file
 
-module = importlib.import_module("xsr.upscale")
+module = importlib.import_module("xsr.upscaling")
 real_upscale = module.upscale
 
 def slow(block):

@@ -14,8 +14,8 @@ import xarray as xr
 from xsr.coords import periodic_dims
 from xsr.data import phantom_movie, shallow_water
 from xsr.data.datasets import PHANTOM_VARIABLES, SHALLOW_WATER_VARIABLES
-from xsr.data.shallow_water import BlowUpError, simulate
-from xsr.degrade import degrade
+from xsr.data.swe import BlowUpError, simulate
+from xsr.degradation import degrade
 from xsr.testing import raise_if_dask_computes
 
 SMALL = {"nx": 16, "ny": 12, "preset": "turbulent", "frames": 3, "interval": 1800.0}

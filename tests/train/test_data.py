@@ -21,7 +21,7 @@ from xsr.train.data import (
     statistics,
 )
 from xsr.train.trainer import fit
-from xsr.upscale import NonFiniteWarning
+from xsr.upscaling import NonFiniteWarning
 
 TINY = {"d": 8, "s": 4, "m": 1}
 FAST = {"epochs": 1, "batch_size": 8, "patch_size": 4, "progress": False}

@@ -56,9 +56,9 @@ def test_fit_beats_bicubic_on_shallow_water(swe):
     assert model.card.metrics["bicubic"]["h"]["psnr"] == hist.attrs["bicubic_val_psnr"][0]
     # the card's normalisation and degradation agree with inference: on whole validation
     # frames, upscaling through the engine beats bicubic interpolation as well
-    from xsr.degrade import degrade
+    from xsr.degradation import degrade
     from xsr.metrics import psnr_frames
-    from xsr.upscale import upscale
+    from xsr.upscaling import upscale
 
     val = swe[["h"]].isel(time=slice(13, None))
     low = degrade(val, scale=2)
@@ -94,7 +94,7 @@ def test_history_and_card_are_complete(swe, tmp_path):
     assert [v["name"] for v in card.variables] == ["h", "u", "v"]
     assert card.variables[1]["units"] == "m s-1"
     assert card.degradation == {"method": "coarsen", "scale": 2}
-    assert card.training["data_attrs"]["source"].startswith("xsr.data.shallow_water")
+    assert card.training["data_attrs"]["source"].startswith("xsr.data.swe")
     assert card.training["data_attrs"]["seed"] == 1
     assert card.training["variable_attrs"]["u"]["standard_name"] == "sea_water_x_velocity"
     assert set(card.metrics["data_range"]) == {"h", "u", "v"}

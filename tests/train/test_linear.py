@@ -8,11 +8,11 @@ import torch
 import xarray as xr
 
 import xsr
-from xsr.degrade import degrade
+from xsr.degradation import degrade
 from xsr.models.files import load_model, save_model
 from xsr.testing import raise_if_dask_computes
 from xsr.train.linear import fit_linear
-from xsr.upscale import upscale
+from xsr.upscaling import upscale
 
 
 def _filter_movie(low: np.ndarray, filt: np.ndarray, bias: np.ndarray, mode: str) -> np.ndarray:

@@ -8,7 +8,7 @@ import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xsr.degrade import degrade
+from xsr.degradation import degrade
 from xsr.testing import raise_if_dask_computes, random_movie
 from xsr.train.patches import PatchSet, split_time, stack_samples
 

@@ -112,7 +112,7 @@ def upscale_to_zarr(
 ) -> xr.Dataset | xr.DataArray:
     """Super-resolve ``obj`` into a Zarr store, streaming region by region, resumably.
 
-    Equivalent to ``xsr.upscale.upscale(obj, model, scale=scale, **upscale_kwargs)`` written with
+    Equivalent to ``xsr.upscaling.upscale(obj, model, scale=scale, **upscale_kwargs)`` written with
     :func:`write_zarr_resumable` along the time dimension: memory is bounded by one region
     (plus the model's time halo), and a killed run called again with the same arguments computes
     only the missing regions. The job fingerprint holds the identity of ``obj`` (variables,
@@ -133,7 +133,7 @@ def upscale_to_zarr(
     store : str, path or zarr store
         Output Zarr store.
     model : str, path or model, optional
-        What :func:`xsr.upscale.upscale` accepts: a shipped model name, a model file, an
+        What :func:`xsr.upscaling.upscale` accepts: a shipped model name, a model file, an
         ``SRModel``, or an interpolation method such as ``"bicubic"``.
     scale : int, optional
         Upscaling factor (passed on to ``upscale`` when given).
@@ -155,7 +155,7 @@ def upscale_to_zarr(
     lock_timeout : float, default 10
         Seconds to wait for another process writing the same store before refusing.
     **upscale_kwargs
-        Passed on to :func:`xsr.upscale.upscale` (``dims``, ``time_dim``, ``conserve``,
+        Passed on to :func:`xsr.upscaling.upscale` (``dims``, ``time_dim``, ``conserve``,
         ``device``, ...).
 
     Returns
@@ -206,7 +206,7 @@ def _plan(
     upscale_kwargs: Mapping[str, Any],
 ) -> tuple[dict[str, Any], xr.Dataset | xr.DataArray, Hashable, int, list[Path]]:
     """``(job, lazy result, region dimension, region size, input files)`` of an upscaling job."""
-    from xsr.upscale import upscale
+    from xsr.upscaling import upscale
 
     ds, _ = _as_dataset(obj, "obj")
     if model is None and scale is None:
@@ -354,7 +354,7 @@ def upscale_file(
     chunks : mapping, optional
         Dask chunks for reading the input (``{"lat": 360}``); default the file's own.
     **kwargs
-        Passed on to :func:`xsr.upscale.upscale`.
+        Passed on to :func:`xsr.upscaling.upscale`.
 
     Returns
     -------

@@ -1,7 +1,7 @@
 """Labelled Datasets from the simulation core: the one boundary between arrays and xarray.
 
 :func:`shallow_water` and :func:`phantom_movie` call the array cores
-(:mod:`xsr.data.shallow_water`, :mod:`xsr.data.phantom`) and label their output from the tables
+(:mod:`xsr.data.swe`, :mod:`xsr.data.phantom`) and label their output from the tables
 below (units, long names, CF standard names), in the manner of pyqg's ``xarray_output.py``. Nothing
 else in xsr turns simulator state into a Dataset.
 
@@ -32,7 +32,7 @@ import xarray as xr
 from xsr._version import __version__
 from xsr.coords import append_history
 from xsr.data.phantom import phantom as _phantom_array
-from xsr.data.shallow_water import (
+from xsr.data.swe import (
     DEFAULT_PRESET,
     FIELDS,
     SWConfig,
@@ -170,7 +170,7 @@ def shallow_water(
     A doubly periodic f-plane (optionally a periodic beta-plane) on an Arakawa C-grid, with
     flux-form mass, Sadourny's energy-conserving vector-invariant momentum, biharmonic
     hyperviscosity, a passive tracer (third-order upwind) and SSP-RK3 time stepping; see
-    :mod:`xsr.data.shallow_water` for the scheme and docs/explanation/shallow-water.md for the
+    :mod:`xsr.data.swe` for the scheme and docs/explanation/shallow-water.md for the
     presets. Staggered fields are interpolated to cell centres, so every variable shares the
     ``(y, x)`` grid.
 
@@ -180,14 +180,14 @@ def shallow_water(
     statistically steady state, and the default interval moves features by under a cell per
     frame. ``preset="smooth"`` is xsr's earlier configuration (freely decaying balanced
     vortices, hourly frames from the initial state), reproduced exactly. Every argument left at
-    ``None`` takes the preset's value for the grid (:func:`xsr.data.shallow_water.preset_values`).
+    ``None`` takes the preset's value for the grid (:func:`xsr.data.swe.preset_values`).
 
     Parameters
     ----------
     nx, ny : int
         Number of cells along x and y (each >= 4).
     preset : {"turbulent", "rotating", "ageostrophic", "small_forcing", "smooth"}
-        The regime (:data:`xsr.data.shallow_water.PRESETS`).
+        The regime (:data:`xsr.data.swe.PRESETS`).
     frames : int
         Number of output frames (>= 1); the first is the state at the end of the spin-up (the
         initial state when there is none).
@@ -275,7 +275,7 @@ def shallow_water(
     ------
     ValueError, TypeError
         For invalid arguments (the message names the argument and the fix).
-    xsr.data.shallow_water.BlowUpError
+    xsr.data.swe.BlowUpError
         If the integration produces NaN/Inf or a non-positive thickness (names the step).
 
     Examples

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
 
 import numpy as np
+
+from xsr.coords import parse_periodic
 
 __all__ = ["LOSSES", "NAN_POLICIES", "SCHEDULES", "FitConfig", "normalise_periodic"]
 
@@ -51,7 +53,7 @@ def _integer(
 def normalise_periodic(periodic: Any) -> tuple[str, ...] | None:
     """Check a ``periodic=`` argument; return ``None`` (read it from the data) or the axes.
 
-    The meaning is that of :func:`xsr.upscale.upscale`: ``None`` reads periodicity from the
+    The meaning is that of :func:`xsr.coords.parse_periodic`: ``None`` reads periodicity from the
     data (:func:`xsr.coords.periodic_dims`), ``False`` (or ``"none"``) wraps no axis, ``"x"``,
     ``"y"``, ``("y", "x")`` (or ``"xy"``) name the axes that wrap, and ``True`` means ``"x"``
     (a global longitude).
@@ -77,21 +79,10 @@ def normalise_periodic(periodic: Any) -> tuple[str, ...] | None:
     >>> normalise_periodic("x"), normalise_periodic(("x", "y")), normalise_periodic(False)
     (('x',), ('y', 'x'), ())
     """
-    if periodic is None:
+    flags = parse_periodic(periodic)
+    if flags is None:
         return None
-    if periodic is False or (isinstance(periodic, str) and periodic == "none"):
-        return ()
-    if periodic is True:
-        return ("x",)
-    axes = periodic
-    if isinstance(axes, str):
-        axes = tuple(axes) if axes in ("xy", "yx") else (axes,)
-    if isinstance(axes, Sequence) and all(p in ("x", "y") for p in axes):
-        return tuple(a for a in ("y", "x") if a in axes)
-    raise ValueError(
-        "periodic must be None (read from the coordinates: a 'period' attribute or a global "
-        f"longitude), False, 'x', 'y' or ('y', 'x'), got {periodic!r}"
-    )
+    return tuple(axis for axis, wraps in zip(("y", "x"), flags) if wraps)
 
 
 @dataclass(frozen=True)
@@ -217,7 +208,7 @@ class FitConfig:
 
     def _checked(self) -> dict[str, Any]:
         """The canonical value of every field, or the first error found."""
-        from xsr.degrade import METHODS
+        from xsr.degradation import METHODS
 
         out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
         choices = {

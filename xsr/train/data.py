@@ -7,7 +7,7 @@ Three steps, each a function:
     (``periodic=``, or the data's own coordinates through :func:`xsr.coords.periodic_dims`),
     and infinite cells masked like NaN (with a warning naming the variable and the count).
 :func:`make_patches`
-    The low-resolution movie (:func:`xsr.degrade.degrade`, the operator of evaluation), the
+    The low-resolution movie (:func:`xsr.degradation.degrade`, the operator of evaluation), the
     split of time into training and validation blocks, and the aligned patch sets. On a
     periodic axis the data are wrapped, never cut or reflected: the degradation sees the other
     side of the domain, and every patch's halo of context comes from across the seam, so patch
@@ -33,7 +33,7 @@ import xarray as xr
 from xsr.coords import periodic_dims, spatial_dims
 from xsr.train.config import FitConfig
 from xsr.train.patches import PatchSet, split_time, stack_samples
-from xsr.upscale import NonFiniteWarning
+from xsr.upscaling import NonFiniteWarning
 
 __all__ = [
     "BICUBIC_RADIUS",
@@ -59,7 +59,7 @@ _DEGRADE_MARGIN = 3
 class InfiniteValuesWarning(NonFiniteWarning):
     """Training data hold +inf or -inf cells; :func:`~xsr.train.fit` masks them like NaN.
 
-    A :class:`xsr.upscale.NonFiniteWarning`, as ``upscale`` warns for the same cells (one filter
+    A :class:`xsr.upscaling.NonFiniteWarning`, as ``upscale`` warns for the same cells (one filter
     silences both).
     """
 
@@ -249,7 +249,7 @@ def _check_sizes(sel: Selection, cfg: FitConfig, scale: int, halo: int) -> None:
 
 def _degrade(sel: Selection, cfg: FitConfig, scale: int) -> xr.Dataset:
     """The low-resolution movie; on a periodic axis a bicubic kernel reads across the seam."""
-    from xsr.degrade import degrade
+    from xsr.degradation import degrade
 
     dims = (sel.ydim, sel.xdim)
     wrap = {d: _DEGRADE_MARGIN * scale for d, p in zip(dims, sel.periodic) if p}

@@ -12,7 +12,7 @@ frames at a time, and inside a block a bounded number of frames at a time), so m
 by the chunk size whatever the length of the movie, and eager and dask-backed data give the same
 filter to float64 rounding. Windows reaching past the frame edge wrap on periodic dims (read with
 :func:`xsr.coords.periodic_dims`) and are mirrored including the edge cell elsewhere, as
-:func:`xsr.upscale.upscale` pads. Windows or targets holding NaN are left out.
+:func:`xsr.upscaling.upscale` pads. Windows or targets holding NaN are left out.
 """
 
 from __future__ import annotations
@@ -163,7 +163,7 @@ def fit_linear(
     radius : int, default 3
         Window half-width in low-resolution cells (3: 7 x 7).
     degrade : {"coarsen", "bicubic"}
-        The degradation (:func:`xsr.degrade.degrade`) that makes the low-resolution inputs.
+        The degradation (:func:`xsr.degradation.degrade`) that makes the low-resolution inputs.
     dims : (str, str), optional
         The ``(y, x)`` dims; found by :func:`xsr.coords.spatial_dims` otherwise.
     time_dim : str
@@ -188,7 +188,7 @@ def fit_linear(
     ------
     ValueError
         Unknown variables, a bad ``ridge``, too few valid samples for the unknowns, or any
-        error of :func:`xsr.degrade.degrade` (e.g. sizes not divisible by ``scale``).
+        error of :func:`xsr.degradation.degrade` (e.g. sizes not divisible by ``scale``).
 
     Examples
     --------
@@ -199,9 +199,9 @@ def fit_linear(
     """
     import torch
 
-    from xsr.degrade import degrade as degrade_fn
+    from xsr.coords import resolve_periodic
+    from xsr.degradation import degrade as degrade_fn
     from xsr.models.linear import Linear
-    from xsr.upscale import _norm_periodic
 
     if isinstance(data, xr.DataArray):
         data = data.to_dataset(name=data.name if data.name is not None else "var0")
@@ -224,7 +224,7 @@ def fit_linear(
     if not (isinstance(ridge, int | float) and np.isfinite(ridge) and ridge >= 0):
         raise ValueError(f"ridge must be a finite number >= 0, got {ridge!r}.")
     model = Linear(scale=scale, channels=len(names), radius=radius, bias=bias)
-    pair = _norm_periodic(periodic, data, (ydim, xdim))
+    pair = resolve_periodic(periodic, data, (ydim, xdim))
     high = data[names]
     low = degrade_fn(high, scale=scale, method=degrade, dims=(ydim, xdim))
 

@@ -1,7 +1,7 @@
 """Aligned low/high-resolution training patches, streamed from (dask-backed) xarray data.
 
 The high-resolution (HR) movie is degraded lazily with the same operator as evaluation
-(:func:`xsr.degrade.degrade`). :class:`xbatcher.BatchSchema` (the patch grid behind
+(:func:`xsr.degradation.degrade`). :class:`xbatcher.BatchSchema` (the patch grid behind
 ``xbatcher.BatchGenerator``) lays ``(time=window, y=p+2*halo, x=p+2*halo)`` patches over the
 low-resolution (LR) movie; each patch is sliced from the LR variables, and the HR target is the
 centre frame of the window over the patch's core, at the fine location

@@ -69,7 +69,7 @@ def fit(
 ) -> tuple[torch.nn.Module, xr.Dataset]:
     """Train a super-resolution model on a movie; return it with its per-epoch history.
 
-    Low-resolution inputs are made from ``data`` by :func:`xsr.degrade.degrade` (the operator
+    Low-resolution inputs are made from ``data`` by :func:`xsr.degradation.degrade` (the operator
     used at evaluation), normalised with the per-variable mean and standard deviation of the
     training split (computed lazily), and cut with :mod:`xbatcher` into aligned
     ``(time=window, y=patch_size, x=patch_size)`` windows (plus a ``halo`` of context) whose
@@ -102,7 +102,7 @@ def fit(
         Spatial ``(y, x)`` dims; found from names or CF attributes by default.
     time_dim : str, default "time"
     periodic : None, False, "x", "y" or ("y", "x"), default None
-        Spatial axes that wrap around, with the meaning of :func:`xsr.upscale.upscale`:
+        Spatial axes that wrap around, with the meaning of :func:`xsr.upscaling.upscale`:
         ``None`` reads them from the data (:func:`xsr.coords.periodic_dims`: a dimension
         coordinate with a ``period`` attribute, or a global longitude). On a periodic axis the
         degradation, the patches' halo of context and the validation (and its bicubic baseline)

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import xsr.accessor  # noqa: F401  (registers .sr)
-from xsr.degrade import degrade
+from xsr.degradation import degrade
 from xsr.testing import raise_if_dask_computes, random_movie
 
 

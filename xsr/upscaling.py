@@ -25,10 +25,10 @@ from xsr.coords import (
     append_history,
     is_latitude,
     is_longitude,
-    periodic_dims,
     refine_axis,
     refine_axis_bounds,
     refine_latlon,
+    resolve_periodic,
     spatial_dims,
 )
 
@@ -440,24 +440,6 @@ def _resolve_model(model: Any, scale: int | None, names: Sequence[Hashable]) -> 
     )
 
 
-def _norm_periodic(periodic: Any, obj: Any, dims: tuple[Hashable, Hashable]) -> tuple[bool, bool]:
-    if periodic is None:
-        py, px = periodic_dims(obj, dims)
-        return (py, px)
-    if periodic is False or periodic == "none":
-        return (False, False)
-    if periodic is True:
-        periodic = "x"
-    if isinstance(periodic, str):
-        periodic = tuple(periodic) if periodic in ("xy", "yx") else (periodic,)
-    if isinstance(periodic, Sequence) and all(p in ("x", "y") for p in periodic):
-        return ("y" in periodic, "x" in periodic)
-    raise ValueError(
-        f"periodic must be None (read from the coordinates: a 'period' attribute or a global "
-        f"longitude), False, 'x', 'y' or ('y', 'x'), got {periodic!r}."
-    )
-
-
 def _groups(
     candidates: list[Hashable],
     variables: Any,
@@ -829,7 +811,7 @@ def upscale(
     conversions: dict[Hashable, tuple[str, str]] = {}
     for pairs in groups:
         conversions.update(_check_units(arrays, pairs, card_vars, model_name))
-    py, px = _norm_periodic(periodic, obj, (y_dim, x_dim))
+    py, px = resolve_periodic(periodic, obj, (y_dim, x_dim))
     if time_boundary not in ("reflect", "nearest", "periodic"):
         raise ValueError(
             f"time_boundary must be 'reflect', 'nearest' or 'periodic', got {time_boundary!r}."

@@ -21,10 +21,10 @@ from xsr import engine
 from xsr._chunked import HaloChunkWarning
 from xsr._version import __version__
 from xsr.coords import coarsen_coord
-from xsr.degrade import degrade
+from xsr.degradation import degrade
 from xsr.models import ModelFileError, get_model, pretrained, save_model
 from xsr.testing import raise_if_dask_computes, random_movie
-from xsr.upscale import (
+from xsr.upscaling import (
     InputRangeWarning,
     NoLearnedModelWarning,
     NonFiniteWarning,

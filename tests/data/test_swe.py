@@ -12,7 +12,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xsr.data.shallow_water import (
+from xsr.data.swe import (
     DEFAULT_PRESET,
     FIELDS,
     INITS,
@@ -309,7 +309,7 @@ def test_compiled_step_matches_eager():
 
 def test_compile_failure_falls_back_with_warning(monkeypatch):
     # the package attribute ``xsr.data.shallow_water`` is the Dataset function: fetch the module
-    core_mod = importlib.import_module("xsr.data.shallow_water")
+    core_mod = importlib.import_module("xsr.data.swe")
 
     def broken(*args, **kwargs):
         raise RuntimeError("no C compiler\nmore detail")
