@@ -158,7 +158,7 @@ def held_out_metrics(model: Any, truth: xr.Dataset, scale: int) -> dict[str, Any
         table = table.mean("member")
     table = table.compute()
     held: dict[str, Any] = {
-        "generator": "xsr.data.swe",
+        "generator": "xsr.data.shallow_water",
         "seed": HELD_OUT_SEED,
         "members": HELD_OUT_MEMBERS,
         "frames": truth.sizes["time"],

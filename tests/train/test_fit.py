@@ -94,7 +94,7 @@ def test_history_and_card_are_complete(swe, tmp_path):
     assert [v["name"] for v in card.variables] == ["h", "u", "v"]
     assert card.variables[1]["units"] == "m s-1"
     assert card.degradation == {"method": "coarsen", "scale": 2}
-    assert card.training["data_attrs"]["source"].startswith("xsr.data.swe")
+    assert card.training["data_attrs"]["source"].startswith("xsr.data.shallow_water")
     assert card.training["data_attrs"]["seed"] == 1
     assert card.training["variable_attrs"]["u"]["standard_name"] == "sea_water_x_velocity"
     assert set(card.metrics["data_range"]) == {"h", "u", "v"}
