@@ -9,9 +9,10 @@ import pickle
 import pytest
 import torch
 
+from xsr.digest import sha256_file
 from xsr.models import files, pretrained
 from xsr.models.card import ModelCard, card_digest
-from xsr.models.files import ModelFileError, load_model, save_model, weights_sha256
+from xsr.models.files import ModelFileError, load_model, save_model
 from xsr.models.registry import get_model
 
 ARCHS = [
@@ -65,7 +66,7 @@ def test_round_trip_is_bit_exact(tmp_path, name, config):
     assert (card.arch, card.scale, card.window) == (name, model.scale, model.window)
     assert card.receptive_radius == model.receptive_radius
     assert card.parameters == model.parameter_count()
-    assert card.sha256 == weights_sha256(path)
+    assert card.sha256 == sha256_file(path)
 
 
 def test_paths_with_or_without_suffix(tmp_path, saved):
@@ -100,8 +101,8 @@ def test_the_same_weights_always_save_to_the_same_bytes(tmp_path, saved):
     # safetensors writes its metadata map in a hash order that changes between calls; xsr
     # sorts it, so equal weights get an equal sha256 (the engine's cache key)
     model, path = saved
-    digests = {weights_sha256(save_model(model, tmp_path / f"copy{i}")) for i in range(12)}
-    assert digests == {weights_sha256(path)}
+    digests = {sha256_file(save_model(model, tmp_path / f"copy{i}")) for i in range(12)}
+    assert digests == {sha256_file(path)}
     header = path.read_bytes()
     n = int.from_bytes(header[:8], "little")
     assert json.loads(header[8 : 8 + n])["__metadata__"] == {"arch": "fsrcnn", "format": "pt"}
@@ -143,7 +144,7 @@ def _edit_card(path, **changes):
 def test_truncated_weights_are_refused(saved):
     _, path = saved
     path.write_bytes(path.read_bytes()[:100])
-    _edit_card(path, sha256=weights_sha256(path))  # even with a matching hash
+    _edit_card(path, sha256=sha256_file(path))  # even with a matching hash
     with pytest.raises(ModelFileError, match="not a readable safetensors file"):
         load_model(path)
 
@@ -152,7 +153,7 @@ def test_weights_from_another_architecture_are_refused(tmp_path, saved):
     _, path = saved
     other = save_model(get_model("fsrcnn", scale=2, d=16), tmp_path / "other")
     path.write_bytes(other.read_bytes())
-    _edit_card(path, sha256=weights_sha256(path))
+    _edit_card(path, sha256=sha256_file(path))
     with pytest.raises(ModelFileError, match=r"tensors do not match.*shape mismatches"):
         load_model(path)
 
@@ -245,7 +246,7 @@ def test_device_argument(saved):
 
 def test_weights_sha256_hashes_the_bytes(saved):
     _, path = saved
-    assert weights_sha256(path) == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert sha256_file(path) == hashlib.sha256(path.read_bytes()).hexdigest()
     assert files.model_paths(path)[1] == path.with_suffix(".json")
 
 
@@ -253,7 +254,7 @@ def test_weights_sha256_hashes_the_bytes(saved):
 def test_every_shipped_model_loads_with_its_card(name):
     model = load_model(name)
     assert model.card.name == name
-    assert model.card.sha256 == weights_sha256(
+    assert model.card.sha256 == sha256_file(
         pretrained.pretrained_path(name).with_suffix(".safetensors")
     )
     assert model.card.degradation is not None

@@ -13,7 +13,7 @@ from xsr.models.base import SRModel
 from xsr.models.card import ModelCard, ModelFileError
 from xsr.models.chain import combination
 from xsr.models.consistency import block_mean, conserve
-from xsr.models.files import load_model, save_model, weights_sha256
+from xsr.models.files import load_model, save_model
 from xsr.models.pretrained import PRETRAINED, list_pretrained
 from xsr.models.registry import get_model, list_models
 
@@ -30,5 +30,4 @@ __all__ = [
     "list_pretrained",
     "load_model",
     "save_model",
-    "weights_sha256",
 ]

@@ -31,7 +31,6 @@ __all__ = [
     "model_paths",
     "save_model",
     "stamp_card",
-    "weights_sha256",
 ]
 
 _SUFFIXES = (".safetensors", ".json")
@@ -70,30 +69,6 @@ def model_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     p = Path(path)
     stem = p.with_suffix("") if p.suffix in _SUFFIXES else p
     return stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
-
-
-def weights_sha256(path: str | os.PathLike[str]) -> str:
-    """sha256 hex digest of a file's bytes (streamed).
-
-    Parameters
-    ----------
-    path : str or path-like
-        File to hash.
-
-    Returns
-    -------
-    str
-        64 lower-case hex digits.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> f = pathlib.Path(tempfile.mkdtemp()) / "empty"
-    >>> _ = f.write_bytes(b"")
-    >>> weights_sha256(f)[:12]
-    'e3b0c44298fc'
-    """
-    return sha256_file(path)
 
 
 def _default_variables(channels: int) -> list[dict[str, str]]:
