@@ -1091,6 +1091,13 @@ def step_torch(
     fq = _torch_fq(params, state.h)
     kernel = _torch_kernel(compile)
     fu, fv, cref = _torch_forcing(forcing, state.h)
+    return _apply_kernel(kernel, state, params, fq, fu, fv, cref)
+
+
+def _apply_kernel(
+    kernel: Any, state: SWState, params: SWParams, fq: Any, fu: Any, fv: Any, cref: Any
+) -> SWState:
+    """One step of the torch ``kernel`` (eager or compiled) from ``state``, forcing included."""
     out = kernel(
         state.h,
         state.u,
@@ -1288,24 +1295,7 @@ def integrate(
             if drag is not None:
                 du, dv = drag.torch_fields(s.u, s.v)
                 fu, fv = (du, dv) if fu is None else (fu + du, fv + dv)
-            out = kernel(
-                s.h,
-                s.u,
-                s.v,
-                s.hc,
-                fq,
-                params.dx,
-                params.dy,
-                params.g,
-                params.nu4,
-                params.dt,
-                fu,
-                fv,
-                cref,
-                params.drag,
-                params.tracer_relax,
-            )
-            return SWState(*out, step=s.step + 1)
+            return _apply_kernel(kernel, s, params, fq, fu, fv, cref)
     else:
         raise ValueError(f"backend must be 'torch' or 'numpy', got {backend!r}")
 
