@@ -41,6 +41,7 @@ __all__ = [
     "Patches",
     "Selection",
     "Statistics",
+    "degraded",
     "make_patches",
     "select",
     "statistics",
@@ -247,8 +248,16 @@ def _check_sizes(sel: Selection, cfg: FitConfig, scale: int, halo: int) -> None:
             )
 
 
-def _degrade(sel: Selection, cfg: FitConfig, scale: int) -> xr.Dataset:
-    """The low-resolution movie; on a periodic axis a bicubic kernel reads across the seam."""
+def degraded(sel: Selection, cfg: FitConfig, scale: int) -> xr.Dataset:
+    """The low-resolution movie; on a periodic axis a bicubic kernel reads across the seam.
+
+    Examples
+    --------
+    >>> from xsr.testing import random_movie
+    >>> cfg = FitConfig(periodic=False)
+    >>> dict(degraded(select(random_movie(2, 8, 8), cfg), cfg, 2).sizes)
+    {'time': 2, 'y': 4, 'x': 4}
+    """
     from xsr.degradation import degrade
 
     dims = (sel.ydim, sel.xdim)
@@ -299,7 +308,7 @@ def make_patches(sel: Selection, cfg: FitConfig, *, scale: int, window: int, hal
     )
     _check_sizes(sel, cfg, scale, halo)
     dims = (sel.ydim, sel.xdim)
-    lowres = _degrade(sel, cfg, scale)
+    lowres = degraded(sel, cfg, scale)
     hires = sel.data.isel({d: slice(0, scale * lowres.sizes[d]) for d in dims})
     hr_s = stack_samples(hires, sel.variables, sel.time_dim, dims)
     lr_s = stack_samples(lowres, sel.variables, sel.time_dim, dims)

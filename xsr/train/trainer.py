@@ -24,6 +24,7 @@ from xsr.train.batches import BatchStream
 from xsr.train.card import finish_model, history, model_card
 from xsr.train.config import FitConfig
 from xsr.train.data import make_patches, select, statistics, symmetry
+from xsr.train.field import field_card, field_selection
 from xsr.train.loop import LoopState, Predictor, Validation, make_optimizer, run_epochs, start
 from xsr.train.model import prepare_model
 from xsr.train.resume import RunSaver, resume, run_fingerprint
@@ -278,6 +279,9 @@ def fit_config(
     1
     """
     sel = select(data, cfg)
+    field = field_card(model)
+    if field is not None:  # the variables become samples of one frame-normalised field
+        sel = field_selection(sel, cfg, field.scale)
     prepared = prepare_model(model, cfg, variables=sel.variables, device=device)
     optimiser = make_optimizer(prepared.net, cfg)
     patches = make_patches(
@@ -323,4 +327,6 @@ def fit_config(
     net = finish_model(prepared, state)
     hist = history(cfg, sel, patches, stats, prepared, state, device)
     net.card = model_card(cfg, sel, patches, stats, prepared, state)
+    if field is not None:
+        net.card.kind = "field"
     return net, hist
