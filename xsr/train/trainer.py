@@ -12,8 +12,9 @@ checkpoint (:mod:`xsr.train.resume`), loop (:mod:`xsr.train.loop`), history and 
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -245,8 +246,23 @@ def fit(
     dev = resolve_device(cfg.device)
     cuda = [dev.index or 0] if dev.type == "cuda" else []
     # seeding inside fork_rng: a seeded fit leaves the caller's global torch RNG untouched
-    with torch.random.fork_rng(devices=cuda):
+    with torch.random.fork_rng(devices=cuda), _flush_denormals():
         return fit_config(model, data, cfg, dev)
+
+
+@contextlib.contextmanager
+def _flush_denormals() -> Iterator[None]:
+    """Treat denormal floats as zero on the CPU while training, then restore the default.
+
+    Small weights (PReLU slopes that start at 0, a residual output scaled down at start) make
+    denormal activations and gradients, on which CPU arithmetic is many times slower; flushing
+    them changes values only below float32's normal range (about 1e-38).
+    """
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
 
 
 def fit_config(
