@@ -173,10 +173,12 @@ def _lazy_frame_statistics(arr: da.Array) -> list[da.Array]:
     x = arr.astype("float64")
     valid = ~da.isnan(x)
     n = valid.sum(axis=(-2, -1), keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = da.where(valid, x, 0.0).sum(axis=(-2, -1), keepdims=True) / n
-        dev = da.where(valid, x - mean, 0.0)
-        std = da.sqrt((dev * dev).sum(axis=(-2, -1), keepdims=True) / n)
+    # an all-NaN frame has no cells: NaN statistics without a 0/0 RuntimeWarning when the
+    # tasks run (np.errstate here would only cover building the graph)
+    n = da.where(n > 0, n, np.nan)
+    mean = da.where(valid, x, 0.0).sum(axis=(-2, -1), keepdims=True) / n
+    dev = da.where(valid, x - mean, 0.0)
+    std = da.sqrt((dev * dev).sum(axis=(-2, -1), keepdims=True) / n)
     return [mean, std]
 
 
