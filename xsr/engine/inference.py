@@ -147,8 +147,11 @@ def infer(
         filled by growing the valid field into them (:func:`extend_into_mask`), the others
         with their frame's mean (``frame_stats``, else computed from the given frames), before
         the forward; they are set back to NaN on the fine grid (every fine pixel of a NaN
-        low-resolution cell of the centre frame). For a fill independent of what lies beyond
-        the block, give a ``margin`` of twice the receptive radius.
+        low-resolution cell of the centre frame). A channel whose frame is all NaN is filled
+        with the card's training mean of that variable (0 without card statistics), so that
+        a multi-variable model sees a typical value of it in the other variables' frames. For
+        a fill independent of what lies beyond the block, give a ``margin`` of twice the
+        receptive radius.
     normalisation : None, False, "frame", (means, stds) or mapping
         ``None`` uses the model card's ``normalisation`` when there is one (in the card's
         variable order) and none otherwise; ``False`` disables it; a ``(means, stds)`` pair or
@@ -326,6 +329,10 @@ def _upscale_block(
         std = torch.as_tensor(stats[1], dtype=torch.float32).view(1, c, 1, 1, 1)
         xn = (x - mean) / std
         fill = (torch.from_numpy(f_mean.astype(np.float32)).view(b, c, t, 1, 1) - mean) / std
+        # an all-NaN frame of one variable takes the card's mean (0 once normalised), not 0 in
+        # data units: the model's other variables in that frame see a typical value of it
+        empty = torch.from_numpy(np.isnan(frame[0])).view(b, c, t, 1, 1)
+        fill = torch.where(empty, torch.zeros_like(fill), fill)
     else:
         xn = x.clone() if has_nan else x
         fill = torch.from_numpy(f_mean.astype(np.float32)).view(b, c, t, 1, 1)
