@@ -364,6 +364,12 @@ def test_refine_axis_float32_global_longitude_within_its_rounding() -> None:
     assert fine.size == 864
     # wrapped into [0, 360): the first fine centre (-0.21) is 359.79
     np.testing.assert_allclose(np.diff(fine) % 360.0, 360.0 / 864, atol=1e-4)
+    # and back: the first block mean rounds to 360.0 in float32, which is 0 in [0, 360)
+    back = coarsen_axis(xr.DataArray(fine, dims="longitude", attrs=lon.attrs), 2)
+    assert back.dtype == np.float32
+    assert back[0] == 0.0
+    assert np.all((back >= 0.0) & (back < 360.0))
+    np.testing.assert_allclose(back, lon.values, atol=1e-4)
 
 
 @pytest.mark.parametrize("n", [73, 181, 217, 433])

@@ -979,7 +979,9 @@ def coarsen_axis(coord: xr.DataArray, scale: int) -> np.ndarray:
         lo = _longitude_range(lon)
         coarse = coarsen_coord(np.unwrap(lon, period=360.0), scale)
         if lo is not None:
-            coarse = (coarse - lo) % 360.0 + lo
+            coarse = ((coarse - lo) % 360.0 + lo).astype(values.dtype)
+            # rounding to a float32 input may land on the range's end (359.99999 -> 360.0)
+            coarse = np.where(coarse >= lo + 360.0, coarse - 360.0, coarse)
         return coarse.astype(values.dtype)
     coarse = coarsen_coord(values, scale)
     on_sphere = degrees and np.all(np.abs(values) <= 90.0)
