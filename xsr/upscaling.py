@@ -128,7 +128,11 @@ def _without(da: xr.DataArray, keys: Sequence[str]) -> xr.DataArray:
 
 
 def _screen_block(
-    block: np.ndarray, label: str, stats: tuple[float, float] | None, model_name: str
+    block: np.ndarray,
+    label: str,
+    stats: tuple[float, float] | None,
+    model_name: str,
+    alternative: str = "a field model",
 ) -> np.ndarray:
     """Mask +-inf as NaN and check the range of one block, warning about what was found.
 
@@ -163,7 +167,7 @@ def _screen_block(
                 f"{worst:.6g}): its output there, and within its receptive field in every "
                 "variable it mixes, is not to be trusted. Check the variable's units and "
                 "mapping (variables=), mask outliers (obj.where(...)), or use a model that "
-                "does not depend on the units (model='bicubic', or a field model).",
+                f"does not depend on the units: {alternative}, or model='bicubic'.",
                 InputRangeWarning,
                 stacklevel=2,
             )
@@ -175,7 +179,11 @@ def _where(shape: tuple[int, ...]) -> str:
 
 
 def _screen(
-    da: xr.DataArray, label: str, stats: tuple[float, float] | None, model_name: str
+    da: xr.DataArray,
+    label: str,
+    stats: tuple[float, float] | None,
+    model_name: str,
+    alternative: str = "a field model",
 ) -> xr.DataArray:
     """Float data with +-inf masked and the range guard applied: eager, or lazily per chunk."""
     import dask.array as dsa
@@ -205,11 +213,12 @@ def _screen(
             label=label,
             stats=stats,
             model_name=model_name,
+            alternative=alternative,
             dtype=data.dtype,
             meta=np.empty((0,) * data.ndim, dtype=data.dtype),
         )
     else:
-        data = _screen_block(np.asarray(data), label, stats, model_name)
+        data = _screen_block(np.asarray(data), label, stats, model_name, alternative)
     return da.copy(data=data)
 
 
@@ -296,7 +305,9 @@ def _rank(pool: list[tuple[str, Any, dict[str, Any]]]) -> tuple[str, float | Non
     return best[0], headline_psnr(metrics, held_out=True)
 
 
-def best_pretrained(scale: int, variables: Sequence[Hashable] = ()) -> str:
+def best_pretrained(
+    scale: int, variables: Sequence[Hashable] = (), *, frames: int | None = None
+) -> str:
     """The shipped model that :func:`upscale` uses for ``scale=`` when no model is given.
 
     The rule, among the shipped models (``xsr.models.pretrained.PRETRAINED``) of that
@@ -307,6 +318,8 @@ def best_pretrained(scale: int, variables: Sequence[Hashable] = ()) -> str:
     - a *specialised* model is a candidate only when its card variables are exactly the data's
       ``variables`` (it takes all of them and none is missing);
     - *field* models (card ``kind: "field"``) serve any variables;
+    - with ``frames`` given, a model reading windows of more frames than that (a 3-D model on
+      a single frame) is not a candidate;
     - the best field model is used, unless a candidate specialised model has a higher held-out
       PSNR on its card (``metrics["psnr"]``); without a field model, the best candidate
       specialised model.
@@ -323,6 +336,9 @@ def best_pretrained(scale: int, variables: Sequence[Hashable] = ()) -> str:
         The upscaling factor wanted.
     variables : sequence of hashable
         Names of the data variables to upscale.
+    frames : int, optional
+        Frames the data have along their time dimension (1 without one); ``None`` does not
+        filter by window.
 
     Returns
     -------
@@ -345,13 +361,16 @@ def best_pretrained(scale: int, variables: Sequence[Hashable] = ()) -> str:
     from xsr.models.pretrained import PRETRAINED, pretrained_card
 
     wanted = {str(v) for v in variables}
-    fields, specialised, of_scale = [], [], []
+    fields, specialised, of_scale, windowed = [], [], [], []
     for name in sorted(PRETRAINED):
         model_card = pretrained_card(name)  # the card alone: no weights are read
         card = model_card.to_dict()
         if int(card.get("scale", 0)) != int(scale):
             continue
         of_scale.append(name)
+        if frames is not None and int(card.get("window", 1)) > int(frames):
+            windowed.append(name)
+            continue
         metrics = card.get("metrics") or {}
         if model_card.kind == "field":
             fields.append((name, model_card, metrics))
@@ -372,13 +391,27 @@ def best_pretrained(scale: int, variables: Sequence[Hashable] = ()) -> str:
         f"There is no shipped model for scale={scale} that serves the data variables "
         f"{sorted(wanted)}: no field model (one that takes any variable) is shipped at that "
         "scale, and no specialised model takes exactly these variables (shipped models of that "
-        f"scale: {of_scale}). Pass model='bicubic' with scale={scale} for interpolation, train "
+        f"scale: {of_scale}"
+        + (f"; {windowed} read more than the data's {frames} frame(s)" if windowed else "")
+        + f"). Pass model='bicubic' with scale={scale} for interpolation, train "
         "a model on your data with xsr.train.fit (docs: how-to/choose-model.md), or name a "
         "shipped model with model= and map names with variables={'data_name': 'model_name'}."
     )
 
 
-def _resolve_model(model: Any, scale: int | None, names: Sequence[Hashable]) -> tuple[Any, str]:
+def _field_alternative(scale: int) -> str:
+    """The shipped field model of ``scale`` named for a message, or how to get one."""
+    try:
+        # no specialised model has this variable, so only a field model can serve it
+        name = best_pretrained(scale, [_NONAME])
+    except NoShippedModelError:
+        return f"a field model (none is shipped for scale={scale}: train one with xsr.train.fit)"
+    return f"the universal field model (model={name!r})"
+
+
+def _resolve_model(
+    model: Any, scale: int | None, names: Sequence[Hashable], frames: int | None = None
+) -> tuple[Any, str]:
     import torch
 
     if model is None:
@@ -390,7 +423,7 @@ def _resolve_model(model: Any, scale: int | None, names: Sequence[Hashable]) -> 
         from xsr.models.files import load_model
 
         try:
-            name = best_pretrained(scale, names)
+            name = best_pretrained(scale, names, frames=frames)
         except NoShippedModelError:
             warnings.warn(
                 f"No shipped learned model serves variables {_shown(names)} at scale={scale}, so "
@@ -524,6 +557,7 @@ def _check_units(
     pairs: list[tuple[Hashable, str | None]],
     card_vars: list[dict[str, Any]],
     model_name: str,
+    alternative: str = "a field model",
 ) -> dict[Hashable, tuple[str, str]]:
     """Check data units against a specialised model's card with a units library.
 
@@ -554,8 +588,8 @@ def _check_units(
                 f"Data variable {_label(data_name)} has units {have!r} but model {model_name!r} "
                 f"expects {model_var!r} in {want!r}, and these are not convertible (different "
                 "physical dimensions, or units the units library cannot read); check the "
-                "variable and its mapping (variables=), convert the data first, or use a field "
-                "model or model='bicubic', which do not depend on units."
+                f"variable and its mapping (variables=), convert the data first, or use "
+                f"{alternative} or model='bicubic', which do not depend on units."
             )
         if factor != (1.0, 0.0):
             conversions[data_name] = (str(have), str(want))
@@ -789,7 +823,9 @@ def upscale(
             f"No variable has both spatial dimensions {(y_dim, x_dim)}; nothing to upscale."
         )
 
-    net, model_name = _resolve_model(model, scale, candidates)
+    # frames along time_dim (1 without it): a windowed model cannot be picked for fewer
+    frames = min(arrays[k].sizes.get(time_dim, 1) for k in candidates)
+    net, model_name = _resolve_model(model, scale, candidates, frames)
     fallback = model_name == _FALLBACK
     if fallback:
         model_name = f"bicubic-x{int(scale or 2)}"
@@ -807,10 +843,12 @@ def upscale(
     card = _card(ref)
     field = card.get("kind") == "field"
     card_vars = [] if field else list(card.get("variables") or [])
+    # what the units guards of a specialised model suggest instead: the shipped field model
+    alternative = "a field model" if field else _field_alternative(s)
     groups = _groups(candidates, variables, card_vars, ref.channels, model_name)
     conversions: dict[Hashable, tuple[str, str]] = {}
     for pairs in groups:
-        conversions.update(_check_units(arrays, pairs, card_vars, model_name))
+        conversions.update(_check_units(arrays, pairs, card_vars, model_name, alternative))
     py, px = resolve_periodic(periodic, obj, (y_dim, x_dim))
     if time_boundary not in ("reflect", "nearest", "periodic"):
         raise ValueError(
@@ -846,7 +884,7 @@ def upscale(
             if name in conversions:
                 member = _convert_units(member, label, *conversions[name])
                 out_attrs[name]["units"] = conversions[name][1]
-            member = _screen(member, label, _range_stats(card, model_var), model_name)
+            member = _screen(member, label, _range_stats(card, model_var), model_name, alternative)
             members.append(member.isel(flips) if flips else member)
         members = list(xr.broadcast(*members)) if len(members) > 1 else members
         has_time = time_dim in members[0].dims
