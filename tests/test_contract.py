@@ -176,10 +176,13 @@ def swe() -> xr.Dataset:
 # ------------------------------------------------------------------ what the call must pick
 
 
-def _shipped_field(scale: int) -> str | None:
-    """The shipped field model the scale-only call uses for any variable, or None."""
+def _shipped_field(scale: int, frames: int = 1) -> str | None:
+    """The shipped field model the scale-only call uses for any variable, or None.
+
+    ``frames``: the data's frames (a temporal field model needs its window of them).
+    """
     try:
-        name = best_pretrained(scale, [_PROBE])
+        name = best_pretrained(scale, [_PROBE], frames=frames)
     except NoShippedModelError:
         return None
     assert pretrained.pretrained_card(name).kind == "field"
@@ -192,6 +195,13 @@ def _spatial_names(obj: xr.Dataset | xr.DataArray) -> list[Hashable]:
     return [n for n, v in obj.data_vars.items() if v.ndim >= 2 and "bnds" not in v.dims]
 
 
+def _frames(obj: xr.Dataset | xr.DataArray) -> int:
+    """Frames along ``time`` of the variables to upscale (1 without a time axis)."""
+    if isinstance(obj, xr.DataArray):
+        return obj.sizes.get("time", 1)
+    return min(obj[n].sizes.get("time", 1) for n in _spatial_names(obj))
+
+
 @contextlib.contextmanager
 def _scale_only(obj: xr.Dataset | xr.DataArray, scale: int) -> Iterator[str | None]:
     """Expect the pick of ``best_pretrained``: yields its name, or None for the fallback.
@@ -200,13 +210,8 @@ def _scale_only(obj: xr.Dataset | xr.DataArray, scale: int) -> Iterator[str | No
     appear (pytest turns them into errors).
     """
     names = [str(n) for n in _spatial_names(obj)]
-    frames = (
-        min(obj[n].sizes.get("time", 1) for n in names)
-        if isinstance(obj, xr.Dataset)
-        else (obj.sizes.get("time", 1))
-    )
     try:
-        expected = best_pretrained(scale, names, frames=frames)
+        expected = best_pretrained(scale, names, frames=_frames(obj))
     except NoShippedModelError:
         expected = None
     if expected is None:
@@ -387,8 +392,7 @@ def test_scale_only_on_a_local_cluster(files: dict[str, Path]) -> None:
 def test_the_shipped_field_model_is_picked_for_any_variable(
     files: dict[str, Path], swe: xr.Dataset, scale: int
 ) -> None:
-    field = _shipped_field(scale)
-    if field is None:
+    if _shipped_field(scale) is None:
         pytest.skip(f"no field model is shipped for scale={scale} (PRETRAINED has none)")
     cases = [
         xr.open_dataset(files["ncep"]),
@@ -403,7 +407,8 @@ def test_the_shipped_field_model_is_picked_for_any_variable(
             for n in pretrained.PRETRAINED
         ):
             continue  # a specialised model of exactly these variables may beat it
-        assert best_pretrained(scale, names, frames=1) == field
+        field = _shipped_field(scale, _frames(ds))
+        assert best_pretrained(scale, names, frames=_frames(ds)) == field
         if i in (1, 2, len(cases) - 1):  # the call itself, on a few (each takes a moment)
             with _strict():
                 out = ds.sr.upscale(scale=scale)
@@ -487,7 +492,7 @@ def test_an_all_nan_frame_given_to_a_specialised_model(swe: xr.Dataset, chunked:
 @pytest.mark.parametrize("chunked", [False, True])
 @pytest.mark.parametrize("scale", [2, 4])
 def test_a_constant_field_comes_back_exactly(swe: xr.Dataset, scale: int, chunked: bool) -> None:
-    field = _shipped_field(scale)
+    field = _shipped_field(scale, swe.sizes["time"])
     if field is None:
         pytest.skip(f"no field model is shipped for scale={scale}")
     ds = xr.Dataset({"h": swe["h"] * 0 + 101.3, "tracer": swe["tracer"] * 0 - 3.0e5})
@@ -572,7 +577,7 @@ def test_a_field_smaller_than_the_receptive_field_is_upscaled_with_mirrored_edge
     # 3 x 3 cells, radius 4 or more: the edges are mirrored as on any bounded grid, so the
     # result equals the middle of the result for the field mirrored on every side
     if which == "field":
-        model = _shipped_field(scale)
+        model = _shipped_field(scale, swe.sizes["time"])
         if model is None:
             pytest.skip(f"no field model is shipped for scale={scale}")
         names = ["h"]
@@ -600,7 +605,7 @@ def test_a_field_smaller_than_the_receptive_field_is_upscaled_with_mirrored_edge
 def test_a_tiny_global_grid_wraps_around(scale: int) -> None:
     # 3 longitudes (120 degrees apart) on a periodic axis, halo 4 or more: wrapped, so the
     # result equals the middle of the result for the longitudes repeated three times
-    field = _shipped_field(scale)
+    field = _shipped_field(scale, 2)
     if field is None:
         pytest.skip(f"no field model is shipped for scale={scale}")
     rng = np.random.default_rng(3)
@@ -629,7 +634,7 @@ def test_no_units_and_far_values_warn_naming_the_variable_and_the_universal_mode
     ds = swe.copy()
     ds["u"] = swe["u"] * 100  # cm/s, with no units attribute to say so
     ds["u"].attrs = {"long_name": "eastward velocity"}
-    field = _shipped_field(2)
+    field = _shipped_field(2, swe.sizes["time"])
     hint = re.escape(f"model={field!r}" if field else "none is shipped for scale=2")
     with pytest.warns(InputRangeWarning, match=r"'u'.*20 standard deviations") as rec:
         ds.sr.upscale(model="fsrcnn-swe-x2")

@@ -399,11 +399,11 @@ def best_pretrained(
     )
 
 
-def _field_alternative(scale: int) -> str:
+def _field_alternative(scale: int, frames: int | None = None) -> str:
     """The shipped field model of ``scale`` named for a message, or how to get one."""
     try:
         # no specialised model has this variable, so only a field model can serve it
-        name = best_pretrained(scale, [_NONAME])
+        name = best_pretrained(scale, [_NONAME], frames=frames)
     except NoShippedModelError:
         return f"a field model (none is shipped for scale={scale}: train one with xsr.train.fit)"
     return f"the universal field model (model={name!r})"
@@ -844,7 +844,7 @@ def upscale(
     field = card.get("kind") == "field"
     card_vars = [] if field else list(card.get("variables") or [])
     # what the units guards of a specialised model suggest instead: the shipped field model
-    alternative = "a field model" if field else _field_alternative(s)
+    alternative = "a field model" if field else _field_alternative(s, frames)
     groups = _groups(candidates, variables, card_vars, ref.channels, model_name)
     conversions: dict[Hashable, tuple[str, str]] = {}
     for pairs in groups:
