@@ -64,3 +64,21 @@ def test_history_and_card_record_the_run():
     )
     assert card.metrics["bicubic"]["h"]["psnr"] == hist.attrs["bicubic_val_psnr"][0]
     assert card.parameters == sum(p.numel() for p in model.parameters())
+
+
+def test_card_of_a_fit_with_an_undefined_validation_metric_is_json(monkeypatch):
+    # SSIM is undefined (NaN) where no valid cell lies away from a patch's edges (a land mask);
+    # the card is JSON, which has no NaN: it says null and keeps the defined metrics
+    from xsr.train import _torch_metrics as tm
+
+    monkeypatch.setattr(tm, "ssim", lambda pred, *a, **k: torch.full(pred.shape[:2], torch.nan))
+    model, hist = fit(
+        "fsrcnn", random_movie(8, 32, 32, seed=3), scale=2, epochs=1, patch_size=4,
+        batch_size=8, patches_per_epoch=8, progress=False, **TINY,
+    )  # fmt: skip
+    assert np.isnan(hist["val_ssim"]).all()
+    assert np.isfinite(hist["val_psnr"]).all()
+    card = json.loads(json.dumps(model.card.to_dict(), allow_nan=False))
+    assert card["metrics"]["best"]["h"]["ssim"] is None
+    assert card["metrics"]["bicubic"]["h"]["ssim"] is None
+    assert card["metrics"]["best"]["h"]["psnr"] == float(hist["val_psnr"].squeeze())

@@ -150,6 +150,12 @@ def _training(cfg: FitConfig, sel: Selection, patches: Patches, model: PreparedM
     }
 
 
+def _finite_or_none(value: Any) -> float | None:
+    """``float(value)``, or None where it is NaN or infinite (a card is JSON)."""
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
 def model_card(
     cfg: FitConfig,
     sel: Selection,
@@ -164,8 +170,12 @@ def model_card(
     net, variables, ds = model.net, sel.variables, sel.ds
     best, baseline = _best_record(state), state.baseline
 
-    def scores(get) -> dict[str, dict[str, float]]:
-        return {v: {m: float(get(m, i)) for m in METRICS} for i, v in enumerate(variables)}
+    def scores(get) -> dict[str, dict[str, float | None]]:
+        # a metric that is undefined is null (JSON has no NaN): SSIM on patches smaller than its
+        # window, or a variable with no valid cell in the validation patches
+        return {
+            v: {m: _finite_or_none(get(m, i)) for m in METRICS} for i, v in enumerate(variables)
+        }
 
     return ModelCard(
         sha256="",
