@@ -372,6 +372,19 @@ def test_refine_axis_float32_global_longitude_within_its_rounding() -> None:
     np.testing.assert_allclose(back, lon.values, atol=1e-4)
 
 
+@pytest.mark.parametrize("scale", [2, 4])
+def test_refine_axis_float32_longitude_from_zero_stays_in_range(scale) -> None:
+    # OSTIA's float32 longitudes from 0, coarsened then refined: the first fine centre is 0 up
+    # to float32 rounding, never the 360 a rounding error below 0 wraps to
+    attrs = {"units": "degrees_east", "standard_name": "longitude"}
+    lon = xr.DataArray((np.arange(432) * (360.0 / 432)).astype("float32"), dims="lon", attrs=attrs)
+    coarse = xr.DataArray(coarsen_axis(lon, scale).astype("float32"), dims="lon", attrs=attrs)
+    fine = refine_axis(coarse, scale)
+    assert fine.dtype == np.float32
+    assert np.all((fine >= 0.0) & (fine < 360.0))
+    np.testing.assert_allclose(fine, lon.values, atol=1e-4)
+
+
 @pytest.mark.parametrize("n", [73, 181, 217, 433])
 def test_float32_node_latitudes_are_uniform_enough(n):
     lat = xr.DataArray(np.linspace(90, -90, n).astype("float32"), dims="lat", name="lat")

@@ -890,9 +890,14 @@ def refine_axis(coord: xr.DataArray, scale: int) -> np.ndarray:
         wraps = np.any(np.abs(np.diff(lon)) > 180.0)
         src = np.unwrap(lon, period=360.0) if wraps else lon
         fine = refine_coord(src, scale, name=name)
+        dtype = values.dtype if np.issubdtype(values.dtype, np.floating) else np.dtype("float64")
         if lo is not None:
             fine = (fine - lo) % 360.0 + lo
-        return fine.astype(values.dtype) if np.issubdtype(values.dtype, np.floating) else fine
+            # a centre on the range's lower end computed a rounding error below it (float32
+            # grids) wraps to the upper end, outside the range once stored: put it back
+            tol = 360.0 * 8 * np.finfo(dtype).eps
+            fine = np.where(fine >= lo + 360.0 - tol, fine - 360.0, fine)
+        return fine.astype(dtype)
     return refine_coord(values, scale, name=name)
 
 
