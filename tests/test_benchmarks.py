@@ -94,3 +94,43 @@ def test_archive_benchmark_prints_its_ratios(tmp_path: Path) -> None:
     assert re.search(r"^ +12 +[\d.]+ +[\d.]+ +[\d.]+ +[\d.]+$", out, re.MULTILINE)
     assert re.search(r"peak RSS ratio 12/6 frames: [\d.]+ \(bound 1\.2: (ok|BROKEN)\)", out)
     assert re.search(r"time per frame ratio [\d.]+ \(bound 1\.2: (ok|BROKEN)\)", out)
+
+
+def _load_finetune():
+    spec = importlib.util.spec_from_file_location("bench_finetune", BENCHMARKS / "finetune.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_finetune_settles_at_the_first_epoch_within_the_margin() -> None:
+    settle = _load_finetune().settle
+    records = [(1, 10.0, 40.2), (2, 20.0, 40.9), (3, 30.0, 41.0), (4, 40.0, 40.7)]
+    assert settle(records, 40.0, 0.5) == {
+        "best": 41.0,
+        "best_epoch": 3,
+        "epoch": 2,
+        "seconds": 20.0,
+    }
+    # a start within the margin of the best: no time is needed
+    assert settle(records, 40.6, 0.5)["epoch"] == 0
+    assert settle([(1, 10.0, 39.0)], 40.0, 0.5) == {
+        "best": 40.0, "best_epoch": 0, "epoch": 0, "seconds": 0.0,
+    }  # fmt: skip
+
+
+@pytest.mark.slow
+def test_finetune_benchmark_prints_its_figures() -> None:
+    import xsr
+
+    if not xsr.data.real.real_path("navy-winds").is_file():
+        pytest.skip("navy-winds is not in the real-data cache")
+    if "field-fsrcnn-x2" not in xsr.models.pretrained.PRETRAINED:
+        pytest.skip("field-fsrcnn-x2 is not shipped yet")
+    out = _run(
+        "finetune.py", "--dataset", "navy-winds", "--epochs", "2", "--patches", "8",
+        "--patch-size", "8",
+    )  # fmt: skip
+    assert re.search(r"zero-shot start \(epoch 0\): val PSNR [\d.]+ dB", out)
+    assert re.search(r"best: val PSNR [\d.]+ dB at epoch [012]", out)
+    assert re.search(r"within 0.5 dB of the best: epoch [012], [\d.]+ s after calling fit", out)
