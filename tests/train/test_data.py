@@ -15,7 +15,7 @@ from xsr.train.config import FitConfig
 from xsr.train.data import (
     BICUBIC_RADIUS,
     InfiniteValuesWarning,
-    _degrade,
+    degraded,
     make_patches,
     select,
     statistics,
@@ -76,9 +76,9 @@ def test_periodic_degradation_wraps_across_the_seam(method, scale, shift_y, shif
     # translation equivariance: degrading a rolled field is the rolled degraded field
     ds = periodic_movie(1, 8 * scale, 8 * scale, seed=shift_x)
     cfg = FitConfig(degrade=method)
-    low = _degrade(select(ds, cfg), cfg, scale)["h"].values
+    low = degraded(select(ds, cfg), cfg, scale)["h"].values
     rolled = ds.roll(y=scale * shift_y, x=scale * shift_x, roll_coords=False)
-    low_rolled = _degrade(select(rolled, cfg), cfg, scale)["h"].values
+    low_rolled = degraded(select(rolled, cfg), cfg, scale)["h"].values
     expected = np.roll(low, (shift_y, shift_x), axis=(-2, -1))
     np.testing.assert_allclose(low_rolled, expected, atol=1e-5)
 
@@ -87,9 +87,9 @@ def test_bounded_bicubic_degradation_is_not_shift_equivariant():
     # the guard for the test above: without wrapping, the kernel is clamped at the edges
     ds = periodic_movie(1, 16, 16)
     cfg = FitConfig(degrade="bicubic", periodic=False)
-    low = _degrade(select(ds, cfg), cfg, 2)["h"].values
+    low = degraded(select(ds, cfg), cfg, 2)["h"].values
     rolled = ds.roll(x=6, roll_coords=False)
-    low_rolled = _degrade(select(rolled, cfg), cfg, 2)["h"].values
+    low_rolled = degraded(select(rolled, cfg), cfg, 2)["h"].values
     assert np.abs(low_rolled - np.roll(low, 3, axis=-1)).max() > 1e-3
 
 
@@ -109,7 +109,7 @@ def test_periodic_patches_cover_the_whole_domain_with_wrapped_context():
     cfg = FitConfig(patch_size=p, val_fraction=0.25)
     sel = select(ds, cfg)
     patches = make_patches(sel, cfg, scale=2, window=1, halo=halo)
-    low = _degrade(sel, cfg, 2)["h"].values
+    low = degraded(sel, cfg, 2)["h"].values
     first = patches.train.load([0]).lr[0, 0, 0]
     np.testing.assert_allclose(first, np.roll(low[0], (halo, halo), axis=(0, 1))[: p + 6, : p + 6])
 
