@@ -53,6 +53,14 @@ def test_upscale_benchmark_prints_every_figure() -> None:
     assert "accessor >= 0.75x interp(cubic) in memory" in out
 
 
+@pytest.mark.slow
+def test_upscale_benchmark_universal_prints_the_ratio() -> None:
+    out = _run("upscale.py", "--universal", "--frames", "3", "--size", "16", "--repeat", "2")
+    assert "model picked by da.sr.upscale(scale=2):" in out
+    assert re.search(r"da\.sr\.upscale\(scale=2\): +[\d.]+ Mpx/s", out)
+    assert re.search(r">= 1x interp\(cubic\) in memory: (True|False) \([\d.]+x; round by", out)
+
+
 def test_conv_floor_records_the_engines_convolutions(monkeypatch) -> None:
     bench = _load_upscale()
     replayed = []
