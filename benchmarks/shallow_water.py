@@ -1,12 +1,16 @@
 """Grid-cell updates per second of the shallow-water step: xsr's fast path vs plain numpy.
 
-Both run the same forced step of the default ``"turbulent"`` preset (C-grid, Sadourny
+All columns run the same forced steps of the default ``"turbulent"`` preset (C-grid, Sadourny
 energy-conserving momentum, UP3 tracer, biharmonic hyperviscosity, tracer relaxation, SSP-RK3,
-plus drawing the step's random ring forcing and the drag on the large scales) in float64 in this
-one process: ``step_numpy`` with the numpy forcing is the plain-numpy reference (``np.roll`` stencils,
-single-threaded like all numpy element-wise code), the fast path is ``step_torch`` (periodic halo
-+ slices) under ``torch.compile`` with the forcing computed by torch on the same device; eager
-torch is shown for information. A cell update is one full SSP-RK3 step of one grid cell.
+plus drawing each step's random ring forcing and the drag on the large scales) in float64 in this
+one process, through the run driver ``xsr.data.swe.integrate`` that ``xsr.data.shallow_water``
+uses: ``backend="numpy"`` is the plain-numpy reference (``step_numpy`` with the numpy forcing and
+drag: ``np.roll`` stencils, single-threaded like all numpy element-wise code); the fast path is
+``backend="torch", compile=True`` (the ``torch.compile``-d step, on a CPU by bands of rows, with
+the forcing and the drag synthesised together by torch on the step's device); eager torch is
+shown for information. A cell update is one full SSP-RK3 step of one grid cell. Each timed block
+starts from the same state and yields two frames (the start and the end state, copied to the
+host).
 
 Timings are interleaved (numpy, eager, compiled with each thread count, then again, ``--repeats``
 rounds) so that all columns see the same machine load, and each column reports its best round.
@@ -28,34 +32,63 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
+import functools
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 
-from xsr.data.swe import (
-    LargeScaleDrag,
-    RingForcing,
-    SWForcing,
-    SWParams,
-    SWState,
-    configure,
-    initial_state,
-    step_numpy,
-    step_torch,
-)
+from xsr.data.swe import LargeScaleDrag, RingForcing, configure, initial_state, integrate
 
 
-def _time_steps(
-    step: Callable[[SWState], SWState], state: SWState, steps: int, sync: Callable[[], None]
-) -> float:
+def _time_block(run_block: Callable[[int], None], steps: int, sync: Callable[[], None]) -> float:
     sync()
     t0 = time.perf_counter()
-    for _ in range(steps):
-        state = step(state)
+    run_block(steps)
     sync()
     return time.perf_counter() - t0
+
+
+def _forced_run(n: int) -> dict[str, Any]:
+    """Arguments of :func:`integrate` for an ``n`` x ``n`` run of the default, forced preset."""
+    cfg = configure(n, n)
+    params = cfg.params
+    s0 = initial_state(
+        params,
+        n,
+        n,
+        init=cfg.init,
+        depth=cfg.depth,
+        seed=0,
+        froude=cfg.froude,
+        wavenumber=cfg.forcing_wavenumber,
+    )
+    forcing = RingForcing(
+        n,
+        n,
+        cfg.dx,
+        cfg.dy,
+        wavenumber=cfg.forcing_wavenumber,
+        power=cfg.forcing_power,
+        dt=cfg.dt,
+        seed=0,
+    )
+    drag = LargeScaleDrag(n, n, cfg.dx, cfg.dy, rate=cfg.drag, wavenumber=cfg.drag_wavenumber)
+    return {
+        "state": s0,
+        "params": params,
+        "forcing": forcing,
+        "tracer_ref": s0.hc / s0.h,
+        "drag": drag,
+    }
+
+
+def _block(steps: int, *, run: dict[str, Any], **options: Any) -> None:
+    """``steps`` forced steps of the driver (forcing, drag and tracer relaxation each step)."""
+    for _ in integrate(frames=2, steps_per_frame=steps, **run, **options):
+        pass
 
 
 def main() -> None:
@@ -88,86 +121,44 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     for n in args.sizes:
-        cfg = configure(n, n)  # the default, forced preset
-        params = cfg.params
-        s0 = initial_state(
-            params,
-            n,
-            n,
-            init=cfg.init,
-            depth=cfg.depth,
-            seed=0,
-            froude=cfg.froude,
-            wavenumber=cfg.forcing_wavenumber,
-        )
-        forcing = RingForcing(
-            n,
-            n,
-            cfg.dx,
-            cfg.dy,
-            wavenumber=cfg.forcing_wavenumber,
-            power=cfg.forcing_power,
-            dt=cfg.dt,
-            seed=0,
-        )
-        drag = LargeScaleDrag(n, n, cfg.dx, cfg.dy, rate=cfg.drag, wavenumber=cfg.drag_wavenumber)
-        cref = s0.hc / s0.h
-        ts0 = SWState(*(torch.as_tensor(a, device=device) for a in s0[:4]), step=0)
-        tcref = torch.as_tensor(cref, device=device)
+        run = _forced_run(n)
         cells = n * n
-
-        def ref_step(
-            s: SWState,
-            p: SWParams = params,
-            f: RingForcing = forcing,
-            c: np.ndarray = cref,
-            d: LargeScaleDrag = drag,
-        ) -> SWState:
-            (fu, fv), (du, dv) = f(s.step), d(s.u, s.v)
-            return step_numpy(s, p, SWForcing(fu + du, fv + dv, c))
-
-        def torch_forcing(
-            s: SWState, f: RingForcing, c: torch.Tensor, d: LargeScaleDrag = drag
-        ) -> SWForcing:
-            (fu, fv), (du, dv) = f.torch_fields(s.step, s.h), d.torch_fields(s.u, s.v)
-            return SWForcing(fu + du, fv + dv, c)
-
-        def eager_step(
-            s: SWState, p: SWParams = params, f: RingForcing = forcing, c: torch.Tensor = tcref
-        ) -> SWState:
-            return step_torch(s, p, torch_forcing(s, f, c))
-
-        def fast_step(
-            s: SWState, p: SWParams = params, f: RingForcing = forcing, c: torch.Tensor = tcref
-        ) -> SWState:
-            return step_torch(s, p, torch_forcing(s, f, c), compile=True)
+        blocks: dict[str, tuple[Callable[[int], None], Callable[[], None]]] = {
+            "numpy": (functools.partial(_block, run=run, backend="numpy"), no_sync),
+            "eager": (functools.partial(_block, run=run, backend="torch", device=device), sync),
+            **{
+                f"compiled/{t}": (
+                    functools.partial(
+                        _block, run=run, backend="torch", device=device, compile=True
+                    ),
+                    sync,
+                )
+                for t in args.threads
+            },
+        }
+        fast_block = blocks[f"compiled/{max(args.threads)}"][0]
 
         torch.set_num_threads(max(args.threads))
         t0 = time.perf_counter()
-        fast_step(ts0)  # compile (or fetch from inductor's on-disk cache)
+        fast_block(1)  # compile (or fetch from inductor's on-disk cache)
         sync()
         warmup = time.perf_counter() - t0
 
         # steps per timing block, from one untimed step each
-        blocks: dict[str, tuple[Callable[[SWState], SWState], SWState, Callable[[], None]]] = {
-            "numpy": (ref_step, s0, no_sync),
-            "eager": (eager_step, ts0, sync),
-            **{f"compiled/{t}": (fast_step, ts0, sync) for t in args.threads},
-        }
         steps = {}
-        for name, (step, state, sync_fn) in blocks.items():
+        for name, (run_block, sync_fn) in blocks.items():
             if name.startswith("compiled/"):
                 torch.set_num_threads(int(name.split("/")[1]))
-            one = _time_steps(step, state, 1, sync_fn)
+            one = _time_block(run_block, 1, sync_fn)
             steps[name] = max(1, int(args.seconds / max(one, 1e-9)))
         best = dict.fromkeys(blocks, 0.0)
         for _ in range(args.repeats):
-            for name, (step, state, sync_fn) in blocks.items():
+            for name, (run_block, sync_fn) in blocks.items():
                 if name.startswith("compiled/"):
                     torch.set_num_threads(int(name.split("/")[1]))
                 elif name == "eager":
                     torch.set_num_threads(max(args.threads))
-                wall = _time_steps(step, state, steps[name], sync_fn)
+                wall = _time_block(run_block, steps[name], sync_fn)
                 best[name] = max(best[name], steps[name] * cells / wall)
         fast_name = max((k for k in best if k.startswith("compiled/")), key=best.__getitem__)
         fast, threads = best[fast_name], fast_name.split("/")[1]

@@ -23,8 +23,13 @@ from xsr.data.swe import (
     SWForcing,
     SWParams,
     SWState,
+    _apply_kernel,
+    _band_of,
+    _rk3_torch,
+    _SpectralMomentum,
     _spun_up,
     _start,
+    _torch_fq,
     centred_fields,
     choose_backend,
     configure,
@@ -297,12 +302,24 @@ def test_periodic_beta_plane():
 
 
 @pytest.mark.slow
-def test_compiled_step_matches_eager():
+def test_compiled_step_matches_eager(monkeypatch):
     p = _stable(_params(nu4=1e13), 16, speed_bound(G, DEPTH, 0.2))
     s0 = _to_torch(initial_state(p, 16, 16, seed=4))
     a, b = s0, s0
     for _ in range(5):
         a, b = step_torch(a, p), step_torch(b, p, compile=True)
+    for x, y in zip(a[:4], b[:4]):
+        torch.testing.assert_close(y, x, rtol=1e-12, atol=1e-12 * float(x.abs().max()))
+    # the compiled CPU step by bands of rows (cache blocking): 40 rows in bands of 36
+    core_mod = importlib.import_module("xsr.data.swe")
+    monkeypatch.setattr(core_mod, "_BAND_CELLS", 16 * 16)
+    p = _stable(_params(nu4=1e13, tracer_relax=1e-6), 40, speed_bound(G, DEPTH, 0.2))
+    s0 = _to_torch(initial_state(p, 40, 16, seed=4))
+    assert core_mod._band_rows(s0.h, compile=True) == 36
+    forcing = SWForcing(s0.v * 1e-9, s0.u * 1e-9, s0.hc / s0.h)
+    a, b = s0, s0
+    for _ in range(3):
+        a, b = step_torch(a, p, forcing), step_torch(b, p, forcing, compile=True)
     for x, y in zip(a[:4], b[:4]):
         torch.testing.assert_close(y, x, rtol=1e-12, atol=1e-12 * float(x.abs().max()))
 
@@ -570,13 +587,67 @@ def test_large_scale_drag_is_a_fourier_projection_on_both_backends():
     for got, a in ((du, u), (dv, v)):
         ref = -2e-6 * np.fft.ifft2(np.fft.fft2(a) * keep).real
         np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12 * np.abs(ref).max())
-    tu, tv = drag.torch_fields(torch.as_tensor(u), torch.as_tensor(v))
+    tu, tv = (
+        _band_of(f, 0, ny)
+        for f in _SpectralMomentum(None, drag, torch.as_tensor(u))(0, *map(torch.as_tensor, (u, v)))
+    )
     np.testing.assert_allclose(tu.numpy(), du, rtol=0, atol=1e-14 * np.abs(du).max())
     np.testing.assert_allclose(tv.numpy(), dv, rtol=0, atol=1e-14 * np.abs(dv).max())
     # small scales are untouched
     x = np.arange(nx) * 2 * np.pi / nx
     fine = np.broadcast_to(np.cos(8 * x), (ny, nx))
     assert np.abs(drag(fine, fine)[0]).max() < 1e-18
+
+
+def test_spectral_momentum_is_the_ring_forcing_plus_the_drag():
+    ny, nx, dx, dy = 20, 28, 3e4, 2e4
+    forcing = RingForcing(ny, nx, dx, dy, wavenumber=4.0, power=1e-4, dt=50.0, seed=3)
+    drag = LargeScaleDrag(ny, nx, dx, dy, rate=2e-6, wavenumber=3.0)
+    assert not np.array_equal(forcing.kx, drag.kx)  # two different blocks, summed on their union
+    u, v = np.random.default_rng(1).standard_normal((2, ny, nx))
+    tu, tv = map(torch.as_tensor, (u, v))
+    spectral = _SpectralMomentum(forcing, drag, tu)
+    (fu, fv), (du, dv) = forcing(7), drag(u, v)
+    for got, ref in zip(spectral(7, tu, tv), (fu + du, fv + dv)):
+        np.testing.assert_allclose(
+            _band_of(got, 0, ny).numpy(), ref, rtol=0, atol=1e-13 * np.abs(ref).max()
+        )
+        # a band of rows across the periodic seam: the rows of the whole field
+        np.testing.assert_allclose(
+            _band_of(got, -5, ny + 3).numpy(),
+            ref[np.arange(-5, ny + 3) % ny],
+            rtol=0,
+            atol=1e-13 * np.abs(ref).max(),
+        )
+    # the forcing alone, and a float32 run's dtype
+    alone = _SpectralMomentum(forcing, None, tu.float())(7, tu.float(), tv.float())
+    assert alone[0].left.dtype == torch.float32
+    np.testing.assert_allclose(
+        _band_of(alone[1], 0, ny).numpy(), fv, rtol=1e-5, atol=1e-6 * np.abs(fv).max()
+    )
+
+
+@pytest.mark.parametrize("rows", [4, 5, 12])
+def test_step_by_bands_of_rows_equals_the_whole_grid(rows):
+    # bands of `rows` rows (5: the last band overlaps the one before) against one band
+    p = _params(dx=50e3, dy=40e3, nu4=1e13, beta=1.5e-11, drag=1e-6, tracer_relax=2e-6)
+    p = _stable(p, 12, speed_bound(G, DEPTH, 0.3))
+    s = _to_torch(initial_state(p, 12, 16, init="turbulence", depth=DEPTH, seed=3, wavenumber=2.0))
+    forcing = RingForcing(12, 16, p.dx, p.dy, wavenumber=2.0, power=1e-4, dt=p.dt, seed=1)
+    fu, fv = map(torch.as_tensor, forcing(0))
+    cref = torch.linspace(0.0, 1.0, 12 * 16, dtype=torch.float64).reshape(12, 16)
+    fq = _torch_fq(p, s.h)
+    whole = _apply_kernel(_rk3_torch, s, p, fq, fu, fv, cref, 12)
+    banded = _apply_kernel(_rk3_torch, s, p, fq, fu, fv, cref, rows)
+    for a, b in zip(whole[:4], banded[:4]):
+        torch.testing.assert_close(b, a, rtol=0, atol=0)
+    ref = step_numpy(
+        SWState(*(a.numpy() for a in s[:4]), step=0),
+        p,
+        SWForcing(forcing(0)[0], forcing(0)[1], cref.numpy()),
+    )
+    for a, b in zip(ref[:4], banded[:4]):
+        np.testing.assert_allclose(b.numpy(), a, rtol=1e-12, atol=1e-12 * np.abs(a).max())
 
 
 def test_forced_driver_backends_agree():

@@ -537,6 +537,13 @@ def initial_state(
 # Forcing
 # --------------------------------------------------------------------------------------------
 
+
+def _exponentials(n: int, k: np.ndarray) -> np.ndarray:
+    """``exp(2 pi i j k / n)`` for the grid index ``j`` (rows) and integer wavenumbers ``k``
+    (columns), ``(n, len(k))``: the Fourier modes ``k`` along an axis of ``n`` cells."""
+    return np.exp(2j * np.pi * np.outer(np.arange(n), k) / n)
+
+
 #: Stream of :class:`numpy.random.SeedSequence` reserved for the forcing (the initial condition
 #: uses the bare seed), so forcing and initial condition are independent.
 _FORCING_STREAM = 0x5F0C
@@ -624,9 +631,11 @@ class RingForcing:
         cols = np.nonzero(ring.any(axis=0))[0]
         self._block = ring[np.ix_(rows, cols)]
         self._weight = 1.0 / k[np.ix_(rows, cols)][self._block]
-        ky_int, kx_int = ky[rows, 0], kx[0, cols]
-        self._ey = np.exp(2j * np.pi * np.outer(np.arange(ny), ky_int) / ny)
-        ex = np.exp(2j * np.pi * np.outer(kx_int, np.arange(nx)) / nx)
+        #: integer wavenumbers of the block's rows (y) and columns (x)
+        self.ky, self.kx = ky[rows, 0], kx[0, cols]
+        ky_int, kx_int = self.ky, self.kx
+        self._ey = _exponentials(ny, ky_int)
+        ex = _exponentials(nx, kx_int).T
         # real and imaginary parts stacked: Re(L @ E_x) = [Re L, -Im L] @ [Re E_x; Im E_x]
         self._ex = np.ascontiguousarray(np.concatenate([ex.real, ex.imag]))
         # C-grid differences of the corner streamfunction, per Fourier mode:
@@ -634,10 +643,10 @@ class RingForcing:
         self._du = -(np.exp(2j * np.pi * ky_int / ny) - 1.0)[:, None] / dy
         self._dv = (np.exp(2j * np.pi * kx_int / nx) - 1.0)[None, :] / dx
         self._scale = math.sqrt(2.0 * power / dt)
-        self._torch: dict[tuple[str, str], tuple[Any, ...]] = {}
 
     def coefficients(self, step: int) -> tuple[np.ndarray, np.ndarray]:
-        """Complex Fourier coefficients of ``fu`` and ``fv`` at ``step``, on the ring's block.
+        """Complex Fourier coefficients of ``fu`` and ``fv`` at ``step``, on the ring's block
+        (rows: the wavenumbers ``self.ky``, columns: ``self.kx``).
 
         Each field is ``Re(E_y @ c @ E_x)`` with the complex exponentials of the ring's rows and
         columns; the coefficients are scaled so that ``mean(fu**2 + fv**2) = 2 * power / dt``
@@ -663,21 +672,6 @@ class RingForcing:
     def __call__(self, step: int) -> tuple[np.ndarray, np.ndarray]:
         """The forcing ``(fu, fv)`` held over the step from ``step`` to ``step + 1`` (numpy)."""
         fu, fv = ((left @ self._ex).astype(self.dtype, copy=False) for left in self._left(step))
-        return fu, fv
-
-    def torch_fields(self, step: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The same forcing as tensors of ``like``'s dtype, computed on its device (only the
-        ``(ny, 2 * columns)`` left factors travel there)."""
-        import torch
-
-        key = (str(like.device), str(like.dtype))
-        if key not in self._torch:
-            self._torch[key] = (torch.as_tensor(self._ex, dtype=like.dtype, device=like.device),)
-        (ex,) = self._torch[key]
-        fu, fv = (
-            torch.as_tensor(left, dtype=like.dtype, device=like.device) @ ex
-            for left in self._left(step)
-        )
         return fu, fv
 
 
@@ -732,9 +726,10 @@ class LargeScaleDrag:
         self.rate = float(rate)
         self.shape = (ny, nx)
         self._weight = weight[np.ix_(rows, cols)] * (-self.rate / (nx * ny))
-        ky_int, kx_int = ky[rows, 0], kx[0, cols]
-        ey = np.exp(2j * np.pi * np.outer(np.arange(ny), ky_int) / ny)  # (ny, rows)
-        ex = np.exp(2j * np.pi * np.outer(kx_int, np.arange(nx)) / nx)  # (cols, nx)
+        #: integer wavenumbers of the damped block's rows (y) and columns (x)
+        self.ky, self.kx = ky[rows, 0], kx[0, cols]
+        ey = _exponentials(ny, self.ky)  # (ny, rows)
+        ex = _exponentials(nx, self.kx).T  # (cols, nx)
         # Real matrices only for the large products: a @ conj(E_x).T = a @ [Re E_x; -Im E_x].T
         # (forward) and Re(L @ E_x) = [Re L, -Im L] @ [Re E_x; Im E_x] (backward); the complex
         # products are the small (rows, cols) ones.
@@ -760,30 +755,27 @@ class LargeScaleDrag:
         )
         return du, dv
 
-    def torch_fields(self, u: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The same drag for torch velocities, computed on their device (only the small
-        ``(ny, 2 * columns)`` factors travel between host and device)."""
+    def torch_coefficients(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Complex Fourier coefficients of the drag of torch velocities on the damped block
+        (rows: ``self.ky``, columns: ``self.kx``), ``(2, rows, columns)`` for ``(du, dv)``,
+        computed on their device; each field is ``Re(E_y @ c @ E_x)`` as in
+        :meth:`RingForcing.coefficients`."""
         import torch
 
         key = (str(u.device), str(u.dtype))
         if key not in self._torch:
             cdtype = torch.complex128 if u.dtype == torch.float64 else torch.complex64
             self._torch[key] = (
-                *(
-                    torch.as_tensor(m, dtype=u.dtype, device=u.device)
-                    for m in (self._ex_fwd, self._ex_back, self._weight)
-                ),
-                *(torch.as_tensor(m, dtype=cdtype, device=u.device) for m in (self._eyh, self._ey)),
+                torch.as_tensor(self._ex_fwd.T.copy(), dtype=u.dtype, device=u.device),
+                torch.as_tensor(self._weight, dtype=u.dtype, device=u.device),
+                torch.as_tensor(self._eyh, dtype=cdtype, device=u.device),
             )
-        fwd, back, weight, eyh, ey = self._torch[key]
+        fwd_t, weight, eyh = self._torch[key]
         c = self._ncols
-        out = []
-        for a in (u, v):
-            right = a @ fwd  # (ny, 2c): the large product, real
-            coef = eyh @ torch.complex(right[:, :c], right[:, c:])  # (rows, cols)
-            left = ey @ (coef * weight)  # (ny, cols)
-            out.append(torch.cat([left.real, -left.imag], dim=-1) @ back)
-        return out[0], out[1]
+        # the large products are real, a @ ex_fwd = (ex_fwd.T @ a.T).T (BLAS is faster with the
+        # long dimension last); the complex ones are small
+        right = torch.stack([(fwd_t @ a.mT).mT for a in (u, v)])  # (2, ny, 2c)
+        return eyh @ torch.complex(right[..., :c], right[..., c:]) * weight
 
 
 # --------------------------------------------------------------------------------------------
@@ -908,7 +900,10 @@ def step_numpy(state: SWState, params: SWParams, forcing: SWForcing | None = Non
 # --------------------------------------------------------------------------------------------
 
 
+#: Periodic halo, in cells, that one tendency evaluation reads on each side of its region.
 _HALO = 3
+#: Extra rows on each side of a band that the three stages of one SSP-RK3 step consume.
+_STEP_HALO = 3 * _HALO
 
 
 def _rk3_torch(
@@ -927,35 +922,45 @@ def _rk3_torch(
     cref: torch.Tensor | None = None,
     drag: float = 0.0,
     relax: float = 0.0,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One SSP-RK3 step on tensors: the arithmetic of the numpy reference, without rolls.
+) -> torch.Tensor:
+    """One SSP-RK3 step of a band of whole rows: the arithmetic of the numpy reference, without
+    rolls; returns the new ``(h, u, v, hc)`` of the band stacked, ``(4, rows, nx)``.
 
-    Every stage pads its inputs once with a periodic halo of ``_HALO`` cells and then evaluates
-    each intermediate on the smallest region its consumers need, with plain slices (views at
-    constant offsets). Compilers fuse and vectorise this; ``torch.roll`` along the last axis
-    becomes a modular gather that neither eager torch nor inductor vectorises. ``fq`` is the
-    Coriolis column at the corners, ``(ny, 1)``; ``fu``, ``fv`` (momentum forcing), ``cref``
-    (tracer reference), ``drag`` and ``relax`` (``tracer_relax``) are the terms of :class:`SWForcing` and
+    Every row input (the state, ``fq``, ``fu``, ``fv``, ``cref``) carries ``_STEP_HALO`` extra
+    rows on each side, its periodic neighbours: each stage evaluates the tendencies on
+    ``_HALO`` rows fewer on each side than its input, so three stages end on the band itself and
+    the band needs no exchange with its neighbours during the step (halo rows are computed
+    again by the neighbouring band, with the same arithmetic). Columns are whole and periodic:
+    each stage pads them with a halo of ``_HALO`` cells and evaluates every intermediate on the
+    smallest region its consumers need, with plain slices (views at constant offsets).
+    Compilers fuse and vectorise this; ``torch.roll`` along the last axis becomes a modular
+    gather that neither eager torch nor inductor vectorises. ``fq`` is the Coriolis column at the
+    corners, ``(rows, 1)``; ``fu``, ``fv`` (momentum forcing), ``cref`` (tracer reference),
+    ``drag`` and ``relax`` (``tracer_relax``) are the terms of :class:`SWForcing` and
     :class:`SWParams`, skipped when ``None`` or zero.
     """
     import torch
 
     m0 = _HALO
-    ny, nx = h.shape[-2], h.shape[-1]
-    if ny < m0 or nx < m0:
-        raise ValueError(f"the torch step needs at least {m0} x {m0} cells, got {ny} x {nx}")
+    nx = h.shape[-1]
     # reciprocals: vector division is several times slower than multiplication (results differ
     # from the numpy reference by rounding only)
     rdx, rdy, r12 = 1.0 / dx, 1.0 / dy, 1.0 / 12.0
     rdx2, rdy2 = rdx * rdx, rdy * rdy
 
-    def pad(a: torch.Tensor) -> torch.Tensor:
-        a = torch.cat([a[..., -m0:, :], a, a[..., :m0, :]], dim=-2)
-        return torch.cat([a[..., -m0:], a, a[..., :m0]], dim=-1)
+    def band(a: torch.Tensor, k: int) -> torch.Tensor:
+        # ``a`` holds a row input (halo ``_STEP_HALO``); return its rows of halo ``k``
+        cut = _STEP_HALO - k
+        return a[..., cut : a.shape[-2] - cut, :]
+
+    def inner(a: torch.Tensor) -> torch.Tensor:
+        # a tendency's input (rows of halo k + m0) on the tendency's rows (halo k)
+        return a[..., m0 : a.shape[-2] - m0, :]
 
     def at(a: torch.Tensor, m: int, k: int, dj: int = 0, di: int = 0) -> torch.Tensor:
         # ``a`` holds a field on the region extended by ``m`` cells on every side; return the
         # field shifted by (dj, di) on the region extended by ``k`` cells.
+        ny = a.shape[-2] - 2 * m
         return a[..., m - k + dj : m + ny + k + dj, m - k + di : m + nx + k + di]
 
     def lap(a: torch.Tensor, m: int) -> torch.Tensor:  # margin m -> margin m - 1
@@ -964,14 +969,13 @@ def _rk3_torch(
             at(a, m, k, 1, 0) - 2 * at(a, m, k) + at(a, m, k, -1, 0)
         ) * rdy2
 
-    # Coriolis column on the rows of margin 1
-    fq1 = torch.cat([fq[-1:], fq, fq[:1]], dim=-2)
-
     def tend(
-        h: torch.Tensor, u: torch.Tensor, v: torch.Tensor, hc: torch.Tensor
+        h: torch.Tensor, u: torch.Tensor, v: torch.Tensor, hc: torch.Tensor, k: int
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        # one periodic pad of the four fields together (fewer, larger copy loops)
-        hp, up, vp, cp = pad(torch.stack([h, u, v, hc / h])).unbind(0)
+        # inputs on rows of halo k + m0, tendencies on rows of halo k; one periodic pad of the
+        # columns of the four fields together (fewer, larger copy loops)
+        a = torch.stack([h, u, v, hc / h])
+        hp, up, vp, cp = torch.cat([a[..., -m0:], a, a[..., :m0]], dim=-1).unbind(0)
         # mass fluxes on margin 2
         U = 0.5 * (at(hp, m0, 2) + at(hp, m0, 2, 0, -1)) * at(up, m0, 2)
         V = 0.5 * (at(hp, m0, 2) + at(hp, m0, 2, -1, 0)) * at(vp, m0, 2)
@@ -983,7 +987,7 @@ def _rk3_torch(
         hq = 0.25 * (
             at(hp, m0, 1) + at(hp, m0, 1, 0, -1) + at(hp, m0, 1, -1, 0) + at(hp, m0, 1, -1, -1)
         )
-        q = (fq1 + zeta) / hq
+        q = (band(fq, k + 1) + zeta) / hq
         u2 = at(up, m0, 2) * at(up, m0, 2)
         v2 = at(vp, m0, 2) * at(vp, m0, 2)
         bern = g * at(hp, m0, 1) + 0.25 * (
@@ -1003,11 +1007,11 @@ def _rk3_torch(
             du = du - nu4 * lap(lap(at(up, m0, 2), 2), 1)
             dv = dv - nu4 * lap(lap(at(vp, m0, 2), 2), 1)
         if drag != 0.0:
-            du = du - drag * u
-            dv = dv - drag * v
+            du = du - drag * inner(u)
+            dv = dv - drag * inner(v)
         if fu is not None and fv is not None:
-            du = du + fu
-            dv = dv + fv
+            du = du + band(fu, k)
+            dv = dv + band(fv, k)
         # tracer fluxes on margin 1 (third-order upwind face values)
         U1, V1 = at(U, 2, 1), at(V, 2, 1)
         c = at(cp, m0, 1)
@@ -1029,17 +1033,17 @@ def _rk3_torch(
             (at(fx, 1, 0, 0, 1) - at(fx, 1, 0)) * rdx + (at(fy, 1, 0, 1, 0) - at(fy, 1, 0)) * rdy
         )
         if relax != 0.0 and cref is not None:
-            dhc = dhc + relax * (h * cref - hc)
+            dhc = dhc + relax * (inner(h) * band(cref, k) - inner(hc))
         return dh, du, dv, dhc
 
     y0 = (h, u, v, hc)
-    k = tend(*y0)
-    y1 = tuple(a + dt * b for a, b in zip(y0, k))
-    k = tend(*y1)
-    y2 = tuple(0.75 * a + 0.25 * (b + dt * c) for a, b, c in zip(y0, y1, k))
-    k = tend(*y2)
-    y3 = tuple(a * (1.0 / 3.0) + 2.0 / 3.0 * (b + dt * c) for a, b, c in zip(y0, y2, k))
-    return y3[0], y3[1], y3[2], y3[3]
+    k = tend(*y0, 2 * m0)
+    y1 = tuple(band(a, 2 * m0) + dt * b for a, b in zip(y0, k))
+    k = tend(*y1, m0)
+    y2 = tuple(0.75 * band(a, m0) + 0.25 * (inner(b) + dt * c) for a, b, c in zip(y0, y1, k))
+    k = tend(*y2, 0)
+    y3 = [band(a, 0) * (1.0 / 3.0) + 2.0 / 3.0 * (inner(b) + dt * c) for a, b, c in zip(y0, y2, k)]
+    return torch.stack(y3)
 
 
 @functools.cache
@@ -1053,7 +1057,10 @@ def _compiled_rk3() -> Callable[..., Any]:
 def _torch_fq(params: SWParams, like: torch.Tensor) -> torch.Tensor:
     import torch
 
-    return torch.as_tensor(coriolis(params, like.shape[-2]), dtype=like.dtype, device=like.device)
+    fq = torch.as_tensor(coriolis(params, like.shape[-2]), dtype=like.dtype, device=like.device)
+    # the standard strides of a (ny, 1) column, like the bands cut from it by index_select: the
+    # compiled step then serves every band with one graph
+    return fq.clone(memory_format=torch.contiguous_format)
 
 
 def step_torch(
@@ -1091,31 +1098,160 @@ def step_torch(
     fq = _torch_fq(params, state.h)
     kernel = _torch_kernel(compile)
     fu, fv, cref = _torch_forcing(forcing, state.h)
-    return _apply_kernel(kernel, state, params, fq, fu, fv, cref)
+    return _apply_kernel(kernel, state, params, fq, fu, fv, cref, _band_rows(state.h, compile))
 
 
 def _apply_kernel(
-    kernel: Any, state: SWState, params: SWParams, fq: Any, fu: Any, fv: Any, cref: Any
+    kernel: Any,
+    state: SWState,
+    params: SWParams,
+    fq: Any,
+    fu: Any,
+    fv: Any,
+    cref: Any,
+    rows: int,
 ) -> SWState:
-    """One step of the torch ``kernel`` (eager or compiled) from ``state``, forcing included."""
-    out = kernel(
-        state.h,
-        state.u,
-        state.v,
-        state.hc,
-        fq,
-        params.dx,
-        params.dy,
-        params.g,
-        params.nu4,
-        params.dt,
-        fu,
-        fv,
-        cref,
-        params.drag,
-        params.tracer_relax,
-    )
+    """One step of the torch ``kernel`` (eager or compiled) from ``state``, forcing included,
+    computed band by band of ``rows`` whole rows (:func:`_band_rows`)."""
+    ny, nx = state.h.shape[-2], state.h.shape[-1]
+    if ny < _HALO or nx < _HALO:
+        raise ValueError(f"the torch step needs at least {_HALO} x {_HALO} cells, got {ny} x {nx}")
+    fields = (state.h, state.u, state.v, state.hc, fq, fu, fv, cref)
+    out = None
+    for start in sorted({min(j, ny - rows) for j in range(0, ny, rows)}):
+        h, u, v, hc, fq_, fu_, fv_, cref_ = (
+            None if a is None else _band_of(a, start - _STEP_HALO, start + rows + _STEP_HALO)
+            for a in fields
+        )
+        new = kernel(
+            h,
+            u,
+            v,
+            hc,
+            fq_,
+            params.dx,
+            params.dy,
+            params.g,
+            params.nu4,
+            params.dt,
+            fu_,
+            fv_,
+            cref_,
+            params.drag,
+            params.tracer_relax,
+        )
+        if rows == ny:
+            out = new.unbind(0)
+        else:
+            # four fields, not one (4, ny, nx) block: an allocation that large is mapped afresh
+            # from the system at every step, and first writes to fresh pages are slow
+            out = out or [new.new_empty(state.h.shape) for _ in range(4)]
+            for field, band in zip(out, new):
+                # the last band may overlap the one before: both computed the same values there
+                field[start : start + rows] = band
     return SWState(*out, step=state.step + 1)
+
+
+#: Cells of one band of rows in the compiled step on a CPU: a band's intermediates then stay in
+#: the processor's caches, where the whole grid's would stream through main memory.
+_BAND_CELLS = 1 << 16
+
+
+def _band_rows(like: torch.Tensor, compile: bool) -> int:
+    """Rows per band of one step (:func:`_apply_kernel`): bands of about ``_BAND_CELLS`` cells
+    for the compiled step on a CPU (cache blocking; the three stages' halo of ``2 * _STEP_HALO``
+    rows per band is computed twice, so bands are kept several times taller), the whole grid
+    otherwise (eager torch pays per operation, an accelerator prefers few large kernels)."""
+    ny, nx = like.shape[-2], like.shape[-1]
+    if not compile or like.device.type != "cpu":
+        return ny
+    return min(ny, max(4 * _STEP_HALO, _BAND_CELLS // nx))
+
+
+def _periodic_rows(a: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    """Rows ``start`` to ``stop - 1`` of ``a`` (rows on axis -2), periodic in the row index:
+    a view where they do not wrap around, else a copy."""
+    import torch
+
+    ny = a.shape[-2]
+    if start >= 0 and stop <= ny:
+        return a[..., start:stop, :]
+    return a.index_select(-2, torch.arange(start, stop, device=a.device) % ny)
+
+
+class _Factored(NamedTuple):
+    """A real field ``left @ right`` on a torch device kept as its factors, ``left`` ``(ny, r)``
+    and ``right`` ``(r, nx)`` with ``r`` small (a few Fourier columns): a band of its rows costs
+    one small product (:func:`_band_of`), and the whole field is never stored."""
+
+    left: torch.Tensor
+    right: torch.Tensor
+
+
+def _band_of(a: Any, start: int, stop: int) -> torch.Tensor:
+    """Rows ``start`` to ``stop - 1`` (periodic) of a row input of the step: a tensor or a
+    :class:`_Factored` field."""
+    if isinstance(a, _Factored):
+        return _periodic_rows(a.left, start, stop) @ a.right
+    return _periodic_rows(a, start, stop)
+
+
+class _SpectralMomentum:
+    """The momentum source of a forced torch step: the ring forcing plus the drag on the large
+    scales, as :class:`_Factored` fields ``(fu, fv)``.
+
+    Both terms are a few Fourier modes (a :class:`RingForcing` block, a :class:`LargeScaleDrag`
+    block); their coefficients are summed on the union of the two blocks and synthesised
+    together, ``Re(E_y @ c @ E_x)`` with ``Re(L @ E_x) = [Re L, -Im L] @ [Re E_x; Im E_x]``: one
+    factored field per component instead of a full field per term and component.
+    """
+
+    def __init__(
+        self, forcing: RingForcing | None, drag: LargeScaleDrag | None, like: torch.Tensor
+    ) -> None:
+        import torch
+
+        self.forcing, self.drag = forcing, drag
+        terms = [t for t in (forcing, drag) if t is not None]
+        ky = np.unique(np.concatenate([t.ky for t in terms]))
+        kx = np.unique(np.concatenate([t.kx for t in terms]))
+        device = like.device
+        self._cdtype = torch.complex128 if like.dtype == torch.float64 else torch.complex64
+        self._shape = (2, len(ky), len(kx))
+        # where each term's block lies in the union (row and column indices, broadcasting)
+        self._at = [
+            None
+            if t is None
+            else (
+                torch.as_tensor(np.searchsorted(ky, t.ky), device=device)[:, None],
+                torch.as_tensor(np.searchsorted(kx, t.kx), device=device)[None, :],
+            )
+            for t in (forcing, drag)
+        ]
+        self._ey = torch.as_tensor(
+            _exponentials(like.shape[-2], ky), dtype=self._cdtype, device=device
+        )
+        ex = _exponentials(like.shape[-1], kx).T
+        self._right = torch.as_tensor(
+            np.concatenate([ex.real, ex.imag]), dtype=like.dtype, device=device
+        )
+
+    def __call__(self, step: int, u: torch.Tensor, v: torch.Tensor) -> tuple[_Factored, _Factored]:
+        """``(fu, fv)`` held over the step from ``step`` (the drag of the velocities ``u``, ``v``
+        at its start)."""
+        import torch
+
+        coef = torch.zeros(self._shape, dtype=self._cdtype, device=u.device)
+        if self.forcing is not None:
+            rows, cols = self._at[0]
+            block = np.stack(self.forcing.coefficients(step))
+            coef[:, rows, cols] += torch.as_tensor(block, dtype=self._cdtype, device=u.device)
+        if self.drag is not None:
+            rows, cols = self._at[1]
+            coef[:, rows, cols] += self.drag.torch_coefficients(u, v)
+        left = self._ey @ coef  # (2, ny, columns)
+        left = torch.cat([left.real, -left.imag], dim=-1)
+        return _Factored(left[0], self._right), _Factored(left[1], self._right)
 
 
 def _torch_forcing(forcing: SWForcing | None, like: torch.Tensor) -> tuple[Any, Any, Any]:
@@ -1284,18 +1420,24 @@ def integrate(
         )
         fq = _torch_fq(params, current.h)
         kernel = _torch_kernel(compile)
+        rows = _band_rows(current.h, compile)
         cref = _torch_forcing(SWForcing(None, None, tracer_ref), current.h)[2]
+        ring = forcing if isinstance(forcing, RingForcing) else None
+        spectral = (
+            _SpectralMomentum(ring, drag, current.h)
+            if ring is not None or drag is not None
+            else None
+        )
 
         def step(s: SWState) -> SWState:
-            fu, fv = (None, None)
-            if isinstance(forcing, RingForcing):
-                fu, fv = forcing.torch_fields(s.step, s.h)
-            elif forcing is not None:
-                fu, fv, _ = _torch_forcing(SWForcing(*forcing(s.step), None), s.h)
-            if drag is not None:
-                du, dv = drag.torch_fields(s.u, s.v)
-                fu, fv = (du, dv) if fu is None else (fu + du, fv + dv)
-            return _apply_kernel(kernel, s, params, fq, fu, fv, cref)
+            fu, fv = spectral(s.step, s.u, s.v) if spectral is not None else (None, None)
+            if forcing is not None and ring is None:
+                gu, gv, _ = _torch_forcing(SWForcing(*forcing(s.step), None), s.h)
+                ny = s.h.shape[-2]
+                fu, fv = (
+                    (gu, gv) if fu is None else (gu + _band_of(fu, 0, ny), gv + _band_of(fv, 0, ny))
+                )
+            return _apply_kernel(kernel, s, params, fq, fu, fv, cref, rows)
     else:
         raise ValueError(f"backend must be 'torch' or 'numpy', got {backend!r}")
 
