@@ -632,8 +632,7 @@ class RingForcing:
         self._block = ring[np.ix_(rows, cols)]
         self._weight = 1.0 / k[np.ix_(rows, cols)][self._block]
         #: integer wavenumbers of the block's rows (y) and columns (x)
-        self.ky, self.kx = ky[rows, 0], kx[0, cols]
-        ky_int, kx_int = self.ky, self.kx
+        self.ky, self.kx = ky_int, kx_int = ky[rows, 0], kx[0, cols]
         self._ey = _exponentials(ny, ky_int)
         ex = _exponentials(nx, kx_int).T
         # real and imaginary parts stacked: Re(L @ E_x) = [Re L, -Im L] @ [Re E_x; Im E_x]
@@ -922,9 +921,9 @@ def _rk3_torch(
     cref: torch.Tensor | None = None,
     drag: float = 0.0,
     relax: float = 0.0,
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """One SSP-RK3 step of a band of whole rows: the arithmetic of the numpy reference, without
-    rolls; returns the new ``(h, u, v, hc)`` of the band stacked, ``(4, rows, nx)``.
+    rolls; returns the new ``(h, u, v, hc)`` on the band's rows.
 
     Every row input (the state, ``fq``, ``fu``, ``fv``, ``cref``) carries ``_STEP_HALO`` extra
     rows on each side, its periodic neighbours: each stage evaluates the tendencies on
@@ -1042,8 +1041,10 @@ def _rk3_torch(
     k = tend(*y1, m0)
     y2 = tuple(0.75 * band(a, m0) + 0.25 * (inner(b) + dt * c) for a, b, c in zip(y0, y1, k))
     k = tend(*y2, 0)
-    y3 = [band(a, 0) * (1.0 / 3.0) + 2.0 / 3.0 * (inner(b) + dt * c) for a, b, c in zip(y0, y2, k)]
-    return torch.stack(y3)
+    y3 = tuple(
+        band(a, 0) * (1.0 / 3.0) + 2.0 / 3.0 * (inner(b) + dt * c) for a, b, c in zip(y0, y2, k)
+    )
+    return y3[0], y3[1], y3[2], y3[3]
 
 
 @functools.cache
@@ -1141,11 +1142,11 @@ def _apply_kernel(
             params.tracer_relax,
         )
         if rows == ny:
-            out = new.unbind(0)
+            out = new
         else:
-            # four fields, not one (4, ny, nx) block: an allocation that large is mapped afresh
-            # from the system at every step, and first writes to fresh pages are slow
-            out = out or [new.new_empty(state.h.shape) for _ in range(4)]
+            # four fields, not one (4, ny, nx) block: the C allocator maps a block that large
+            # afresh from the system at every step, and first writes to fresh pages are slow
+            out = out or [new[0].new_empty(state.h.shape) for _ in range(4)]
             for field, band in zip(out, new):
                 # the last band may overlap the one before: both computed the same values there
                 field[start : start + rows] = band
@@ -1182,7 +1183,8 @@ def _periodic_rows(a: torch.Tensor, start: int, stop: int) -> torch.Tensor:
 class _Factored(NamedTuple):
     """A real field ``left @ right`` on a torch device kept as its factors, ``left`` ``(ny, r)``
     and ``right`` ``(r, nx)`` with ``r`` small (a few Fourier columns): a band of its rows costs
-    one small product (:func:`_band_of`), and the whole field is never stored."""
+    one small product (:func:`_band_of`), made when the band is stepped, so the field is not
+    written to and read back from main memory as a whole."""
 
     left: torch.Tensor
     right: torch.Tensor
