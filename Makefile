@@ -47,8 +47,9 @@ bench: venv  # the commands behind docs/benchmarks.md
 	$(BIN)/python benchmarks/upscale.py --frames 40 --chunk 10 --models srnet3d --repeat 2
 	$(BIN)/python benchmarks/archive.py
 
-weights: venv
+weights: venv  # natural-image weights, then the shallow-water weights and docs/results.md
 	$(BIN)/python scripts/train_shipped_weights.py
+	$(BIN)/python scripts/results_report.py --ship
 
 clean:
 	rm -rf $(VENV) site build dist *.egg-info xsr-demo-output

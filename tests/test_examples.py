@@ -53,3 +53,26 @@ def test_train_and_finetune_example(tmp_path):
     assert (tmp_path / "fsrcnn-h-x2.safetensors").exists()
     assert (tmp_path / "fsrcnn-h-x2.json").exists()
     assert "best validation PSNR" in stdout
+
+
+@pytest.mark.slow
+def test_results_report_quick(tmp_path):
+    # every row, table, ablation and the shipping path run at tiny budgets (numbers meaningless)
+    script = Path(__file__).resolve().parents[1] / "scripts" / "results_report.py"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    args = ["--quick", "--out", str(tmp_path), "--ship", "--weights-dir", str(tmp_path / "w")]
+    out = subprocess.run(
+        [sys.executable, str(script), *args],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    page = (tmp_path / "results.md").read_text()
+    for row in ("bicubic+conserve", "linear", "SRCNN fine-tuned", "3D then 2D", "two-in-one"):
+        assert f"| {row}" in page
+    assert "## The temporal experiment (x2)" in page
+    assert "Margin over the strongest classical baseline" in page
+    from xsr.models.files import load_model
+
+    model = load_model(tmp_path / "w" / "srnet3d-swe-x2")
+    assert model.card.training["script"] == "scripts/results_report.py"
+    assert "temporal_ablation" in model.card.metrics["held_out"]

@@ -250,6 +250,41 @@ def test_weights_sha256_hashes_the_bytes(saved):
     assert files.model_paths(path)[1] == path.with_suffix(".json")
 
 
+def _script(name: str):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _training_script():
+    """The natural-image models' training script."""
+    return _script("train_shipped_weights")
+
+
+def _results_script():
+    """The script that trains, scores and ships the shallow-water models (docs/results.md)."""
+    return _script("results_report")
+
+
+def _field_script():
+    """The universal field models' training script."""
+    return _script("train_field_models")
+
+
+def _writer(name: str) -> str:
+    """The script that writes a shipped model (its card's ``training.script``)."""
+    if name in _results_script().SHIPPED:
+        return "scripts/results_report.py"
+    if name in _field_script().RECIPES:
+        return "scripts/train_field_models.py"
+    return "scripts/train_shipped_weights.py"
+
+
 @pytest.mark.parametrize("name", sorted(pretrained.PRETRAINED))
 def test_every_shipped_model_loads_with_its_card(name):
     model = load_model(name)
@@ -258,10 +293,7 @@ def test_every_shipped_model_loads_with_its_card(name):
         pretrained.pretrained_path(name).with_suffix(".safetensors")
     )
     assert model.card.degradation is not None
-    assert model.card.training.get("script") in {
-        "scripts/train_shipped_weights.py",  # the shallow-water and natural-image models
-        "scripts/train_field_models.py",  # the universal field models
-    }
+    assert model.card.training.get("script") == _writer(name)
 
 
 @pytest.mark.parametrize("name", sorted(pretrained.PRETRAINED))
@@ -277,25 +309,6 @@ def test_every_shipped_model_beats_bicubic_in_its_card(name):
             assert best["psnr"] > validation["bicubic"][variable]["psnr"]
 
 
-def _load_script(stem: str):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "scripts" / f"{stem}.py"
-    spec = importlib.util.spec_from_file_location(stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _training_script():
-    return _load_script("train_shipped_weights")
-
-
-def _field_script():
-    return _load_script("train_field_models")
-
-
 @pytest.mark.parametrize("name", sorted(pretrained.PRETRAINED))
 def test_every_shipped_file_comes_from_the_scripts_current_recipe(name):
     # the script must reproduce what is shipped: a recipe changed without retraining (or a file
@@ -307,34 +320,58 @@ def test_every_shipped_file_comes_from_the_scripts_current_recipe(name):
         budgets = [{k: s[k] for k in recipe["stages"][0]} for s in training["stages"]]
         assert budgets == recipe["stages"]
         return
-    recipes = _training_script().RECIPES
-    assert name in recipes
-    assert training["recipe"] == recipes[name]
+    results = _results_script()
+    if name in results.SHIPPED:
+        assert training["recipe"] == results.recipe(name, results.budget(quick=False))
+        assert training["quick"] is False
+    else:
+        assert training["recipe"] == _training_script().RECIPES[name]
 
 
 @pytest.mark.parametrize("name", sorted(pretrained.PRETRAINED))
 def test_every_held_out_score_uses_the_scripts_current_held_out_runs(name):
-    # a held-out set changed in the script without rescoring (--rescore) fails here
+    # a held-out set changed in the script without reshipping (or rescoring) fails here
     card = load_model(name).card
     held = card.metrics.get("held_out")
+    results = _results_script()
     if card.kind == "field":  # scored on the shallow-water models' held-out runs, if at all
         if held is not None:
-            report = _load_script("results_report")
-            assert held["seed"] == report.HELD_OUT_SEED
+            assert held["seed"] == results.HELD_OUT_SEED
         return
-    script = _training_script()
-    if script.RECIPES[name]["data"] != "swe":
+    if name not in results.SHIPPED:
         assert held is None
         return
-    assert (held["seed"], held["members"]) == (script.HELD_OUT_SEED, script.HELD_OUT_MEMBERS)
+    b = results.budget(quick=False)
+    assert (held["seed"], held["members"], held["frames"]) == (
+        results.HELD_OUT_SEED,
+        b.held_out_members,
+        b.held_out_frames,
+    )
+
+
+def test_every_shipped_shallow_water_model_is_in_the_registry():
+    assert set(_results_script().SHIPPED) <= set(pretrained.PRETRAINED)
+
+
+def test_shipped_temporal_cards_carry_their_ablations():
+    for name in _results_script().SHIPPED:
+        model = load_model(name)
+        held = model.card.metrics["held_out"]
+        if model.window > 1:
+            ablation = held["temporal_ablation"]
+            assert set(ablation) == {"real", "centre-repeated", "time-shuffled"}
+            assert ablation["real"].keys() == held["per_variable"].keys()
+        else:
+            assert "temporal_ablation" not in held
 
 
 def test_shipped_two_stage_model_starts_from_the_shipped_fsrcnn():
-    recipes = _training_script().RECIPES
-    for name, recipe in recipes.items():
-        if "stages_from" not in recipe:
+    shipped = _results_script().SHIPPED
+    for name, (scale, row) in shipped.items():
+        if row != "2D then 3D":
             continue
-        first = load_model(recipe["stages_from"]).state_dict()
+        first_name = next(n for n, (s, r) in shipped.items() if s == scale and r == "FSRCNN")
+        first = load_model(first_name).state_dict()
         stage = load_model(name).stages[0].state_dict()
         assert first.keys() == stage.keys()
         for key, value in first.items():
