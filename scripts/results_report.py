@@ -214,7 +214,7 @@ def train_rows(
         row = timed_fit(arch, train, residual=True, init_from=source, **kw)
         copied = [c for c in str(row.history.attrs.get("transferred", "")).split(", ") if c]
         row.note = (
-            row.note
+            (row.note + "; " if row.note else "")
             + f"from `{source}`: {len(copied)} tensors copied"
             + (f" ({', '.join(copied)})" if copied else "")
         )
