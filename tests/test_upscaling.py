@@ -383,6 +383,43 @@ def test_scale_only_prefers_the_cheaper_of_nearly_equal_models(
     assert best_pretrained(2, ["h"]) == "srnet3d-test-x2"
 
 
+@pytest.mark.parametrize(("centre", "picked"), [(31.0, "fsrcnn-test-x2"), (30.0, "temporal")])
+def test_scale_only_skips_a_windowed_model_whose_gain_is_not_temporal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, centre: float, picked: str
+) -> None:
+    # the windowed model scores higher, but with its neighbours replaced by the centre frame it
+    # keeps that score (centre=31.0): its gain is not temporal and it is not picked
+    monkeypatch.setattr(pretrained, "PRETRAINED", {})
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path)
+    variables = [{"name": "h", "units": "m", "long_name": "h"}]
+    ablation = {"real": {"h": 31.0}, "centre-repeated": {"h": centre}, "time-shuffled": {"h": 29.0}}
+    for name, arch, psnr, held in (
+        ("temporal", "srnet3d", 31.0, {"temporal_ablation": ablation}),
+        ("fsrcnn-test-x2", "fsrcnn", 30.0, {}),
+    ):
+        save_model(
+            _build(arch, scale=2, channels=1),
+            tmp_path / name,
+            name=name,
+            variables=variables,
+            metrics={"psnr": psnr, "held_out": held},
+        )
+        monkeypatch.setitem(pretrained.PRETRAINED, name, name)
+    assert best_pretrained(2, ["h"]) == picked
+
+
+def test_no_shipped_shallow_water_default_is_a_windowed_model_without_a_temporal_gain() -> None:
+    from xsr.models.pretrained import pretrained_card
+
+    for scale in (2, 4):
+        card = pretrained_card(best_pretrained(scale, ["h", "u", "v", "vorticity", "tracer"]))
+        if card.window > 1:
+            ablation = card.metrics.get("held_out", {}).get("temporal_ablation")
+            assert ablation, f"{card.name} has a time window but no temporal ablation"
+            gains = [ablation["real"][v] - ablation["centre-repeated"][v] for v in ablation["real"]]
+            assert min(gains) >= 0.5
+
+
 def _validation(psnr: float) -> dict:
     return {"validation": {"best": {"h": {"psnr": psnr}}}}
 

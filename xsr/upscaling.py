@@ -271,6 +271,30 @@ class NoLearnedModelWarning(UserWarning):
     """``scale=`` alone found no shipped learned model for the data: bicubic interpolation ran."""
 
 
+#: Gain (dB) that a model with a time window must lose when its neighbours are replaced by the
+#: centre frame, on every variable, to be picked by :func:`best_pretrained` (when its card
+#: carries the ablation).
+TEMPORAL_GAIN_DB = 0.5
+
+
+def _no_temporal_gain(card: Mapping[str, Any]) -> bool:
+    """Whether a windowed card's own ablation shows no temporal gain (see :func:`best_pretrained`).
+
+    The card's ``metrics["held_out"]["temporal_ablation"]`` holds the pooled PSNR per variable
+    with the real neighbours (``real``) and with the centre frame repeated
+    (``centre-repeated``); the gain is temporal when ``real`` beats ``centre-repeated`` by
+    :data:`TEMPORAL_GAIN_DB` on every variable. Cards without an ablation are not judged.
+    """
+    if int(card.get("window", 1)) <= 1:
+        return False
+    ablation = ((card.get("metrics") or {}).get("held_out") or {}).get("temporal_ablation")
+    if not ablation or "real" not in ablation or "centre-repeated" not in ablation:
+        return False
+    real, centre = ablation["real"], ablation["centre-repeated"]
+    gains = [real[v] - centre[v] for v in real if v in centre]
+    return not gains or min(gains) < TEMPORAL_GAIN_DB
+
+
 def _is_natural(card: Mapping[str, Any]) -> bool:
     """Whether a card is a natural-image model (greyscale photographs, variable ``image``)."""
     return [str(v.get("name")) for v in card.get("variables") or []] == ["image"]
@@ -315,6 +339,9 @@ def best_pretrained(
 
     - natural-image models (variable ``image``) are never chosen here; name them with
       ``model=`` to use them;
+    - a model with a time window whose card carries temporal ablations is chosen only when it
+      loses at least :data:`TEMPORAL_GAIN_DB` on every variable with the centre frame repeated
+      instead of its neighbours: a gain that does not come from time is not worth the window;
     - a *specialised* model is a candidate only when its card variables are exactly the data's
       ``variables`` (it takes all of them and none is missing);
     - *field* models (card ``kind: "field"``) serve any variables;
@@ -374,7 +401,7 @@ def best_pretrained(
         metrics = card.get("metrics") or {}
         if model_card.kind == "field":
             fields.append((name, model_card, metrics))
-        elif not _is_natural(card):
+        elif not _is_natural(card) and not _no_temporal_gain(card):
             names = {str(v["name"]) for v in card.get("variables") or []}
             if names and names == wanted:
                 specialised.append((name, model_card, metrics))

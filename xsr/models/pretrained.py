@@ -231,9 +231,11 @@ def pretrained_markdown() -> str:
         "",
         "Generated from the model cards in `xsr/models/weights/` by "
         "`xsr.models.pretrained.pretrained_markdown()`; do not edit by hand. Held-out PSNR is the "
-        "mean over variables of per-frame PSNR on shallow-water runs no training script used "
-        "(data range: max - min of the held-out truth, per variable); for natural-image models it "
-        "is the validation PSNR on held-out photograph patches (data range: their max - min).",
+        "mean over variables of the pooled-MSE PSNR (`xsr.metrics.score`: spin-up excluded, "
+        "periodic edges wrapped) on turbulent shallow-water runs no training script used (data "
+        "range: max - min of the held-out truth, per variable; margins over the strongest "
+        "classical baseline are on the [results page](../results.md)); for natural-image models "
+        "it is the validation PSNR on held-out photograph patches (data range: their max - min).",
         "",
         "| name | architecture | scale | window | variables | degradation | parameters "
         "| PSNR (dB) | bicubic PSNR (dB) |",
