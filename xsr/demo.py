@@ -1,7 +1,8 @@
 """The main job (``xsr demo`` / ``make demo``): simulate, degrade, upscale, evaluate, write, plot.
 
 On built-in data only: a held-out shallow-water run (a seed no training script uses, the
-``"smooth"`` preset the shipped weights were trained on) is degraded by block means at x2 and x4, upscaled with bicubic interpolation and with every shipped
+default turbulent preset the shipped weights were trained on) is degraded by block means at x2
+and x4, upscaled with bicubic interpolation and with every shipped
 model of that scale (xsr's own model also with ``conserve=True``), and scored per frame with
 :func:`xsr.metrics.compare`. The best x2 result is streamed to a Zarr store with
 :func:`xsr.upscale_to_zarr`, and a comparison figure is saved.
@@ -75,10 +76,8 @@ def run_demo(
         f"seed {seed}) ...",
         flush=True,
     )
-    # The shipped shallow-water weights were trained on the smooth preset: evaluate them there.
-    truth = shallow_water(n, n, preset="smooth", frames=frames, seed=seed, progress=True).astype(
-        "float32"
-    )
+    # The shipped shallow-water weights were trained on the default (turbulent) preset.
+    truth = shallow_water(n, n, frames=frames, seed=seed, progress=True).astype("float32")
     variables = [str(v) for v in truth.data_vars]
     # The generator's x and y carry their period (a doubly periodic domain), and degrade keeps
     # it: upscale wraps both axes by itself (no artificial edges).
