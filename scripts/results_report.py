@@ -29,8 +29,9 @@ Usage::
 table and the shipping path run, and its numbers mean nothing.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: the dataclasses below must build when this file is
+# loaded with importlib without a sys.modules entry (as scripts/train_field_models.py and the
+# tests load it).
 import argparse
 import json
 import os
