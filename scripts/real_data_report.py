@@ -74,19 +74,21 @@ UNIVERSAL = {2: "field-fsrcnn-x2", 4: "field-fsrcnn-x4"}
 SAME_DATA = {"iris-e1-air-temperature": "iris-a1b-air-temperature"}
 #: Rows of every table, in order.
 ROWS = ("bicubic", "bicubic+conserve", "linear", "zero-shot", "fine-tuned")
-#: The fine-tuning budget (the same for every dataset; ``patch`` is in low-resolution cells,
-#: made smaller where the grid is too small, and the halo with it).
+#: The fine-tuning budget, the same for every dataset, counted in single-field patches: ``fit``
+#: stacks a dataset's variables and extra dims (members, levels) as samples of every patch, so
+#: patches per epoch and the batch are divided by that number of samples (at least 1).
+#: ``patch`` is in low-resolution cells, made smaller where the grid is too small (the halo too).
 FINETUNE: dict[str, Any] = {
-    "epochs": 4,
-    "patches_per_epoch": 96,
-    "batch_size": 16,
+    "epochs": 8,
+    "field_patches_per_epoch": 384,
+    "batch_fields": 16,
     "patch": {2: 16, 4: 8},
-    "lr": 3e-4,
+    "lr": 2e-4,
     "lr_schedule": "cosine",
     "seed": 0,
     "loss": "mse",
 }
-QUICK_FINETUNE: dict[str, Any] = {**FINETUNE, "epochs": 1, "patches_per_epoch": 16}
+QUICK_FINETUNE: dict[str, Any] = {**FINETUNE, "epochs": 1, "field_patches_per_epoch": 16}
 QUICK_DATASET = "iris-a1b-air-temperature"
 #: Smallest training patch side (low-resolution cells) worth fine-tuning with.
 MIN_PATCH = 4
@@ -170,6 +172,12 @@ def finetune(
         [train.sizes[ydim] // scale, train.sizes[xdim] // scale], scale, radius, budget
     )
     val_fraction = 0.5 if n_time < 4 else 0.25
+    # every patch holds one sample per variable and extra-dimension index
+    samples = len(train.data_vars) * int(
+        np.prod([n for d, n in train.sizes.items() if d not in ("time", ydim, xdim)])
+    )
+    per_epoch = max(1, round(budget["field_patches_per_epoch"] / samples))
+    batch = max(1, round(budget["batch_fields"] / samples))
     start = time.perf_counter()
     checkpoint = tempfile.TemporaryDirectory(prefix="xsr-real-")
     with checkpoint, warnings.catch_warnings():
@@ -178,8 +186,8 @@ def finetune(
             model_ref,
             train,
             epochs=budget["epochs"],
-            patches_per_epoch=budget["patches_per_epoch"],
-            batch_size=budget["batch_size"],
+            patches_per_epoch=per_epoch,
+            batch_size=batch,
             lr=budget["lr"],
             lr_schedule=budget["lr_schedule"],
             loss=budget["loss"],
@@ -199,6 +207,9 @@ def finetune(
         **plan,
         "val_fraction": val_fraction,
         "train_frames": int(n_time),
+        "samples": samples,
+        "patches_per_epoch": per_epoch,
+        "batch_size": batch,
         "best_epoch": int(hist.attrs["best_epoch"]),
         "seconds": seconds,
         "val_psnr": [
@@ -443,12 +454,15 @@ def render(
         "`zero-shot` (the universal model), `fine-tuned` (the universal model after "
         "`xsr.train.fit(<model>, train split, keep_start=True)`).",
         f"- **Fine-tuning budget** (every dataset, seeded): {budget['epochs']} epochs x "
-        f"{budget['patches_per_epoch']} patches, batch {budget['batch_size']}, Adam lr "
+        f"{budget['field_patches_per_epoch']} single-field patches, batches of "
+        f"{budget['batch_fields']}, Adam lr "
         f"{budget['lr']} ({budget['lr_schedule']}), {budget['loss']} loss, seed "
         f"{budget['seed']}; patches of "
         + ", ".join(f"{p} (x{s})" for s, p in budget["patch"].items())
         + " low-resolution cells with the model's receptive radius as halo (smaller where "
-        "the grid is smaller: stated per dataset). Validation: the last quarter of the train "
+        "the grid is smaller: stated per dataset). `fit` stacks a dataset's variables and "
+        "extra dims (members, levels) as samples of each patch, so its patches per epoch and "
+        "batch are these divided by the samples per patch (stated per dataset). Validation: the last quarter of the train "
         "split's frames (half when it has under 4). `keep_start=True`: when no epoch beats "
         "the starting weights on validation, the starting weights are returned (best epoch 0).",
         "- **ETOPO5** has one frame and no time: its test part is one 2160 x 1296 map (the "
@@ -494,6 +508,8 @@ def render(
             ft = r.finetune
             lines.append(
                 f"- fine-tuning: patch {ft['patch_size']}, halo {ft['halo']}, "
+                f"{ft['samples']} samples per patch, {ft['patches_per_epoch']} patches per "
+                f"epoch in batches of {ft['batch_size']}, "
                 f"{ft['train_frames']} train frames (validation fraction {ft['val_fraction']}), "
                 f"{ft['seconds']:.0f} s; validation PSNR from the start (epoch 0) per epoch "
                 f"{', '.join(_f(v) for v in ft['val_psnr'])} dB (normalised field); best epoch "
@@ -542,7 +558,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=None, help="real-data cache")
     parser.add_argument("--quick", action="store_true", help="one small dataset, x2, tiny budget")
     parser.add_argument("--epochs", type=int, default=None, help="override the budget's epochs")
-    parser.add_argument("--patches", type=int, default=None, help="override patches per epoch")
+    parser.add_argument(
+        "--patches", type=int, default=None, help="override single-field patches per epoch"
+    )
     args = parser.parse_args(argv)
 
     scales = args.scales or ([2] if args.quick else [2, 4])
@@ -562,7 +580,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.epochs is not None:
         budget["epochs"] = args.epochs
     if args.patches is not None:
-        budget["patches_per_epoch"] = args.patches
+        budget["field_patches_per_epoch"] = args.patches
     command = "python scripts/real_data_report.py " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)
     )
