@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from xsr.models.registry import get_model
+from xsr.testing import random_movie
 from xsr.train.config import FitConfig
 from xsr.train.model import build_model, prepare_model
 
@@ -90,3 +91,16 @@ def test_stage_freezes_every_other_stage_of_a_chain():
         _prepare(stage=0)
     with pytest.raises(ValueError, match="out of range"):
         prepare_model(chain, FitConfig(stage=2), variables=["h"], device=CPU)
+
+
+def test_fine_tuning_keeps_the_normalisation_its_weights_were_trained_with():
+    from xsr.train import fit
+
+    fast = {"epochs": 1, "patch_size": 4, "batch_size": 4, "patches_per_epoch": 8}
+    first, _ = fit("fsrcnn", random_movie(8, 24, 24), scale=2, progress=False, **fast, **TINY)
+    shifted = random_movie(8, 24, 24, seed=1)
+    shifted["h"] = shifted["h"] * 10.0 + 50.0
+    tuned, _ = fit(first, shifted, progress=False, **fast)
+    assert tuned.card.normalisation == first.card.normalisation
+    fresh, _ = fit("fsrcnn", shifted, scale=2, progress=False, **fast, **TINY)
+    assert fresh.card.normalisation["h"]["mean"] > 40.0  # a new network: the data's own

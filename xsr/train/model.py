@@ -9,18 +9,20 @@ two-stage method, every stage but the one trained) and moves it to the device.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from xsr.train.config import FitConfig
 from xsr.train.transfer import freeze as freeze_layers
 from xsr.train.transfer import transfer_weights
 
-__all__ = ["PreparedModel", "build_model", "prepare_model"]
+__all__ = ["PreparedModel", "build_model", "kept_normalisation", "prepare_model"]
 
 
 @dataclass
@@ -183,3 +185,39 @@ def prepare_model(
     return PreparedModel(
         net.to(device), int(net.scale), window, window // 2, halo, transferred, frozen
     )
+
+
+def kept_normalisation(net: Any, stats: Any) -> Any:
+    """``stats`` with the normalisation of ``net``'s card when it covers every channel.
+
+    A loaded model (fine-tuning) was trained on inputs normalised by its card's statistics, so
+    fine-tuning keeps them: recomputing them from the new data would shift what the weights
+    see. A new network (no card, or a card for other variables) is normalised by the data's.
+
+    Parameters
+    ----------
+    net : SRModel
+        The prepared network (its ``card``, if any, names its variables in channel order).
+    stats : xsr.train.data.Statistics
+        The data's statistics (their ``data_range`` is always kept).
+
+    Returns
+    -------
+    xsr.train.data.Statistics
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xsr.train.data import Statistics
+    >>> data = Statistics(np.array([1.0]), np.array([2.0]), np.array([8.0]))
+    >>> kept_normalisation(build_model("fsrcnn", scale=2, channels=1, model_config={}), data).mean
+    array([1.])
+    """
+    card = getattr(net, "card", None)
+    norm = getattr(card, "normalisation", None) or {}
+    names = [str(v["name"]) for v in getattr(card, "variables", None) or []]
+    if len(names) != len(stats.mean) or not all(n in norm for n in names):
+        return stats
+    mean = np.array([float(norm[n]["mean"]) for n in names])
+    std = np.array([float(norm[n]["std"]) for n in names])
+    return dataclasses.replace(stats, mean=mean, std=std)

@@ -27,7 +27,7 @@ from xsr.train.config import FitConfig
 from xsr.train.data import make_patches, select, statistics, symmetry
 from xsr.train.field import field_card, field_selection
 from xsr.train.loop import LoopState, Predictor, Validation, make_optimizer, run_epochs, start
-from xsr.train.model import prepare_model
+from xsr.train.model import kept_normalisation, prepare_model
 from xsr.train.resume import RunSaver, resume, run_fingerprint
 
 __all__ = ["fit"]
@@ -305,7 +305,10 @@ def fit_config(
     )
     fingerprint = run_fingerprint(cfg, sel, prepared)
     resumed = resume(cfg, fingerprint, prepared, optimiser)
-    state, stats = resumed if resumed is not None else (LoopState(), statistics(sel, patches))
+    if resumed is not None:
+        state, stats = resumed
+    else:
+        state, stats = LoopState(), kept_normalisation(prepared.net, statistics(sel, patches))
 
     names = {"time_dim": sel.time_dim, "y": sel.ydim, "x": sel.xdim, "periodic": sel.periodic}
     stream = BatchStream(
