@@ -69,7 +69,7 @@ from xsr.upscaling import upscale
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "explanation" / "real-data-results.md"
 #: The universal models, by scale (shipped names; ``--models DIR`` reads ``DIR/<name>``).
-UNIVERSAL = {2: "field-fsrcnn-x2", 4: "field-fsrcnn-x4"}
+UNIVERSAL = {2: "field-fsrcnn-x2", 4: "field-xsrnet-x4"}
 #: Datasets shown but left out of the means: they share their training record with another.
 SAME_DATA = {"iris-e1-air-temperature": "iris-a1b-air-temperature"}
 #: Rows of every table, in order.
