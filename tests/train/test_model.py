@@ -104,3 +104,15 @@ def test_fine_tuning_keeps_the_normalisation_its_weights_were_trained_with():
     assert tuned.card.normalisation == first.card.normalisation
     fresh, _ = fit("fsrcnn", shifted, scale=2, progress=False, **fast, **TINY)
     assert fresh.card.normalisation["h"]["mean"] > 40.0  # a new network: the data's own
+
+
+def test_a_model_trained_on_other_variables_takes_the_datas_normalisation():
+    from xsr.train import fit
+
+    fast = {"epochs": 1, "patch_size": 4, "batch_size": 4, "patches_per_epoch": 8}
+    images = random_movie(8, 24, 24, variables=("image",))
+    first, _ = fit("fsrcnn", images, scale=2, progress=False, **fast, **TINY)
+    kelvin = random_movie(8, 24, 24, seed=1, variables=("tas",))
+    kelvin["tas"] = kelvin["tas"] * 10.0 + 280.0
+    tuned, _ = fit(first, kelvin, progress=False, **fast)
+    assert tuned.card.normalisation["tas"]["mean"] > 250.0

@@ -187,17 +187,21 @@ def prepare_model(
     )
 
 
-def kept_normalisation(net: Any, stats: Any) -> Any:
-    """``stats`` with the normalisation of ``net``'s card when it covers every channel.
+def kept_normalisation(net: Any, variables: Sequence[str], stats: Any) -> Any:
+    """``stats`` with the normalisation of ``net``'s card when it is for the same variables.
 
-    A loaded model (fine-tuning) was trained on inputs normalised by its card's statistics, so
-    fine-tuning keeps them: recomputing them from the new data would shift what the weights
-    see. A new network (no card, or a card for other variables) is normalised by the data's.
+    A loaded model fine-tuned on the variables it was trained on (a field model's ``field``
+    included) saw inputs normalised by its card's statistics, so fine-tuning keeps them:
+    recomputing them from the new data would shift what the weights see. A new network, or a
+    model trained on other variables (natural images fine-tuned on a temperature), is
+    normalised by the data's own statistics.
 
     Parameters
     ----------
     net : SRModel
         The prepared network (its ``card``, if any, names its variables in channel order).
+    variables : sequence of str
+        The variables learnt, in channel order.
     stats : xsr.train.data.Statistics
         The data's statistics (their ``data_range`` is always kept).
 
@@ -210,13 +214,14 @@ def kept_normalisation(net: Any, stats: Any) -> Any:
     >>> import numpy as np
     >>> from xsr.train.data import Statistics
     >>> data = Statistics(np.array([1.0]), np.array([2.0]), np.array([8.0]))
-    >>> kept_normalisation(build_model("fsrcnn", scale=2, channels=1, model_config={}), data).mean
+    >>> net = build_model("fsrcnn", scale=2, channels=1, model_config={})
+    >>> kept_normalisation(net, ["h"], data).mean
     array([1.])
     """
     card = getattr(net, "card", None)
     norm = getattr(card, "normalisation", None) or {}
     names = [str(v["name"]) for v in getattr(card, "variables", None) or []]
-    if len(names) != len(stats.mean) or not all(n in norm for n in names):
+    if names != [str(v) for v in variables] or not all(n in norm for n in names):
         return stats
     mean = np.array([float(norm[n]["mean"]) for n in names])
     std = np.array([float(norm[n]["std"]) for n in names])

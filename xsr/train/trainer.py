@@ -308,7 +308,10 @@ def fit_config(
     if resumed is not None:
         state, stats = resumed
     else:
-        state, stats = LoopState(), kept_normalisation(prepared.net, statistics(sel, patches))
+        state, stats = (
+            LoopState(),
+            kept_normalisation(prepared.net, sel.variables, statistics(sel, patches)),
+        )
 
     names = {"time_dim": sel.time_dim, "y": sel.ydim, "x": sel.xdim, "periodic": sel.periodic}
     stream = BatchStream(
