@@ -28,9 +28,12 @@ Usage::
 
     python scripts/train_field_models.py field-fsrcnn-x2 field-xsrnet-x4   # the shipped ones
     python scripts/train_field_models.py --quick --out /tmp/field            # tiny: checks it runs
+    python scripts/train_field_models.py field-fsrcnn-x2 --rescore  # only the cards' held-out scores
 
 ``--quick`` trains for seconds on a small corpus and writes to ``--out`` (never ship its
-weights). Without ``--out`` the models go to ``xsr/models/weights``; add the names to
+weights). After training, each card gets the model's held-out score on the shallow-water
+models' held-out runs (``scripts/results_report.py``'s), which ``best_pretrained`` compares with
+the specialised models' cards; ``--rescore`` redoes only that. Without ``--out`` the models go to ``xsr/models/weights``; add the names to
 ``xsr.models.pretrained.PRETRAINED`` to ship them, and they become the default of
 ``ds.sr.upscale(scale=...)`` for every variable (see docs/how-to/choose-model.md).
 """
@@ -68,8 +71,8 @@ SEED = 20261203
 # real fields without forgetting the others. --quick runs every stage at a tiny budget.
 RECIPES: dict[str, dict[str, Any]] = {
     # x2 keeps the report variant's layout with 24 features (32 in the report): the universal x2
-    # model is what ``ds.sr.upscale(scale=2)`` runs on any file, so it must not be slower than
-    # cubic interpolation (benchmarks/upscale.py)
+    # model is what ``ds.sr.upscale(scale=2)`` runs on any file, so it is chosen for speed (the
+    # bar, no slower than cubic interpolation, is measured by benchmarks/upscale.py --universal)
     "field-fsrcnn-x2": {
         "arch": "fsrcnn",
         "scale": 2,
