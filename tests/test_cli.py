@@ -394,7 +394,9 @@ def test_sigterm_and_ctrl_c_with_the_progress_bar_up(tmp_path, signum):
     from xsr.archive import store_status
     from xsr.archive.lock import lock_path
 
-    src = _low(tmp_path, nt=12)
+    # 48 one-frame regions of 0.4 s or more each: the run outlasts a test process that is slow
+    # to notice the second finished region on a loaded machine (with 12 it could end first)
+    src = _low(tmp_path, nt=48)
     out = tmp_path / "hi.zarr"
     proc = subprocess.Popen(
         [sys.executable, "-c", SIGNAL_SCRIPT, src, str(out)],
