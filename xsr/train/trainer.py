@@ -89,7 +89,12 @@ def fit(
     model : str, path or SRModel
         An architecture name (built with ``get_model(model, scale=scale,
         channels=len(variables), **model_config)``), a pretrained name or model file (fine-tuning)
-        or an :class:`~xsr.models.base.SRModel` (a copy is trained).
+        or an :class:`~xsr.models.base.SRModel` (a copy is trained). Fine-tuning keeps the
+        loaded card's normalisation when its variables are the ones learnt. A *field* model
+        (card ``kind: "field"``, e.g. ``"field-fsrcnn-x2"``) learns from every selected
+        variable at once: each variable's frames (and those of its extra dims) become samples
+        of one field, normalised by their low-resolution frame's mean and standard deviation
+        as at inference (:mod:`xsr.train.field`), and the result is a field model again.
     data : xarray.Dataset or xarray.DataArray
         High-resolution movie with a time and two spatial dims (extra dims become samples).
         Eager or dask-backed.
