@@ -19,10 +19,11 @@ from typing import ClassVar
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from xsr.models.base import SRModel, conv_radius, init_conv
 
-__all__ = ["Linear", "symmetric_pad"]
+__all__ = ["Linear", "PhaseFilter", "symmetric_pad"]
 
 
 def _symmetric_index(n: int, r: int, device: torch.device) -> torch.Tensor:
@@ -60,6 +61,88 @@ def symmetric_pad(x: torch.Tensor, r: int) -> torch.Tensor:
     h, w = x.shape[-2:]
     x = x.index_select(-2, _symmetric_index(h, r, x.device))
     return x.index_select(-1, _symmetric_index(w, r, x.device))
+
+
+class PhaseFilter(nn.Module):
+    """A learned linear upsampling layer: a filter per sub-pixel phase, then a pixel shuffle.
+
+    The layer form of :class:`Linear` (same filters, same ``symmetric`` edges), used as the
+    global residual base of a network (xsrnet's ``base="linear"``): the network then learns the
+    detail a linear filter misses, and the filter itself can be solved in closed form
+    (:func:`xsr.train.linear.fit_phase_filter`). It starts as bicubic upsampling (exactly, away
+    from the frame edges, when ``radius`` reaches bicubic's two cells).
+
+    Parameters
+    ----------
+    scale : int
+        Upscaling factor.
+    channels : int
+        Variables; each has its own filters.
+    radius : int
+        Low-resolution cells on each side of a cell read by its fine pixels.
+
+    Examples
+    --------
+    >>> from xsr.models.base import BicubicUpsample
+    >>> layer, x = PhaseFilter(2, 1, 3), torch.randn(1, 1, 12, 12)
+    >>> with torch.no_grad():
+    ...     same = torch.allclose(layer(x)[..., 6:-6, 6:-6], BicubicUpsample(2)(x)[..., 6:-6, 6:-6],
+    ...                           atol=1e-5)
+    >>> same, layer.radius
+    (True, 3)
+    """
+
+    def __init__(self, scale: int, channels: int, radius: int) -> None:
+        super().__init__()
+        if isinstance(radius, bool) or not isinstance(radius, int) or radius < 0:
+            raise ValueError(
+                f"radius must be an integer >= 0 (cells on each side), got {radius!r}."
+            )
+        self.scale, self.channels, self.radius = int(scale), int(channels), int(radius)
+        k = 2 * self.radius + 1
+        self.conv = nn.Conv2d(self.channels, self.channels * self.scale**2, k, groups=self.channels)
+        self.shuffle = nn.PixelShuffle(self.scale)
+        with torch.no_grad():
+            self.conv.weight.copy_(self._bicubic_weights().repeat(self.channels, 1, 1, 1))
+            self.conv.bias.zero_()
+
+    def _bicubic_weights(self) -> torch.Tensor:
+        """``(scale**2, 1, k, k)``: bicubic upsampling's weights per phase, read off impulses."""
+        from xsr.models.base import BicubicUpsample
+
+        r, s, k = self.radius, self.scale, 2 * self.radius + 1
+        n = 2 * k + 5  # the centre cell's taps stay clear of the grid's edges
+        impulses = torch.eye(n * n, dtype=torch.float64).reshape(n * n, 1, n, n)
+        up = BicubicUpsample(s)(impulses)  # (n*n, 1, s*n, s*n)
+        c = n // 2
+        block = up[:, 0, s * c : s * c + s, s * c : s * c + s].reshape(n, n, s * s)
+        window = block[c - r : c + r + 1, c - r : c + r + 1]  # input offsets around the centre
+        return window.permute(2, 0, 1).unsqueeze(1).float()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Upsample ``(N, C, H, W)`` by ``scale`` (edges mirrored including the edge cell)."""
+        return self.valid(symmetric_pad(x, self.radius))
+
+    def valid(self, x: torch.Tensor) -> torch.Tensor:
+        """The filter without padding: ``(N, C, H, W) -> (N, C, s(H - 2r), s(W - 2r))``.
+
+        Always in float32 (outside any autocast): the base carries the whole signal, which
+        bfloat16's 8 bits of mantissa would round to about 0.4 %.
+
+        Examples
+        --------
+        >>> PhaseFilter(2, 1, 1).valid(torch.zeros(1, 1, 5, 6)).shape
+        torch.Size([1, 1, 6, 8])
+        """
+        w, b = self.conv.weight, self.conv.bias
+        if not torch.amp.is_autocast_available(x.device.type):  # e.g. "meta" tensors
+            return self.shuffle(F.conv2d(x.float(), w.float(), b.float(), groups=self.channels))
+        with torch.autocast(x.device.type, enabled=False):
+            y = F.conv2d(x.float(), w.float(), b.float(), groups=self.channels)
+        return self.shuffle(y)
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale}, channels={self.channels}, radius={self.radius}"
 
 
 class Linear(SRModel):

@@ -9,14 +9,18 @@ Design (beyond the report):
   networks, which work after bicubic pre-upsampling.
 * **Sub-pixel upsampling**: a 3x3 convolution to ``channels * scale**2`` maps and a pixel
   shuffle, initialised ICNR-style (sub-pixels start equal, no checkerboard).
-* **Global residual over bicubic** of the centre frame: the network learns only the detail
-  missing from interpolation; the last layer starts small, so an untrained xsrnet starts close to
-  bicubic.
+* **Global residual over a base upsampling** of the centre frame: the network learns only the
+  detail the base misses; the last layer starts small (zero over a linear base), so an untrained
+  xsrnet starts close to its base. The base is bicubic (``base="bicubic"``, the default) or a learned linear filter per
+  sub-pixel phase (``base="linear"``, :class:`~xsr.models.linear.PhaseFilter`, starting as
+  bicubic): on block-mean inputs the best linear filter is far better than bicubic, and
+  :func:`xsr.train.fit` solves it in closed form before the gradient steps, so the network's
+  capacity goes to what no linear filter can do.
 
 With the defaults (``features=32, blocks=3, window=3``) it costs about 29 kFLOP per output pixel
 at x2 and 8 kFLOP at x4, against about 358 kFLOP for the report's 3D network at any scale
 (see :meth:`~xsr.models.base.SRModel.flops_per_output_pixel`). The receptive radius is the
-convolutions' (one cell each), or the bicubic base's when wider. The engine runs it with "valid"
+convolutions' (one cell each), or the base's when wider. The engine runs it with "valid"
 convolutions on tiles (:mod:`xsr.engine.fast.xsrnet`).
 """
 
@@ -28,6 +32,7 @@ import torch
 from torch import nn
 
 from xsr.models.base import BicubicUpsample, SRModel, conv_radius, init_conv
+from xsr.models.linear import PhaseFilter
 
 __all__ = ["ResidualBlock", "XSRNet"]
 
@@ -81,12 +86,20 @@ class XSRNet(SRModel):
         Initial PReLU slope.
     conserve : bool, default False
         Project the output so that its block means equal the centre input frame.
+    base : {"bicubic", "linear"}, default "bicubic"
+        The upsampling the network's detail is added to: fixed bicubic, or a learned filter per
+        sub-pixel phase (starts as bicubic; :func:`xsr.train.fit` solves it in closed form).
+    base_radius : int, default 3
+        The linear base's window half-width in low-resolution cells (3: 7 x 7).
 
     Examples
     --------
     >>> import torch
     >>> XSRNet(scale=4, window=3)(torch.zeros(1, 1, 3, 5, 6)).shape
     torch.Size([1, 1, 20, 24])
+    >>> net = XSRNet(scale=2, window=1, base="linear")
+    >>> type(net.base).__name__, net.base.radius, net.receptive_radius
+    ('PhaseFilter', 3, 8)
     """
 
     arch: ClassVar[str] = "xsrnet"
@@ -101,6 +114,8 @@ class XSRNet(SRModel):
         blocks: int = 3,
         prelu_init: float = 0.25,
         conserve: bool = False,
+        base: str = "bicubic",
+        base_radius: int = 3,
     ) -> None:
         super().__init__(scale=scale, channels=channels, window=window, conserve=conserve)
         f, b, c, s = int(features), int(blocks), self.channels, self.scale
@@ -114,7 +129,11 @@ class XSRNet(SRModel):
         self.tail = nn.Conv2d(f, c * s * s, 3, padding=1)
         self._init_tail()
         self.shuffle = nn.PixelShuffle(s)
-        self.bicubic = BicubicUpsample(s)
+        if base not in ("bicubic", "linear"):
+            raise ValueError(f"xsrnet: base must be 'bicubic' or 'linear', got {base!r}.")
+        self.base: nn.Module = (
+            BicubicUpsample(s) if base == "bicubic" else PhaseFilter(s, c, base_radius)
+        )
         self.config = {
             "scale": s,
             "channels": c,
@@ -124,6 +143,11 @@ class XSRNet(SRModel):
             "prelu_init": float(prelu_init),
             "conserve": conserve,
         }
+        if base == "linear":  # older cards (bicubic base) keep their config
+            self.config.update(base=base, base_radius=int(base_radius))
+            # no detail at the start: an untrained network is its base, and the closed-form
+            # solve of the base (xsr.train.fit) is then exactly the linear baseline
+            nn.init.zeros_(self.tail.weight)
 
     def _init_tail(self) -> None:
         """ICNR: the ``scale**2`` sub-pixel maps of a channel start with the same small kernel."""
@@ -136,8 +160,8 @@ class XSRNet(SRModel):
 
     @property
     def receptive_radius(self) -> int:
-        """Low-resolution convolutions (pixel shuffle adds none), or bicubic if wider."""
-        return max(conv_radius([self.head, self.body, self.tail]), self.bicubic.radius)
+        """Low-resolution convolutions (pixel shuffle adds none), or the base's if wider."""
+        return max(conv_radius([self.head, self.body, self.tail]), self.base.radius)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         centre = self.centre_frame(x)
@@ -146,4 +170,4 @@ class XSRNet(SRModel):
             x = x.reshape(n, c * t, h, w)  # early fusion: frames become channels
         features = self.body(self.head(x))
         detail = self.shuffle(self.tail(features))
-        return detail + self.bicubic(centre)
+        return detail + self.base(centre)

@@ -25,7 +25,7 @@ import xarray as xr
 
 from xsr.coords import spatial_dims
 
-__all__ = ["fit_linear"]
+__all__ = ["fit_linear", "solve_normal_equations"]
 
 #: Low-resolution cells whose windows are materialised at once inside a block (bounds memory).
 _CELLS_PER_STEP = 1 << 16
@@ -80,6 +80,61 @@ def _normal_equations(
         yty += np.einsum("ij,ij->j", y, y)
         count += x.shape[0]
     return np.concatenate([xtx.ravel(), xty.ravel(), yty, [count]])
+
+
+def solve_normal_equations(
+    vec: np.ndarray, *, p: int, q: int, ridge: float, bias: bool, name: Hashable
+) -> tuple[np.ndarray, float, int]:
+    """Solve the ridge least squares of :func:`_normal_equations`' sums ``vec``.
+
+    Parameters
+    ----------
+    vec : numpy.ndarray
+        ``[X^T X, X^T Y, Y^T Y, n]`` flattened.
+    p, q : int
+        Unknowns per phase (window cells, plus 1 with ``bias``) and phases (``scale**2``).
+    ridge : float
+        Ridge term relative to the unit variance of the normalised inputs; the bias is free.
+    bias : bool
+        Whether the last unknown is the constant.
+    name : hashable
+        The variable, for the error message.
+
+    Returns
+    -------
+    (numpy.ndarray, float, int)
+        The ``(p, q)`` solution, its mean squared error on the samples (normalised units) and
+        the number of samples.
+
+    Raises
+    ------
+    ValueError
+        Fewer valid samples than unknowns.
+
+    Examples
+    --------
+    >>> x = np.random.default_rng(0).normal(size=(50, 2))
+    >>> y = x @ np.array([[2.0], [-1.0]])
+    >>> vec = np.concatenate([(x.T @ x).ravel(), (x.T @ y).ravel(), [(y * y).sum()], [50]])
+    >>> sol, mse, n = solve_normal_equations(vec, p=2, q=1, ridge=0.0, bias=False, name="h")
+    >>> np.round(sol.ravel(), 6).tolist(), round(mse, 9), n
+    ([2.0, -1.0], 0.0, 50)
+    """
+    xtx = vec[: p * p].reshape(p, p)
+    xty = vec[p * p : p * p + p * q].reshape(p, q)
+    yty = vec[p * p + p * q : p * p + p * q + q]
+    n = int(vec[-1])
+    if n < p:
+        raise ValueError(
+            f"the linear filter of variable {name!r} has {n} valid samples for {p} unknowns per "
+            "phase; give more (or larger, or less masked) frames, or a smaller radius."
+        )
+    penalty = np.full(p, ridge * n)
+    if bias:
+        penalty[-1] = 0.0
+    sol = np.linalg.solve(xtx + np.diag(penalty), xty)  # (p, q)
+    sse = yty - 2 * np.einsum("pq,pq->q", sol, xty) + np.einsum("pq,pr,rq->q", sol, xtx, sol)
+    return sol, float(max(sse.sum(), 0.0) / (n * q)), n
 
 
 def _accumulate(
@@ -254,21 +309,8 @@ def fit_linear(
             mean=mean,
             std=std,
         )
-        xtx = vec[: p * p].reshape(p, p)
-        xty = vec[p * p : p * p + p * q].reshape(p, q)
-        yty = vec[p * p + p * q : p * p + p * q + q]
-        n = int(vec[-1])
-        if n < p:
-            raise ValueError(
-                f"fit_linear: variable {v!r} has {n} valid samples for {p} unknowns per phase; "
-                "give more (or larger, or less masked) frames, or a smaller radius."
-            )
-        penalty = np.full(p, ridge * n)
-        if bias:
-            penalty[-1] = 0.0
-        sol = np.linalg.solve(xtx + np.diag(penalty), xty)  # (p, q)
-        sse = yty - 2 * np.einsum("pq,pq->q", sol, xty) + np.einsum("pq,pr,rq->q", sol, xtx, sol)
-        fit_mse[str(v)] = float(max(sse.sum(), 0.0) / (n * q) * std**2)
+        sol, mse, n = solve_normal_equations(vec, p=p, q=q, ridge=ridge, bias=bias, name=v)
+        fit_mse[str(v)] = mse * std**2
         samples[str(v)] = n
         normalisation[str(v)] = {"mean": mean, "std": std}
         w = torch.as_tensor(sol[: k * k].T.reshape(q, 1, k, k))

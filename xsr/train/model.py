@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from xsr.models.linear import PhaseFilter
 from xsr.train.config import FitConfig
 from xsr.train.transfer import freeze as freeze_layers
 from xsr.train.transfer import transfer_weights
@@ -181,6 +182,11 @@ def prepare_model(
     frozen = [] if cfg.stage is None else _freeze_other_stages(net, cfg.stage)
     if cfg.freeze:
         frozen += freeze_layers(net, list(cfg.freeze))
+    if isinstance(getattr(net, "base", None), PhaseFilter) and "base" not in frozen:
+        # a learned linear base is solved in closed form (xsr.train.base), not by the gradient
+        # steps: Adam moves each of its weights by about lr per step, and its 49 weights per
+        # phase act together on the whole signal, so those steps are noise on a solved filter
+        frozen += freeze_layers(net, ["base"])
     window = int(net.window)
     return PreparedModel(
         net.to(device), int(net.scale), window, window // 2, halo, transferred, frozen

@@ -84,6 +84,8 @@ CONFIGS = {
         {"scale": 2},
         {"scale": 4, "window": 1, "channels": 2},
         {"scale": 2, "blocks": 0, "conserve": True},
+        {"scale": 2, "window": 1, "channels": 2, "base": "linear"},
+        {"scale": 4, "blocks": 0, "base": "linear", "base_radius": 5},
     ],
     "linear": [{"scale": 2, "radius": 2}, {"scale": 3, "channels": 2}],
     "chain": [

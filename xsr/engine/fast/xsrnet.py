@@ -15,6 +15,7 @@ from torch.nn import functional as F
 from xsr.engine.fast.layers import crop_border, like_weight_layout
 from xsr.engine.fast.registry import FastForm, register
 from xsr.models.base import conv_radius
+from xsr.models.linear import PhaseFilter
 from xsr.models.xsrnet import XSRNet
 
 __all__ = ["FastXSRNet"]
@@ -51,11 +52,11 @@ class FastXSRNet(FastForm):
     def run(self, x: torch.Tensor) -> torch.Tensor:
         m = self.model
         features = m.body(m.head(like_weight_layout(self._stack(x), m.tail.weight)))
-        return m.shuffle(m.tail(features)) + m.bicubic(m.centre_frame(x))
+        return m.shuffle(m.tail(features)) + m.base(m.centre_frame(x))
 
     def core(self, x: torch.Tensor) -> torch.Tensor:
         """Every convolution "valid"; the core equals the padded forward's, cropped."""
-        m, r, s = self.model, self.receptive_radius, self.scale
+        m, r = self.model, self.receptive_radius
         conv, act = m.head
         y = act(F.conv2d(like_weight_layout(self._stack(x), m.tail.weight), conv.weight, conv.bias))
         for block in m.body:
@@ -63,9 +64,16 @@ class FastXSRNet(FastForm):
             # the skip is added into the convolution's fresh output (bit-equal to x + conv(x))
             y = F.conv2d(inner, block.conv2.weight, block.conv2.bias).add_(crop_border(y, 2))
         y = F.conv2d(y, m.tail.weight, m.tail.bias)
-        y = crop_border(y, r - conv_radius([m.head, m.body, m.tail]))  # a wider bicubic
-        # out of place: under bfloat16 autocast the detail is bfloat16, the bicubic base float32
-        return m.shuffle(y) + crop_border(m.bicubic(m.centre_frame(x)), s * r)
+        y = crop_border(y, r - conv_radius([m.head, m.body, m.tail]))  # a wider base
+        # out of place: under bfloat16 autocast the detail is bfloat16, the base float32
+        return m.shuffle(y) + self._base_core(m.centre_frame(x))
+
+    def _base_core(self, centre: torch.Tensor) -> torch.Tensor:
+        """The base upsampling of the core: a "valid" linear filter, or cropped bicubic."""
+        m, r, s = self.model, self.receptive_radius, self.scale
+        if isinstance(m.base, PhaseFilter):
+            return m.base.valid(crop_border(centre, r - m.base.radius))
+        return crop_border(m.base(centre), s * r)
 
 
 @register("xsrnet")
