@@ -8,7 +8,6 @@ import torch
 import xarray as xr
 
 import xsr
-from xsr.testing import random_movie
 from xsr.train.base import _detail, fit_linear_base
 from xsr.train.config import FitConfig
 from xsr.train.data import make_patches, select, statistics
