@@ -1,6 +1,6 @@
 """How long fine-tuning the universal x2 field model takes to settle on a real dataset.
 
-``xsr.train.fit("field-fsrcnn-x2", <train split>, keep_start=True)`` runs a fixed number of
+``xsr.train.fit("field-xsrnet-x2", <train split>, keep_start=True)`` runs a fixed number of
 epochs (no early stopping) on one cached public real dataset; ``fit``'s callback records, after
 every epoch, the wall time since ``fit`` was called and the validation PSNR (the last
 ``--val-fraction`` of the train split's frames, frame-normalised field, as ``fit`` reports it).
@@ -19,7 +19,7 @@ Usage::
 
     python benchmarks/finetune.py                               # navy winds, 2 threads
     python benchmarks/finetune.py --dataset iris-ostia-monthly --epochs 10
-    python benchmarks/finetune.py --models /tmp/field            # other field-fsrcnn-x2 weights
+    python benchmarks/finetune.py --models /tmp/field            # other field-xsrnet-x2 weights
 
 The real data must be cached (``python scripts/fetch_real_data.py``).
 """
@@ -41,7 +41,7 @@ import xsr
 from xsr.train import fit
 from xsr.train.history import Checkpoint
 
-MODEL = "field-fsrcnn-x2"
+MODEL = "field-xsrnet-x2"
 
 
 def run(

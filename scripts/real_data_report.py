@@ -7,7 +7,7 @@ and upscaled back by
 - ``bicubic`` and ``bicubic+conserve`` (:func:`xsr.evaluation.baselines`);
 - ``linear``: the per-phase least-squares filter (:func:`xsr.train.fit_linear`, 7 x 7 window)
   fitted on the dataset's TRAIN split;
-- ``zero-shot``: the universal field model as given (the shipped ``field-fsrcnn-x<scale>``, or
+- ``zero-shot``: the universal field model as given (the shipped ``field-xsrnet-x<scale>``, or
   the files in ``--models``);
 - ``fine-tuned``: that model fine-tuned on the TRAIN split (:func:`xsr.train.fit` with
   ``keep_start=True``, a small fixed, seeded budget: :data:`FINETUNE`), so it never ends worse
@@ -30,7 +30,7 @@ E1 marked, and the means count A1B only.
 Usage::
 
     python scripts/real_data_report.py                       # the page (15-25 min on 2 cores)
-    python scripts/real_data_report.py --models /tmp/fq      # other field-fsrcnn-x2/x4 files
+    python scripts/real_data_report.py --models /tmp/fq      # other field-xsrnet-x2/x4 files
     python scripts/real_data_report.py --quick               # one small dataset, x2, seconds
 
 ``--quick`` prints the page to stdout (or writes ``--page``), never the docs.
@@ -69,7 +69,7 @@ from xsr.upscaling import upscale
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "explanation" / "real-data-results.md"
 #: The universal models, by scale (shipped names; ``--models DIR`` reads ``DIR/<name>``).
-UNIVERSAL = {2: "field-fsrcnn-x2", 4: "field-xsrnet-x4"}
+UNIVERSAL = {2: "field-xsrnet-x2", 4: "field-xsrnet-x4"}
 #: Datasets shown but left out of the means: they share their training record with another.
 SAME_DATA = {"iris-e1-air-temperature": "iris-a1b-air-temperature"}
 #: Rows of every table, in order.
@@ -538,7 +538,7 @@ def _refs(models: Path | None, scales: Sequence[int]) -> dict[int, str]:
             if name not in PRETRAINED:
                 raise SystemExit(
                     f"{name} is not shipped (xsr.models.pretrained.PRETRAINED); give --models DIR "
-                    "holding field-fsrcnn-x2/x4 files (e.g. from scripts/train_field_models.py "
+                    "holding field-xsrnet-x2/x4 files (e.g. from scripts/train_field_models.py "
                     "--quick --out DIR)"
                 )
             refs[s] = name
@@ -549,7 +549,7 @@ def _refs(models: Path | None, scales: Sequence[int]) -> dict[int, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", type=Path, default=None, help="folder of field-fsrcnn-x2/x4")
+    parser.add_argument("--models", type=Path, default=None, help="folder of field-xsrnet-x2/x4")
     parser.add_argument("--datasets", nargs="*", default=None, help="default: every cached one")
     parser.add_argument("--scales", nargs="*", type=int, default=None, help="default: 2 4")
     parser.add_argument(

@@ -416,22 +416,25 @@ def test_field_training_recipe_runs_end_to_end(
     spec = importlib.util.spec_from_file_location("train_field_models", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    # a tiny corpus: one generator run and a phantom (the real data may not be cached)
+    # a tiny corpus: one generator run, a phantom and a stand-in for a real dataset's train
+    # split (the real data may not be cached; the last stage trains on the real ones alone)
     monkeypatch.setattr(
         module,
         "sources",
         lambda quick: {
             "swe": xsr.data.shallow_water(48, 48, frames=6, seed=3, dtype="float32"),
             "phantom": xsr.data.phantom_movie(48, 48, frames=6, seed=4),
+            "real-stand-in": xsr.data.shallow_water(48, 48, frames=6, seed=5, dtype="float32"),
         },
     )
     monkeypatch.setattr(module, "check", lambda path: {})
     with pytest.raises(SystemExit):
         module.main(["--quick"])  # throw-away weights never go to the shipped folder
-    assert module.main(["field-fsrcnn-x2", "--quick", "--out", str(tmp_path)]) == 0
-    card = json.loads((tmp_path / "field-fsrcnn-x2.json").read_text())
+    assert module.main(["field-xsrnet-x2", "--quick", "--out", str(tmp_path)]) == 0
+    card = json.loads((tmp_path / "field-xsrnet-x2.json").read_text())
     assert card["kind"] == "field"
     assert card["training"]["quick"] is True
-    model = load_model(tmp_path / "field-fsrcnn-x2")
+    assert "linear_base" in card["training"]  # the base was solved in closed form
+    model = load_model(tmp_path / "field-xsrnet-x2")
     out = upscale(random_movie(2, 8, 8, variables=("anything",)), model)
     assert np.isfinite(out["anything"].values).all()

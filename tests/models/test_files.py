@@ -317,7 +317,7 @@ def test_every_shipped_file_comes_from_the_scripts_current_recipe(name):
     if training["script"] == "scripts/train_field_models.py":
         recipe = _field_script().RECIPES[name]
         assert training["recipe"] == {k: v for k, v in recipe.items() if k != "stages"}
-        budgets = [{k: s[k] for k in recipe["stages"][0]} for s in training["stages"]]
+        budgets = [{k: s[k] for k in r} for s, r in zip(training["stages"], recipe["stages"])]
         assert budgets == recipe["stages"]
         return
     results = _results_script()

@@ -98,3 +98,16 @@ def test_periodic_and_dask_input_give_the_same_solve(swe):
     lazy_net, *rest = _prepared(chunked, window=1, blocks=0)
     fit_linear_base(lazy_net, *rest)
     torch.testing.assert_close(eager_net.base.conv.weight, lazy_net.base.conv.weight)
+
+
+@pytest.mark.parametrize("window", [1, 3])
+def test_reading_a_few_frames_at_a_time_gives_the_same_solve(swe, window, monkeypatch):
+    import xsr.train.base as base
+
+    whole, *rest = _prepared(swe[["h"]], window=window, blocks=1)
+    fit_linear_base(whole, *rest)
+    monkeypatch.setattr(base, "_CELLS_PER_READ", 2 * 16 * 16)  # two frames' centres per read
+    pieces, *rest = _prepared(swe[["h"]], window=window, blocks=1)
+    fit_linear_base(pieces, *rest)
+    torch.testing.assert_close(whole.base.conv.weight, pieces.base.conv.weight)
+    torch.testing.assert_close(whole.base.conv.bias, pieces.base.conv.bias)

@@ -134,12 +134,21 @@ class PhaseFilter(nn.Module):
         >>> PhaseFilter(2, 1, 1).valid(torch.zeros(1, 1, 5, 6)).shape
         torch.Size([1, 1, 6, 8])
         """
+        return self.shuffle(self.phases(x))
+
+    def phases(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`valid` before the pixel shuffle: ``(N, C * scale**2, H - 2r, W - 2r)``.
+
+        Examples
+        --------
+        >>> PhaseFilter(2, 3, 1).phases(torch.zeros(1, 3, 5, 6)).shape
+        torch.Size([1, 12, 3, 4])
+        """
         w, b = self.conv.weight, self.conv.bias
         if not torch.amp.is_autocast_available(x.device.type):  # e.g. "meta" tensors
-            return self.shuffle(F.conv2d(x.float(), w.float(), b.float(), groups=self.channels))
+            return F.conv2d(x.float(), w.float(), b.float(), groups=self.channels)
         with torch.autocast(x.device.type, enabled=False):
-            y = F.conv2d(x.float(), w.float(), b.float(), groups=self.channels)
-        return self.shuffle(y)
+            return F.conv2d(x.float(), w.float(), b.float(), groups=self.channels)
 
     def extra_repr(self) -> str:
         return f"scale={self.scale}, channels={self.channels}, radius={self.radius}"

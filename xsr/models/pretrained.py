@@ -37,7 +37,7 @@ PRETRAINED: dict[str, str] = {
     "xsrnet-swe-x4": "xsrnet-swe-x4",
     # Universal field models: any one scalar field (each variable alone, normalised per frame),
     # trained by scripts/train_field_models.py; the default of ds.sr.upscale(scale=...).
-    "field-fsrcnn-x2": "field-fsrcnn-x2",
+    "field-xsrnet-x2": "field-xsrnet-x2",
     "field-xsrnet-x4": "field-xsrnet-x4",
     # Natural photographs (scikit-image's bundled images), for transfer learning.
     "fsrcnn-natural-x2": "fsrcnn-natural-x2",

@@ -10,7 +10,7 @@ detail starts small, so the base starts as the learned linear baseline; for a tr
 (fine-tuning on new data) the solve can only lower the training error, since the old base is
 one of the filters it chooses from.
 
-The frames are read one training block at a time; the detail is computed on each whole frame
+The frames are read a bounded number at a time; the detail is computed on each whole frame
 with the network's receptive radius of context (wrapped on periodic axes, mirrored elsewhere),
 as the engine computes it.
 """
@@ -32,6 +32,23 @@ __all__ = ["fit_linear_base"]
 
 #: Frames per forward pass of the detail network.
 _FRAMES_PER_PASS = 64
+#: Low-resolution cells read from the data at once (about 100 MiB of float64 per array).
+_CELLS_PER_READ = 1 << 24
+
+
+def _reads(blocks: list[tuple[int, int]], step: int, half: int) -> list[tuple[int, int]]:
+    """Frame ranges covering each block's window centres ``step`` at a time, with neighbours.
+
+    Examples
+    --------
+    >>> _reads([(0, 10)], 4, 1)
+    [(0, 6), (4, 10)]
+    """
+    out = []
+    for a, b in blocks:
+        for c in range(a + half, b - half, step):  # the centres c .. c + step - 1
+            out.append((c - half, min(c + step, b - half) + half))
+    return out
 
 
 def _detail(net: Any, low: np.ndarray, periodic: tuple[bool, bool]) -> np.ndarray:
@@ -120,8 +137,12 @@ def fit_linear_base(
     half = net.window // 2
     was_training = net.training
     net.eval()
+    # frames read at once (each with its window's neighbours): memory stays bounded by this
+    cells = len(sel.variables) * int(np.prod([n for d, n in low_all.sizes.items()
+                                              if d != sel.time_dim]))  # fmt: skip
+    step = max(1, _CELLS_PER_READ // max(cells, 1))
     try:
-        for a, b in patches.train_blocks:
+        for a, b in _reads(patches.train_blocks, step, half):
             block = {sel.time_dim: slice(a, b)}
             low = np.stack([low_all[v].isel(block).values for v in sel.variables], axis=1)
             high = np.stack([high_all[v].isel(block).values for v in sel.variables], axis=1)

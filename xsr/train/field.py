@@ -12,7 +12,7 @@ input it gets at inference.
 variables into a selection of one ``field`` variable whose extra dimension runs over the
 variables (and their own extra dims, such as levels or ensemble members), which is how
 :func:`xsr.train.fit` fine-tunes a field model on a user's file:
-``fit("field-fsrcnn-x2", ds)`` learns from every variable of ``ds`` at once.
+``fit("field-xsrnet-x2", ds)`` learns from every variable of ``ds`` at once.
 """
 
 from __future__ import annotations

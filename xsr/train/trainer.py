@@ -92,7 +92,7 @@ def fit(
         channels=len(variables), **model_config)``), a pretrained name or model file (fine-tuning)
         or an :class:`~xsr.models.base.SRModel` (a copy is trained). Fine-tuning keeps the
         loaded card's normalisation when its variables are the ones learnt. A *field* model
-        (card ``kind: "field"``, e.g. ``"field-fsrcnn-x2"``) learns from every selected
+        (card ``kind: "field"``, e.g. ``"field-xsrnet-x2"``) learns from every selected
         variable at once: each variable's frames (and those of its extra dims) become samples
         of one field, normalised by their low-resolution frame's mean and standard deviation
         as at inference (:mod:`xsr.train.field`), and the result is a field model again.

@@ -65,15 +65,13 @@ class FastXSRNet(FastForm):
             y = F.conv2d(inner, block.conv2.weight, block.conv2.bias).add_(crop_border(y, 2))
         y = F.conv2d(y, m.tail.weight, m.tail.bias)
         y = crop_border(y, r - conv_radius([m.head, m.body, m.tail]))  # a wider base
-        # out of place: under bfloat16 autocast the detail is bfloat16, the base float32
-        return m.shuffle(y) + self._base_core(m.centre_frame(x))
-
-    def _base_core(self, centre: torch.Tensor) -> torch.Tensor:
-        """The base upsampling of the core: a "valid" linear filter, or cropped bicubic."""
-        m, r, s = self.model, self.receptive_radius, self.scale
+        centre = m.centre_frame(x)
         if isinstance(m.base, PhaseFilter):
-            return m.base.valid(crop_border(centre, r - m.base.radius))
-        return crop_border(m.base(centre), s * r)
+            # the filter's phases are laid out as the tail's channels: add them before the one
+            # pixel shuffle (out of place: under bfloat16 autocast the detail is bfloat16)
+            phases = m.base.phases(crop_border(centre, r - m.base.radius))
+            return m.shuffle(phases + y)
+        return m.shuffle(y) + crop_border(m.base(centre), self.scale * r)
 
 
 @register("xsrnet")
