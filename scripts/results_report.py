@@ -554,7 +554,7 @@ def write_page(path: Path, r: dict[str, Any]) -> None:
         "2D row, and at x4 they did not fit this run's time on 2 shared CPU cores.",
         "- `xsrnet` is window 1 (single frame); `xsrnet temporal` is the same network with a "
         "window of 3 frames stacked as channels. Both add their detail to a learned linear "
-        "filter per sub-pixel phase (`base=\"linear\"`), which `fit` solves in closed form "
+        'filter per sub-pixel phase (`base="linear"`), which `fit` solves in closed form '
         "before the gradient steps and keeps fixed during them, so an xsrnet row starts from "
         "the `linear` baseline's filter.",
         f"- `{SHIP_ROW}` is the shipped single-frame xsrnet: the same network trained "

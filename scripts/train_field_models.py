@@ -74,8 +74,9 @@ SEED = 20261203
 # budget.
 RECIPES: dict[str, dict[str, Any]] = {
     # not shipped since field-xsrnet-x2: the report variant's layout with 24 features, which
-    # scored +0.76 dB over bicubic on the real datasets' held-out mean (field-xsrnet-x2: see
-    # docs/explanation/real-data-results.md)
+    # scored +0.76 dB over bicubic on the real datasets' held-out mean (real_data_report.py's
+    # page at commit 80f83a3; field-xsrnet-x2's is in docs/explanation/real-data-results.md)
+    # and ran at 0.71x cubic interpolation (docs/benchmarks.md)
     "field-fsrcnn-x2": {
         "arch": "fsrcnn",
         "scale": 2,
