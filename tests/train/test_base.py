@@ -111,3 +111,11 @@ def test_reading_a_few_frames_at_a_time_gives_the_same_solve(swe, window, monkey
     fit_linear_base(pieces, *rest)
     torch.testing.assert_close(whole.base.conv.weight, pieces.base.conv.weight)
     torch.testing.assert_close(whole.base.conv.bias, pieces.base.conv.bias)
+
+
+def test_a_base_frozen_by_the_caller_is_frozen_once(swe):
+    _, hist = fit("xsrnet", swe, variables=["h"], scale=2, window=1, blocks=0, base="linear",
+                  freeze=["base"], epochs=1, patch_size=4, batch_size=4, patches_per_epoch=4,
+                  progress=False)  # fmt: skip
+    frozen = hist.attrs["frozen"].split(", ")
+    assert sorted(frozen) == ["base.conv.bias", "base.conv.weight"]

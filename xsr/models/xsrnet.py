@@ -11,11 +11,11 @@ Design (beyond the report):
   shuffle, initialised ICNR-style (sub-pixels start equal, no checkerboard).
 * **Global residual over a base upsampling** of the centre frame: the network learns only the
   detail the base misses; the last layer starts small (zero over a linear base), so an untrained
-  xsrnet starts close to its base. The base is bicubic (``base="bicubic"``, the default) or a learned linear filter per
-  sub-pixel phase (``base="linear"``, :class:`~xsr.models.linear.PhaseFilter`, starting as
-  bicubic): on block-mean inputs the best linear filter is far better than bicubic, and
-  :func:`xsr.train.fit` solves it in closed form before the gradient steps, so the network's
-  capacity goes to what no linear filter can do.
+  xsrnet starts close to its base. The base is bicubic (``base="bicubic"``, the default) or a
+  learned linear filter per sub-pixel phase (``base="linear"``,
+  :class:`~xsr.models.linear.PhaseFilter`, starting as bicubic): on block-mean inputs the best
+  linear filter is far better than bicubic, and :func:`xsr.train.fit` solves it in closed form
+  before the gradient steps, so the network's capacity goes to what no linear filter can do.
 
 With the defaults (``features=32, blocks=3, window=3``) it costs about 29 kFLOP per output pixel
 at x2 and 8 kFLOP at x4, against about 358 kFLOP for the report's 3D network at any scale

@@ -182,7 +182,8 @@ def prepare_model(
     frozen = [] if cfg.stage is None else _freeze_other_stages(net, cfg.stage)
     if cfg.freeze:
         frozen += freeze_layers(net, list(cfg.freeze))
-    if isinstance(getattr(net, "base", None), PhaseFilter) and "base" not in frozen:
+    based = isinstance(getattr(net, "base", None), PhaseFilter)
+    if based and not any(name.startswith("base.") for name in frozen):
         # a learned linear base is solved in closed form (xsr.train.base), not by the gradient
         # steps: Adam moves each of its weights by about lr per step, and its 49 weights per
         # phase act together on the whole signal, so those steps are noise on a solved filter

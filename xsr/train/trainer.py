@@ -95,7 +95,11 @@ def fit(
         (card ``kind: "field"``, e.g. ``"field-xsrnet-x2"``) learns from every selected
         variable at once: each variable's frames (and those of its extra dims) become samples
         of one field, normalised by their low-resolution frame's mean and standard deviation
-        as at inference (:mod:`xsr.train.field`), and the result is a field model again.
+        as at inference (:mod:`xsr.train.field`), and the result is a field model again. A
+        network with a learned linear base (xsrnet's ``base="linear"``, the universal models)
+        first has that base solved in closed form on the training split, given the rest of the
+        network (:mod:`xsr.train.base`); the gradient steps then train the rest, the base kept
+        fixed.
     data : xarray.Dataset or xarray.DataArray
         High-resolution movie with a time and two spatial dims (extra dims become samples).
         Eager or dask-backed.
