@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from xsr.models.base import BicubicUpsample
 from xsr.models.registry import get_model
 
 
@@ -67,3 +68,24 @@ def test_ten_times_cheaper_than_srnet3d(scale):
     cheap = get_model("xsrnet", scale=scale).flops_per_output_pixel()
     report = get_model("srnet3d", scale=scale).flops_per_output_pixel()
     assert 10 * cheap <= report
+
+
+def test_linear_base_starts_as_bicubic_and_rebuilds(checks):
+    model = get_model("xsrnet", scale=2, window=1, base="linear").eval()
+    x = torch.randn(2, 1, 20, 20)
+    with torch.no_grad():  # no detail at the start; the filter is bicubic away from the edges
+        torch.testing.assert_close(
+            model(x)[..., 8:-8, 8:-8], BicubicUpsample(2)(x)[..., 8:-8, 8:-8], atol=1e-5, rtol=0
+        )
+    checks.rebuilds_identically(get_model("xsrnet", scale=3, base="linear", base_radius=2))
+    assert get_model("xsrnet", scale=2, base="linear", base_radius=5).receptive_radius == 8
+    assert (
+        get_model("xsrnet", scale=2, blocks=0, base="linear", base_radius=5).receptive_radius == 5
+    )
+
+
+def test_bad_base_is_refused():
+    with pytest.raises(ValueError, match="base must be 'bicubic' or 'linear'"):
+        get_model("xsrnet", base="cubic")
+    with pytest.raises(ValueError, match="radius must be an integer >= 0"):
+        get_model("xsrnet", base="linear", base_radius=-1)

@@ -119,3 +119,15 @@ def test_a_base_frozen_by_the_caller_is_frozen_once(swe):
                   progress=False)  # fmt: skip
     frozen = hist.attrs["frozen"].split(", ")
     assert sorted(frozen) == ["base.conv.bias", "base.conv.weight"]
+
+
+def test_a_conserving_network_is_solved_before_its_projection(swe):
+    net, sel, cfg, patches, stats = _prepared(swe[["h"]], window=1, blocks=1, conserve=True)
+    with torch.no_grad():
+        net.tail.weight.zero_()  # no detail: the unprojected output is the base alone
+    fit_linear_base(net, sel, cfg, patches, stats)
+    plain, *rest = _prepared(swe[["h"]], window=1, blocks=1)
+    with torch.no_grad():
+        plain.tail.weight.zero_()
+    fit_linear_base(plain, *rest)
+    torch.testing.assert_close(net.base.conv.weight, plain.base.conv.weight)

@@ -52,7 +52,9 @@ def _reads(blocks: list[tuple[int, int]], step: int, half: int) -> list[tuple[in
 
 
 def _detail(net: Any, low: np.ndarray, periodic: tuple[bool, bool]) -> np.ndarray:
-    """``net``'s output minus its base, for windows of ``low (S, C, T, h, w)``: ``(S, C, T', sh, sw)``.
+    """``net``'s output (unprojected) minus its base, for windows of ``low (S, C, T, h, w)``.
+
+    Returns ``(S, C, T', sh, sw)``.
 
     ``T' = T - window + 1`` centre frames; each frame is padded by the receptive radius (wrap on
     periodic axes, ``symmetric`` elsewhere) and cropped back, so every cell has full context.
@@ -71,8 +73,8 @@ def _detail(net: Any, low: np.ndarray, periodic: tuple[bool, bool]) -> np.ndarra
         for start in range(0, windows.shape[0], _FRAMES_PER_PASS):
             x = torch.from_numpy(np.array(windows[start : start + _FRAMES_PER_PASS]))  # a copy
             x = x.to(device=param.device, dtype=param.dtype)
-            centre = net.centre_frame(x)
-            detail = net(x) - net.base(centre)
+            # before any consistency projection (conserve=True): the solve is for the sum
+            detail = net._forward(x) - net.base(net.centre_frame(x))
             out.append(detail[..., s * r : s * (r + h), s * r : s * (r + w)].double().cpu().numpy())
     detail = np.concatenate(out).reshape(samples, frames - win + 1, channels, s * h, s * w)
     return detail.transpose(0, 2, 1, 3, 4)
