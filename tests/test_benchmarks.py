@@ -133,8 +133,6 @@ def test_finetune_benchmark_prints_its_figures() -> None:
 
     if not xsr.data.real.real_path("navy-winds").is_file():
         pytest.skip("navy-winds is not in the real-data cache")
-    if "field-xsrnet-x2" not in xsr.models.pretrained.PRETRAINED:
-        pytest.skip("field-xsrnet-x2 is not shipped yet")
     out = _run(
         "finetune.py", "--dataset", "navy-winds", "--epochs", "2", "--patches", "8",
         "--patch-size", "8",
