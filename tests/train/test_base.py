@@ -131,3 +131,19 @@ def test_a_conserving_network_is_solved_before_its_projection(swe):
         plain.tail.weight.zero_()
     fit_linear_base(plain, *rest)
     torch.testing.assert_close(net.base.conv.weight, plain.base.conv.weight)
+
+
+def test_a_land_mask_near_every_cell_still_gives_a_solve(swe):
+    # land stripes 8 cells apart: every cell is within the receptive radius of a masked cell,
+    # so the detail of an input with NaN would be NaN everywhere; masked inputs are 0, as in
+    # the training batches, and only the masked targets are left out
+    ds = swe[["h"]].copy(deep=True)
+    ds["h"][:, :, ::8] = np.nan  # whole 2 x 2 blocks: masked at low resolution too
+    ds["h"][:, :, 1::8] = np.nan
+    net, sel, cfg, patches, stats = _prepared(ds, window=1, blocks=2)
+    assert net.receptive_radius >= 4  # coarse cells; the stripes are 4 coarse cells apart
+    before = net.base.conv.weight.detach().clone()
+    mse = fit_linear_base(net, sel, cfg, patches, stats)
+    assert np.isfinite(mse["h"])
+    assert torch.isfinite(net.base.conv.weight).all()
+    assert not torch.equal(net.base.conv.weight, before)

@@ -12,7 +12,8 @@ one of the filters it chooses from.
 
 The frames are read a bounded number at a time; the detail is computed on each whole frame
 with the network's receptive radius of context (wrapped on periodic axes, mirrored elsewhere),
-as the engine computes it.
+as the engine computes it. Masked (NaN) input cells are 0 (the mean), as in the training
+batches; masked targets are left out.
 """
 
 from __future__ import annotations
@@ -149,6 +150,10 @@ def fit_linear_base(
             low = np.stack([low_all[v].isel(block).values for v in sel.variables], axis=1)
             high = np.stack([high_all[v].isel(block).values for v in sel.variables], axis=1)
             low = (low.astype("float64") - mean) / std
+            # masked (NaN) inputs are 0, the mean, as in the training batches
+            # (xsr.train.batches.to_tensors): the solve is for the network the loop trains, and
+            # a masked cell does not void every output within the receptive radius of it
+            low = np.where(np.isfinite(low), low, 0.0)
             high = (high.astype("float64") - mean) / std
             target = high[:, :, half : b - a - half] - _detail(net, low, sel.periodic)
             centre = low[:, :, half : b - a - half]
