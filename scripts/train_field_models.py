@@ -18,8 +18,10 @@ by the mean and standard deviation of its block-mean (``coarsen``) low-resolutio
 (:func:`xsr.train.field.frame_normalised`), exactly as inference normalises the low-resolution
 input, so a crop keeps the amplitude it has within its frame (a calm region stays calm). Every
 source gives the same number of squares without NaN cells (a source too small for one gives
-none), so that the large grids do not dominate; the A1B and E1 temperature runs share their
-history, so only A1B is read. Crops are shuffled (so that ``fit``'s validation split, the last
+none), so that the large grids do not dominate; a recipe with ``"overhang"`` lets a square's
+halo of context reach past its frame's edges, mirrored as the engine pads a grid at inference,
+and lets land-masked cells in (``fit`` masks them), so that small and masked grids count too.
+The A1B and E1 temperature runs share their history, so only A1B is read. Crops are shuffled (so that ``fit``'s validation split, the last
 fraction of frames, samples every source) and trained with ``xsr.train.fit`` with flips and
 quarter turns as augmentation (a scalar field has the grid's full symmetry). The card is
 written with ``kind="field"``.
@@ -98,7 +100,8 @@ RECIPES: dict[str, dict[str, Any]] = {
             {"epochs": 16, "patches": 4096, "lr": 3e-4, "real_share": 1, "other_share": 0},
         ],
     },
-    # not shipped: field-xsrnet-x4 beats it on every real dataset's held-out part
+    # not shipped: field-xsrnet-x4's earlier recipe (over bicubic) already beat it on every
+    # real dataset's held-out part
     "field-fsrcnn-x4": {
         "arch": "fsrcnn",
         "scale": 4,
@@ -108,21 +111,23 @@ RECIPES: dict[str, dict[str, Any]] = {
             {"epochs": 8, "patches": 2048, "lr": 3e-4, "real_share": 3},
         ],
     },
-    # x4 has no speed bar: xsr's own network (single frame), over bicubic. The x2 recipe (linear
-    # base, last stage on the real train splits alone) scored lower here on the real datasets'
-    # held-out mean in a probe of 2026-12-03 (not a page figure): the x4 crops (56 cells) are
-    # larger than the A1B, OSTIA and COADS grids allow without NaN, so a real-only stage sees
-    # three datasets. Its receptive radius (8 coarse cells) would need 88 x 88 crops, larger
-    # than several real grids, so it trains with a halo of 4 (the edge cells of a core see zero
-    # padding beyond it during training only)
+    # x4 has no speed bar: xsr's own network (single frame, its default size) over a learned
+    # linear base, as x2, ending on the real train splits alone. Its receptive radius (8
+    # coarse cells) would need 88 x 88 crops, larger than several real grids, so it trains
+    # with a halo of 4 (the edge cells of a core see zero padding beyond it during training
+    # only) and patches of 4; the halo may overhang a frame's edges (mirrored, as the engine
+    # pads at inference), so the small A1B and OSTIA grids and the land-masked COADS one give
+    # crops too
     "field-xsrnet-x4": {
         "arch": "xsrnet",
         "scale": 4,
         "halo": 4,
-        "config": {"window": 1},
+        "patch": 4,
+        "overhang": True,
+        "config": {"window": 1, "base": "linear"},
         "stages": [
-            {"epochs": 50, "patches": 8192, "lr": 1e-3, "real_share": 1},
-            {"epochs": 10, "patches": 4096, "lr": 3e-4, "real_share": 3},
+            {"epochs": 40, "patches": 8192, "lr": 1e-3, "real_share": 1},
+            {"epochs": 16, "patches": 4096, "lr": 3e-4, "real_share": 1, "other_share": 0},
         ],
     },
 }
@@ -156,22 +161,61 @@ def _normalised_frames(ds: xr.Dataset, scale: int) -> list[np.ndarray]:
     return out
 
 
+def _mirror(start: int, size: int, n: int) -> np.ndarray:
+    """Indices ``start .. start + size - 1`` of an axis of length ``n`` mirrored past its ends.
+
+    numpy's ``symmetric`` padding (the edge cell repeated), as the inference engine pads a
+    grid's edges; valid for an overhang of at most ``n`` cells.
+
+    Examples
+    --------
+    >>> _mirror(-2, 6, 3).tolist()
+    [1, 0, 0, 1, 2, 2]
+    """
+    i = np.arange(start, start + size)
+    return np.where(i < 0, -i - 1, np.where(i >= n, 2 * n - i - 1, i))
+
+
 def _crops(
-    stacks: list[np.ndarray], size: int, count: int, rng: np.random.Generator
+    stacks: list[np.ndarray],
+    size: int,
+    count: int,
+    rng: np.random.Generator,
+    overhang: int = 0,
+    align: int = 1,
 ) -> list[np.ndarray]:
-    """``count`` random ``size`` squares without NaN, from random frames of random variables."""
-    usable = [f for f in stacks if min(f.shape[-2:]) >= size]
+    """``count`` random ``size`` squares from random frames of random variables.
+
+    Without ``overhang`` a square lies inside its frame and has no NaN. With it, a square may
+    reach ``overhang`` cells past the frame's edges, mirrored there as the engine pads a grid
+    at inference, so a frame only needs to hold the square's centre (``size - 2 * overhang``,
+    the patch whose output is trained); the centre must then be at least half finite, and
+    NaN cells (land) stay NaN (``fit`` masks them). Corners are multiples of ``align`` cells
+    from the frame's origin (the scale, so that block means of the mirrored cells are the
+    mirrored block means).
+    """
+    inner = size - 2 * overhang
+    usable = [f for f in stacks if min(f.shape[-2:]) >= max(inner, overhang)]
     out: list[np.ndarray] = []
     for _ in range(20 * count):  # tries: masked fields (land) reject some positions
         if not usable or len(out) == count:
             break
         frames = usable[rng.integers(len(usable))]
         t = rng.integers(frames.shape[0])
-        y0 = rng.integers(frames.shape[1] - size + 1)
-        x0 = rng.integers(frames.shape[2] - size + 1)
-        crop = frames[t, y0 : y0 + size, x0 : x0 + size]
-        if np.all(np.isfinite(crop)):
-            out.append(crop)
+        if not overhang:
+            y0 = rng.integers(frames.shape[1] - size + 1)
+            x0 = rng.integers(frames.shape[2] - size + 1)
+            crop = frames[t, y0 : y0 + size, x0 : x0 + size]
+            if np.all(np.isfinite(crop)):
+                out.append(crop)
+            continue
+        y0 = align * rng.integers((frames.shape[1] - inner) // align + 1)
+        x0 = align * rng.integers((frames.shape[2] - inner) // align + 1)
+        core = frames[t, y0 : y0 + inner, x0 : x0 + inner]
+        if np.isfinite(core).mean() >= 0.5:
+            rows = _mirror(y0 - overhang, size, frames.shape[1])
+            cols = _mirror(x0 - overhang, size, frames.shape[2])
+            out.append(frames[t][np.ix_(rows, cols)])
     return out
 
 
@@ -203,12 +247,14 @@ def corpus(
     real_share: int,
     seed: int,
     other_share: int = 1,
+    overhang: int = 0,
+    align: int = 1,
 ) -> tuple[xr.Dataset, dict]:
     """The shuffled corpus of frame-normalised crops, as one ``field`` variable.
 
     Every source gives the same number of crops times its share: ``real_share`` for a real
     dataset, ``other_share`` for the others (sources too small for a crop give none), so that
-    no source dominates by its size.
+    no source dominates by its size. ``overhang`` and ``align`` are :func:`_crops`'.
     """
     rng = np.random.default_rng(seed)
     crops: list[np.ndarray] = []
@@ -216,7 +262,7 @@ def corpus(
     per_source = 64 if quick else 3000
     for name, stacks in frames.items():
         share = real_share if name.startswith("real-") else other_share
-        got = _crops(stacks, crop, per_source * share, rng)
+        got = _crops(stacks, crop, per_source * share, rng, overhang, align)
         crops.extend(got)
         counts[name] = len(got)
     if not crops:
@@ -245,14 +291,19 @@ def train(name: str, recipe: dict[str, Any], out_dir: Path, quick: bool) -> Path
         recipe.get("halo")
         or xsr.models.get_model(recipe["arch"], scale=scale, **config).receptive_radius
     )
-    patch = 8 if scale <= 2 else 6  # low-resolution cells; a crop is one patch with its halo
+    # low-resolution cells; a crop is one patch with its halo
+    patch = recipe.get("patch", 8 if scale <= 2 else 6)
     crop = scale * (patch + 2 * halo)
+    # "overhang": the halo may reach past a frame's edges (mirrored, as at inference), so grids
+    # that hold a patch but not its halo (small regional and masked real grids) give crops too
+    overhang = scale * halo if recipe.get("overhang") else 0
     frames = {k: _normalised_frames(ds, scale) for k, ds in sources(quick).items()}
     model, stages = None, []
     for k, stage in enumerate(recipe["stages"], start=1):
         ds, counts = corpus(
-            frames, crop, quick, stage["real_share"], SEED + k - 1, stage.get("other_share", 1)
-        )
+            frames, crop, quick, stage["real_share"], SEED + k - 1, stage.get("other_share", 1),
+            overhang=overhang, align=scale if overhang else 1,
+        )  # fmt: skip
         print(f"{name} stage {k}: {ds.sizes['time']} crops of {crop}x{crop}: {counts}", flush=True)
         stage_path = out_dir / f"{name}-stage{k}"
         start = time.perf_counter()

@@ -403,19 +403,25 @@ def test_a_scalar_field_trains_with_every_flip_and_quarter_turn() -> None:
     assert len(variable_symmetry(["field"]).allowed) == 8
 
 
-@pytest.mark.slow
-def test_field_training_recipe_runs_end_to_end(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _training_script() -> object:
     import importlib.util
-    import json
-
-    import xsr
 
     script = Path(__file__).resolve().parents[1] / "scripts" / "train_field_models.py"
     spec = importlib.util.spec_from_file_location("train_field_models", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_field_training_recipe_runs_end_to_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    import xsr
+
+    module = _training_script()
     # a tiny corpus: one generator run, a phantom and a stand-in for a real dataset's train
     # split (the real data may not be cached; the last stage trains on the real ones alone)
     monkeypatch.setattr(
@@ -438,3 +444,31 @@ def test_field_training_recipe_runs_end_to_end(
     model = load_model(tmp_path / "field-xsrnet-x2")
     out = upscale(random_movie(2, 8, 8, variables=("anything",)), model)
     assert np.isfinite(out["anything"].values).all()
+
+
+def test_corpus_crops_overhang_small_and_masked_frames_mirrored_as_at_inference() -> None:
+    module = _training_script()
+    frame = np.arange(12 * 16, dtype="float64").reshape(1, 12, 16)
+    frame[0, :, :4] = np.nan  # "land" on the left quarter
+    rng = np.random.default_rng(0)
+    # a frame smaller than the crop gives none without overhang ...
+    assert module._crops([frame], 16, 5, rng) == []
+    # ... and crops whose centre (16 - 2 * 4 = 8 cells) lies in it with an overhang of 4
+    crops = module._crops([frame], 16, 40, rng, overhang=4, align=2)
+    assert len(crops) == 40
+    padded = np.pad(frame[0], 4, mode="symmetric")  # the engine's "reflect" at grid edges
+    for crop in crops:
+        assert crop.shape == (16, 16)
+        core = crop[4:-4, 4:-4]
+        assert np.isfinite(core).mean() >= 0.5
+        # the crop is a window of the mirrored frame whose centre starts on a multiple of 2
+        hits = [
+            (i, j)
+            for i in range(0, 12 - 8 + 1, 2)
+            for j in range(0, 16 - 8 + 1, 2)
+            if np.array_equal(padded[i : i + 16, j : j + 16], crop, equal_nan=True)
+        ]
+        assert len(hits) == 1
+    # fully masked centres are never drawn
+    masked = np.full((1, 12, 16), np.nan)
+    assert module._crops([masked], 16, 5, rng, overhang=4, align=2) == []
