@@ -21,10 +21,10 @@ source gives the same number of squares without NaN cells (a source too small fo
 none), so that the large grids do not dominate; a recipe with ``"overhang"`` lets a square's
 halo of context reach past its frame's edges, mirrored as the engine pads a grid at inference,
 and lets land-masked cells in (``fit`` masks them), so that small and masked grids count too.
-The A1B and E1 temperature runs share their history, so only A1B is read. Crops are shuffled (so that ``fit``'s validation split, the last
-fraction of frames, samples every source) and trained with ``xsr.train.fit`` with flips and
-quarter turns as augmentation (a scalar field has the grid's full symmetry). The card is
-written with ``kind="field"``.
+The A1B and E1 temperature runs share their history, so only A1B is read. Crops are shuffled
+(so that ``fit``'s validation split, the last fraction of frames, samples every source) and
+trained with ``xsr.train.fit`` with flips and quarter turns as augmentation (a scalar field has
+the grid's full symmetry). The card is written with ``kind="field"``.
 
 Usage::
 
