@@ -1,7 +1,8 @@
 """How long fine-tuning the universal x2 field model takes to settle on a real dataset.
 
-``xsr.train.fit("field-xsrnet-x2", <train split>, keep_start=True)`` runs a fixed number of
-epochs (no early stopping) on one cached public real dataset; ``fit``'s callback records, after
+``xsr.train.fit("field-xsrnet-x2", <train split>, keep_start=True, site=True)`` runs a fixed
+number of epochs (no early stopping) on one cached public real dataset, then learns the grid's
+site detail (timed apart: what follows the last epoch's callback); ``fit``'s callback records, after
 every epoch, the wall time since ``fit`` was called and the validation PSNR (the last
 ``--val-fraction`` of the train split's frames, frame-normalised field, as ``fit`` reports it).
 ``fit`` stacks the dataset's variables (and members, levels) as samples of every patch: the
@@ -71,7 +72,7 @@ def run(
                 f"epoch {epoch:3d}  {seconds:7.1f} s  val PSNR {records[-1][2]:.3f} dB", flush=True
             )
 
-        fit(
+        net, _ = fit(
             model,
             train,
             epochs=epochs,
@@ -86,11 +87,20 @@ def run(
             seed=seed,
             progress=False,
             callback=callback,
+            site=True,
         )
         total = time.perf_counter() - start
         start_record = Checkpoint(ck).load_last()[2].get("start_record") or {}
     zero_shot = float(np.mean(start_record["val_psnr"]))
-    return {"records": records, "zero_shot": zero_shot, "total": total}
+    site = {v: d["shrinkage"] for v, d in net.card.site["variables"].items()}
+    # fit learns the site detail after the last epoch: what follows its callback
+    return {
+        "records": records,
+        "zero_shot": zero_shot,
+        "total": total,
+        "site_seconds": total - records[-1][1],
+        "site": site,
+    }
 
 
 def settle(records: list[tuple[int, float, float]], zero_shot: float, within: float) -> dict:
@@ -164,7 +174,11 @@ def main(argv: list[str] | None = None) -> int:
         f"({s['best'] - out['zero_shot']:+.2f} dB from the start to the best)"
     )
     print(
-        f"total: {out['total']:.1f} s for {args.epochs} epochs; load average now "
+        f"site detail (fit(..., site=True), after the last epoch): {out['site_seconds']:.1f} s; "
+        "shrinkage kept per variable: " + ", ".join(f"{v} {k:.2f}" for v, k in out["site"].items())
+    )
+    print(
+        f"total: {out['total']:.1f} s for {args.epochs} epochs and the site detail; load average now "
         f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}"
     )
     return 0

@@ -144,3 +144,4 @@ def test_finetune_benchmark_prints_its_figures() -> None:
         r"([\d.]+ s after calling fit|reached inside fit before epoch 1 ended)",
         out,
     )
+    assert re.search(r"site detail \(fit\(\.\.\., site=True\), .*\): [\d.]+ s; .*uwnd [\d.]+", out)

@@ -29,6 +29,7 @@ LAYERS = {
     "accessor": ("xsr.accessor",),
     "xarray layer": (
         "xsr.upscaling",
+        "xsr.site",
         "xsr.coords",
         "xsr.degradation",
         "xsr.metrics",

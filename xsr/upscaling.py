@@ -31,6 +31,7 @@ from xsr.coords import (
     resolve_periodic,
     spatial_dims,
 )
+from xsr.site import site_digest, site_term
 
 __all__ = [
     "INPUT_RANGE_STDS",
@@ -902,6 +903,8 @@ def upscale(
     flips = {d: slice(None, None, -1) for d in (y_dim, x_dim) if _descending(obj, d)}
     results: dict[Hashable, xr.DataArray] = {}
     out_attrs: dict[Hashable, dict[Hashable, Any]] = {}
+    screened: dict[Hashable, xr.DataArray] = {}
+    sited: list[str] = []
     for pairs in groups:
         members = []
         for name, model_var in pairs:
@@ -912,6 +915,7 @@ def upscale(
                 member = _convert_units(member, label, *conversions[name])
                 out_attrs[name]["units"] = conversions[name][1]
             member = _screen(member, label, _range_stats(card, model_var), model_name, alternative)
+            screened[name] = member
             members.append(member.isel(flips) if flips else member)
         members = list(xr.broadcast(*members)) if len(members) > 1 else members
         has_time = time_dim in members[0].dims
@@ -952,6 +956,23 @@ def upscale(
             src = arrays[name]
             order = [d for d in src.dims if d in piece.dims]
             piece = piece.transpose(*order, ...)
+            # a field model fine-tuned on this grid adds the grid's stationary sub-grid detail
+            key = "data" if name == _NONAME else str(name)
+            term = None
+            if field:
+                fine = {y_dim: fine_y, x_dim: fine_x}
+                term = site_term(
+                    net,
+                    key,
+                    screened[name],
+                    fine,
+                    scale=s,
+                    conserve=conserve,
+                    model_name=model_name,
+                )
+            if term is not None:
+                piece = (piece + term).astype(piece.dtype)
+                sited.append(key)
             piece.attrs = out_attrs[name]
             results[name] = piece.variable
 
@@ -962,6 +983,8 @@ def upscale(
     )
     if field:
         line += " kind=field"
+    if sited:
+        line += f" site={','.join(sited)} site_sha256={site_digest(net.site)}"
     if fallback:
         line += " fallback=no-learned-model"
     for name, (have, want) in conversions.items():

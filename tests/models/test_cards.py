@@ -176,3 +176,34 @@ def test_kind_field_is_in_the_schema_and_the_hand_check(tmp_path):
         assert not VALIDATOR.is_valid(bad)  # unknown kind; a field card with two variables
         with pytest.raises(ValueError, match="kind"):
             ModelCard.from_dict(bad)
+
+
+def test_site_field_is_in_the_schema_and_the_hand_check(tmp_path):
+    # written only when a field model carries site detail; schema and hand check agree
+    field_var = [{"name": "field", "units": "1", "long_name": "any scalar field"}]
+    path = save_model(get_model("srcnn"), tmp_path / "plain", kind="field", variables=field_var)
+    assert "site" not in json.loads(path.with_suffix(".json").read_text())
+    good = {
+        **_valid(),
+        "kind": "field",
+        "variables": field_var,
+        "normalisation": {"field": {"mean": 0.0, "std": 1.0}},
+        "site": {
+            "method": "m",
+            "coords": {"y": [0.0, 1.0], "x": None},
+            "variables": {"t": {"dims": ["y", "x"], "shape": [2, 3]}},
+        },
+    }
+    VALIDATOR.validate(good)
+    assert ModelCard.from_dict(good).site == good["site"]
+    broken = [
+        {**good, "site": {"coords": {}, "variables": {"t": {"dims": ["y"], "shape": [2]}}}},
+        {**good, "site": {"variables": {}}},
+        {**good, "site": []},
+    ]
+    for bad in broken:
+        assert not VALIDATOR.is_valid(bad)
+        with pytest.raises(ValueError, match="site"):
+            ModelCard.from_dict(bad)
+    with pytest.raises(ValueError, match="site"):  # only a field model has site detail
+        ModelCard.from_dict({**_valid(), "site": good["site"]})

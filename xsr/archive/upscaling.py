@@ -35,6 +35,7 @@ from xsr.archive.write import (
 )
 from xsr.digest import sha256_array, sha256_file, sha256_json
 from xsr.io import ZARR_SUFFIXES, open_dataset
+from xsr.site import site_digest
 
 __all__ = ["upscale_file", "upscale_to_zarr"]
 
@@ -70,11 +71,15 @@ def _model_identity(model: Any) -> Any:
             if str(values.dtype) == "torch.bfloat16":  # a dtype numpy lacks
                 values = values.double()
             tensors[key] = sha256_array(values.numpy())
-        return {
+        identity = {
             "arch": getattr(model, "arch", type(model).__name__),
             "config": _plain(getattr(model, "config", None)),
             "state_sha256": sha256_json(tensors),
         }
+        site = getattr(model, "site", None)
+        if site:  # a field model's site detail changes the output as much as its weights
+            identity["site_sha256"] = site_digest(site)
+        return identity
     card = getattr(model, "card", None)
     sha = getattr(card, "sha256", None) if card is not None else None
     if sha is None and isinstance(card, Mapping):

@@ -345,6 +345,9 @@ class SRModel(nn.Module):
         Whether the output is projected so that its block means equal the input (centre frame).
     card : ModelCard or None
         The model card, attached by :func:`xsr.models.files.load_model` and by training.
+    site : dict of str to torch.Tensor, or None
+        A field model's site detail per variable (see :class:`~xsr.models.card.ModelCard`),
+        set by fine-tuning with ``site=True`` and by ``load_model``; ``None`` for none.
 
     Examples
     --------
@@ -368,6 +371,7 @@ class SRModel(nn.Module):
         self.conserve = conserve
         self.config: dict[str, Any] = {}
         self.card: Any = None
+        self.site: dict[str, torch.Tensor] | None = None
 
     # -- contract -----------------------------------------------------------------------------
     @property

@@ -148,6 +148,13 @@ class ModelCard:
         are placeholders). ``"specialised"`` (the default, left out of the written card so
         that cards written before the field existed keep their digest): the card's variables,
         with units, as channels.
+    site : dict or None
+        A field model fine-tuned on one grid with ``site=True`` (:func:`xsr.train.fit`): its
+        *site detail*, the stationary sub-grid pattern of each variable of that grid, which
+        :func:`xsr.upscaling.upscale` adds to the network's output. ``{"method": str,
+        "coords": {dim: [values] or null}, "variables": {name: {"dims": [...], "shape": [...],
+        "shrinkage": float, ...}}}``; the maps themselves are the weights file's ``site.<name>``
+        tensors. ``None`` (the default, left out of the written card): no site detail.
     card_sha256 : str
         :func:`card_digest` of the card as it was read (``""`` for a card built in memory);
         :meth:`to_json` always writes the digest of the current content. Not compared by ``==``.
@@ -179,6 +186,7 @@ class ModelCard:
     parameters: int = 0
     description: str = ""
     kind: str = "specialised"
+    site: dict[str, Any] | None = None
     card_sha256: str = dataclasses.field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -206,6 +214,8 @@ class ModelCard:
             data.pop(CARD_DIGEST_FIELD, None)
         if data.get("kind") == "specialised":
             data.pop("kind")  # the default, absent from cards written before kinds existed
+        if data.get("site") is None:
+            data.pop("site", None)  # likewise: cards without site detail keep their digest
         return data
 
     def content_sha256(self) -> str:
@@ -435,6 +445,26 @@ class ModelCard:
             self.kind != "field" or len(self.variables) == 1,
             "kind",
             "'field' needs exactly one (placeholder) variable: a field model takes one field",
+        )
+        need(
+            self.site is None
+            or (
+                self.kind == "field"
+                and isinstance(self.site, dict)
+                and isinstance(self.site.get("coords"), dict)
+                and isinstance(self.site.get("variables"), dict)
+                and all(
+                    isinstance(v, dict)
+                    and isinstance(v.get("dims"), list)
+                    and isinstance(v.get("shape"), list)
+                    and len(v["dims"]) == len(v["shape"]) >= 2
+                    and all(d in self.site["coords"] for d in v["dims"])
+                    for v in self.site["variables"].values()
+                )
+            ),
+            "site",
+            "must be null or, on a field model, {'coords': {dim: values}, 'variables': "
+            "{name: {'dims': [...], 'shape': [...]}}} with every dim in 'coords'",
         )
         need(
             isinstance(self.card_sha256, str)

@@ -34,6 +34,8 @@ __all__ = [
 ]
 
 _SUFFIXES = (".safetensors", ".json")
+#: Prefix of a field model's site detail tensors in the weights file (``site.<variable>``).
+SITE_PREFIX = "site."
 #: Card fields that are facts about the model, always taken from it by :func:`save_model`.
 _DERIVED = (
     "arch",
@@ -181,6 +183,7 @@ def save_model(
     )
 
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    tensors.update(_site_tensors(model, fields))
     data = _sorted_metadata(st_save(tensors, metadata={"format": "pt", "arch": model.arch}))
     fields.update(
         arch=model.arch,
@@ -198,6 +201,47 @@ def save_model(
     _atomic_write(card_path, new_card.to_json().encode("utf-8"))
     model.card = new_card
     return weights_path
+
+
+def _site_tensors(model: SRModel, fields: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The model's site detail as ``site.<name>`` tensors, checked against the card's ``site``."""
+    site = getattr(model, "site", None)
+    if not site:
+        fields["site"] = None
+        return {}
+    described = (fields.get("site") or {}).get("variables") or {}
+    if set(described) != set(site):
+        raise ValueError(
+            f"save_model: the model's site detail covers {sorted(site)} but its card's 'site' "
+            f"describes {sorted(described)}; fine-tune with xsr.train.fit(..., site=True), which "
+            "writes both, or set model.site = None to save the network alone."
+        )
+    out = {}
+    for name, value in site.items():
+        if list(value.shape) != list(described[name]["shape"]):
+            raise ValueError(
+                f"save_model: site detail {name!r} has shape {list(value.shape)}, its card says "
+                f"{described[name]['shape']}."
+            )
+        out[SITE_PREFIX + name] = value.detach().to("cpu", torch.float32).contiguous()
+    return out
+
+
+def _split_site(
+    tensors: dict[str, torch.Tensor], card: ModelCard, weights_path: Path
+) -> dict[str, torch.Tensor] | None:
+    """Take the ``site.<name>`` tensors out of ``tensors``; check them against the card."""
+    found = {
+        k[len(SITE_PREFIX) :]: tensors.pop(k) for k in list(tensors) if k.startswith(SITE_PREFIX)
+    }
+    described = (card.site or {}).get("variables") or {}
+    shapes = {k: list(v.shape) for k, v in found.items()}
+    if shapes != {k: list(v["shape"]) for k, v in described.items()}:
+        raise ModelFileError(
+            f"{weights_path}: site detail tensors {shapes} do not match the card's 'site' "
+            f"({ {k: v['shape'] for k, v in described.items()} }); the files do not belong together."
+        )
+    return found or None
 
 
 def _resolve(name_or_path: str | os.PathLike[str]) -> tuple[Path, Path]:
@@ -293,6 +337,7 @@ def load_model(name_or_path: str | os.PathLike[str], *, device: str = "cpu") -> 
         raise ModelFileError(
             f"{card_path}: cannot rebuild {card.arch!r} from the card's config: {err}"
         ) from err
+    site = _split_site(tensors, card, weights_path)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     found = {k: tuple(v.shape) for k, v in tensors.items()}
     if expected != found:
@@ -336,6 +381,7 @@ def load_model(name_or_path: str | os.PathLike[str], *, device: str = "cpu") -> 
     model.to(device)
     model.eval()
     model.card = card
+    model.site = {k: v.to(device) for k, v in site.items()} if site else None
     return model
 
 

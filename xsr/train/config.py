@@ -155,6 +155,8 @@ class FitConfig:
         ``callback(epoch, record)`` after every epoch.
     keep_start : bool
         Score the starting weights as epoch 0.
+    site : bool
+        Learn a field model's site detail on the training grid after the epochs.
     model_config : mapping
         Architecture options when the model is a name (read-only).
 
@@ -199,6 +201,7 @@ class FitConfig:
     nan_patches: str = "raise"
     callback: Callable[[int, dict[str, Any]], None] | None = None
     keep_start: bool = False
+    site: bool = False
     model_config: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self) -> None:
@@ -242,7 +245,7 @@ class FitConfig:
             raise ValueError("resume=True needs checkpoint= (the folder of the interrupted run)")
         if out["callback"] is not None and not callable(out["callback"]):
             raise TypeError(f"callback must be callable(epoch, record), got {out['callback']!r}")
-        for name in ("augment", "resume", "progress", "keep_start"):
+        for name in ("augment", "resume", "progress", "keep_start", "site"):
             out[name] = bool(out[name])
         out["variables"] = self._variables(out["variables"])
         out["dims"] = self._dims(out["dims"])

@@ -30,6 +30,7 @@ from xsr.train.field import field_card, field_selection
 from xsr.train.loop import LoopState, Predictor, Validation, make_optimizer, run_epochs, start
 from xsr.train.model import kept_normalisation, prepare_model
 from xsr.train.resume import RunSaver, resume, run_fingerprint
+from xsr.train.site import fit_site
 
 __all__ = ["fit"]
 
@@ -68,6 +69,7 @@ def fit(
     nan_patches: str = "raise",
     callback: Callable[[int, dict[str, Any]], None] | None = None,
     keep_start: bool = False,
+    site: bool = False,
     **model_config: Any,
 ) -> tuple[torch.nn.Module, xr.Dataset]:
     """Train a super-resolution model on a movie; return it with its per-epoch history.
@@ -190,6 +192,13 @@ def fit(
         beats them, they are what is returned (``best_epoch`` 0), and patience counts from
         them. For fine-tuning and refinement (``init_from=``, a chain's later ``stage``), so
         that training never returns a model worse on validation than the one it started from.
+    site : bool, default False
+        For a field model fine-tuned on one grid: after the epochs, learn each variable's *site
+        detail* (:mod:`xsr.train.site`), the stationary sub-grid pattern the network leaves out
+        (orography, coastlines), kept only as far as it holds on the validation frames. The
+        returned model adds it when upscaling data on this grid (a subset or a selection of its
+        levels too) and refuses other grids; it is saved in the model file. Without it (the
+        default) the model stays grid-free. Not for data whose held-out part is another region.
     **model_config
         Extra architecture options when ``model`` is a name.
 
@@ -251,6 +260,7 @@ def fit(
         nan_patches=nan_patches,
         callback=callback,
         keep_start=keep_start,
+        site=site,
         model_config=model_config,
     )
     dev = resolve_device(cfg.device)
@@ -306,6 +316,17 @@ def fit_config(
     """
     sel = select(data, cfg)
     field = field_card(model)
+    if cfg.site and field is None:
+        raise ValueError(
+            "site=True learns the site detail of a field model (card kind 'field', e.g. "
+            "'field-xsrnet-x2'); this model is not one. Drop site= or fine-tune a field model."
+        )
+    if cfg.site and cfg.val_fraction == 0:
+        raise ValueError(
+            "site=True chooses how much site detail to keep on the validation frames; give "
+            "val_fraction > 0."
+        )
+    grid = sel
     if field is not None:  # the variables become samples of one frame-normalised field
         sel = field_selection(sel, cfg, field.scale)
     prepared = prepare_model(model, cfg, variables=sel.variables, device=device)
@@ -370,4 +391,7 @@ def fit_config(
         }
     if field is not None:
         net.card.kind = "field"
+        net.site = None  # a started model's site detail was learnt for its old network
+        if cfg.site:
+            net.site, net.card.site = fit_site(net, grid, cfg, patches)
     return net, hist
