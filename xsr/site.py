@@ -4,8 +4,9 @@ A field model is translation-invariant and units-free: it sees one frame at a ti
 that frame's mean and standard deviation, and cannot know *where* a cell lies. On a fixed grid
 much of the detail that block means remove is the same in every frame (orography, coastlines, the
 edge of a current), and a model fine-tuned on that grid can learn it. The *site detail* of a
-variable is the time mean of the network's remaining error in frame-normalised units, shrunk
-towards zero by a factor chosen on held-out frames; :func:`xsr.train.fit` learns it with
+variable is a time mean of the network's remaining error in frame-normalised units (recent
+frames weighing more where the pattern drifts), shrunk towards zero, its time scale and
+shrinkage chosen on held-out frames; :func:`xsr.train.fit` learns it with
 ``site=True`` (:mod:`xsr.train.site`) and :func:`xsr.upscaling.upscale` adds it to the network's
 output, times each low-resolution frame's standard deviation. So the field model's properties
 hold with it: ``f(a*x + b) = a*f(x) + b`` for ``a > 0``, a constant frame stays constant, NaN

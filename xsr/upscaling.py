@@ -783,6 +783,10 @@ def upscale(
         (:func:`xsr.coords.refine_latlon`), attributes kept. Variables without the spatial
         dimensions pass through unchanged; variables with only one of them, and other
         coordinates on the coarse grid, are dropped with a warning. NaN and +-inf cells are NaN on the fine grid.
+        A field model fine-tuned with ``fit(..., site=True)`` adds its grid's site detail
+        (:mod:`xsr.site`) to the variables it learnt it for, matched by coordinate, and
+        ``history`` gains ``site=<variables> site_sha256=<digest>``; data on another grid
+        raise ``ValueError``.
         Integer data comes back as float32; data still packed (CF attributes
         ``scale_factor``/``add_offset``/``_FillValue``/``missing_value`` in ``attrs``) is
         CF-decoded first.

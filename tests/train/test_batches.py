@@ -92,3 +92,23 @@ def test_augment_keeps_pairs_aligned_and_skips_rectangles():
     rect = torch.zeros(2, 1, 4, 6)
     out = augment(rect, rect, rect > 0, np.random.default_rng(0), sym, True)
     assert out[0] is rect
+
+
+def test_masked_inputs_continue_the_field_as_the_engine_does_at_inference():
+    # a land strip (NaN) two cells wide beside a sloping sea: with fill_steps the cells next to
+    # the sea take its neighbours' means, as xsr.engine.inference.extend_into_mask gives the
+    # network at inference; cells beyond the reach stay 0 (the mean); without, all are 0
+    from xsr.engine.inference import extend_into_mask
+
+    lr = np.tile(np.arange(6, dtype="float32"), (1, 1, 1, 6, 1))
+    lr[..., :, 3:] = np.nan
+    b = Batch(lr=lr, hr=np.ones((1, 1, 12, 12)), positions=np.zeros((1, 3), dtype=int))
+    zero, one = np.zeros(1, "f4"), np.ones(1, "f4")
+    plain, _, _ = to_tensors(b, zero, one, 1, torch.device("cpu"))
+    filled, _, _ = to_tensors(b, zero, one, 1, torch.device("cpu"), fill_steps=2)
+    assert float(plain[..., 3:].abs().max()) == 0.0
+    t = torch.from_numpy(lr[:, :, 0])
+    engine = extend_into_mask(t, torch.isnan(t), 2)
+    np.testing.assert_array_equal(filled[..., :5].numpy(), engine[..., :5].numpy())
+    assert float(filled[..., 3].min()) == 2.0  # continued from the last sea column
+    assert float(filled[..., 5].abs().max()) == 0.0  # beyond two steps: the mean

@@ -88,3 +88,25 @@ def test_fine_tuning_a_sited_model_without_site_drops_the_old_detail(learnt: tup
     again, _ = fit(net, test[["h"]], **FAST)
     assert again.site is None
     assert again.card.site is None
+
+
+def test_a_drifting_pattern_is_weighted_towards_the_recent_frames() -> None:
+    # the fixed pattern's amplitude grows over the record (a trend): the validation frames
+    # pick a finite time scale, and the map is nearer the late amplitude than the mean one
+    frames = 24
+    ds = random_movie(frames, 32, 32, seed=1)
+    pattern = np.random.default_rng(0).standard_normal((32, 32))
+    growth = np.linspace(0.0, 1.0, frames) ** 3
+    amplitude = float(ds["h"].std())
+    ds["h"] = ds["h"] + amplitude * xr.DataArray(growth, dims="time") * xr.DataArray(
+        pattern, dims=("y", "x")
+    )
+    net, _ = fit("field-xsrnet-x2", ds[["h"]], site=True, val_fraction=0.25, **FAST)
+    meta = net.card.site["variables"]["h"]
+    assert meta["time_scale_frames"] is not None
+    # the map, back in units of the pattern, against the last frames' amplitude and the mean
+    std = degrade(ds["h"], scale=2, method="coarsen").std(("y", "x")).values
+    fitted = float((net.site["h"].numpy() * pattern).mean() / (pattern**2).mean())
+    late = float((amplitude * growth / std)[-6:].mean())
+    mean = float((amplitude * growth / std).mean())
+    assert abs(fitted - late) < abs(fitted - mean)

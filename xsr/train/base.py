@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from xsr.engine.inference import extend_into_mask
 from xsr.models.linear import PhaseFilter
 from xsr.train.config import FitConfig
 from xsr.train.data import Patches, Selection, Statistics, degraded
@@ -79,6 +80,14 @@ def _detail(net: Any, low: np.ndarray, periodic: tuple[bool, bool]) -> np.ndarra
             out.append(detail[..., s * r : s * (r + h), s * r : s * (r + w)].double().cpu().numpy())
     detail = np.concatenate(out).reshape(samples, frames - win + 1, channels, s * h, s * w)
     return detail.transpose(0, 2, 1, 3, 4)
+
+
+def _filled(low: np.ndarray, steps: int) -> np.ndarray:
+    """``low`` with masked cells continued from valid ones ``steps`` cells deep, the rest 0."""
+    if np.isfinite(low).all():
+        return low
+    t = torch.from_numpy(np.where(np.isfinite(low), low, np.nan))
+    return np.nan_to_num(extend_into_mask(t, torch.isnan(t), steps).numpy(), nan=0.0)
 
 
 def fit_linear_base(
@@ -150,10 +159,11 @@ def fit_linear_base(
             low = np.stack([low_all[v].isel(block).values for v in sel.variables], axis=1)
             high = np.stack([high_all[v].isel(block).values for v in sel.variables], axis=1)
             low = (low.astype("float64") - mean) / std
-            # masked (NaN) inputs are 0, the mean, as in the training batches
-            # (xsr.train.batches.to_tensors): the solve is for the network the loop trains, and
-            # a masked cell does not void every output within the receptive radius of it
-            low = np.where(np.isfinite(low), low, 0.0)
+            # masked (NaN) inputs are filled as in the training batches and at inference
+            # (xsr.train.batches.to_tensors: continued from valid neighbours, the rest 0): the
+            # solve is for the network the loop trains, and a masked cell does not void every
+            # output within the receptive radius of it
+            low = _filled(low, int(net.receptive_radius))
             high = (high.astype("float64") - mean) / std
             target = high[:, :, half : b - a - half] - _detail(net, low, sel.periodic)
             centre = low[:, :, half : b - a - half]

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from xsr.engine.inference import extend_into_mask
 from xsr.train.augment import apply_symmetry
 from xsr.train.patches import Batch, PatchSet
 
@@ -26,9 +27,19 @@ Tensors = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 def to_tensors(
-    batch: Batch, mean: np.ndarray, std: np.ndarray, window: int, device: torch.device
+    batch: Batch,
+    mean: np.ndarray,
+    std: np.ndarray,
+    window: int,
+    device: torch.device,
+    fill_steps: int = 0,
 ) -> Tensors:
-    """Normalise a batch, replace NaN by 0 (the mean); return ``(lr, hr, finite-mask)``.
+    """Normalise a batch, fill masked inputs as inference does; return ``(lr, hr, finite-mask)``.
+
+    Masked (NaN or infinite) input cells within ``fill_steps`` cells of valid ones continue the
+    field (:func:`xsr.engine.inference.extend_into_mask`, what the engine does with a model's
+    receptive radius before every forward), the others are 0 (the mean), so that a network
+    learns near a coast from the inputs it will be given there.
 
     Parameters
     ----------
@@ -38,6 +49,8 @@ def to_tensors(
     window : int
         Frames per sample; with 1 the time axis of ``lr`` is dropped.
     device : torch.device
+    fill_steps : int, default 0
+        How far masked input cells are filled from valid neighbours (0: all are 0).
 
     Returns
     -------
@@ -55,6 +68,9 @@ def to_tensors(
     lr = (batch.lr.astype(np.float32) - mean.reshape(shape_lr)) / std.reshape(shape_lr)
     hr = (batch.hr.astype(np.float32) - mean.reshape(1, -1, 1, 1)) / std.reshape(1, -1, 1, 1)
     mask = np.isfinite(hr)
+    if fill_steps > 0 and not np.isfinite(lr).all():
+        lr_t = torch.from_numpy(np.where(np.isfinite(lr), lr, np.nan).astype(np.float32))
+        lr = extend_into_mask(lr_t, torch.isnan(lr_t), fill_steps).numpy()
     lr = np.nan_to_num(lr, nan=0.0, posinf=0.0, neginf=0.0)
     hr = np.where(mask, hr, 0.0).astype(np.float32)
     if window == 1:
@@ -79,6 +95,8 @@ class BatchStream:
     names : dict
         ``time_dim``, ``y``, ``x`` (dimension names) and ``periodic`` ((bool, bool)), for
         messages.
+    fill_steps : int, default 0
+        Passed to :func:`to_tensors` (``fit`` gives the model's receptive radius).
 
     Examples
     --------
@@ -104,8 +122,10 @@ class BatchStream:
         device: torch.device,
         nan_patches: str,
         names: dict[str, Hashable],
+        fill_steps: int = 0,
     ) -> None:
         self.mean, self.std = mean.astype(np.float32), std.astype(np.float32)
+        self.fill_steps = fill_steps
         self.window, self.batch_size, self.device = window, batch_size, device
         self.nan_patches, self.names = nan_patches, names
 
@@ -121,7 +141,9 @@ class BatchStream:
                 batch = pending.result()
                 if k + 1 < len(chunks):
                     pending = pool.submit(pset.load, chunks[k + 1])
-                lr, hr, mask = to_tensors(batch, self.mean, self.std, self.window, self.device)
+                lr, hr, mask = to_tensors(
+                    batch, self.mean, self.std, self.window, self.device, self.fill_steps
+                )
                 bad = ~mask.flatten(2).any(dim=-1).all(dim=-1)  # some channel has no target
                 if bool(bad.any()):
                     if self.nan_patches == "raise":

@@ -181,8 +181,10 @@ def fit(
         ``stage=1`` from the returned model.
     nan_patches : {"raise", "skip"}, default "raise"
         What to do with a patch whose target is entirely NaN for a variable. NaN cells are
-        masked everywhere: left out of the loss, the statistics and the metrics, and 0 (the
-        mean) in the normalised inputs. Infinite cells (+inf, -inf) are treated exactly like
+        masked everywhere: left out of the loss, the statistics and the metrics; in the
+        inputs, those within the model's receptive radius of valid cells continue the field
+        as inference continues it (:func:`xsr.engine.inference.extend_into_mask`), the others
+        are 0 (the mean). Infinite cells (+inf, -inf) are treated exactly like
         NaN, with an :class:`~xsr.train.data.InfiniteValuesWarning` naming the variable and
         the count.
     callback : callable, optional
@@ -356,6 +358,8 @@ def fit_config(
         device=device,
         nan_patches=cfg.nan_patches,
         names=names,
+        # masked inputs continue the field as the engine continues it at inference
+        fill_steps=int(prepared.net.receptive_radius),
     )
     moments = tuple(
         torch.tensor(a, dtype=torch.float64, device=device)
