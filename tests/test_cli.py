@@ -190,6 +190,23 @@ def test_train_writes_a_model_file(tmp_path, capsys):
     assert any((tmp_path / "ckpt").iterdir())
 
 
+def test_train_site_fine_tunes_a_field_model_with_its_grids_site_detail(tmp_path):
+    xsr.testing.random_movie(12, 32, 32, variables=("h",)).to_zarr(tmp_path / "train.zarr")
+    code = main(
+        [
+            "train", str(tmp_path / "train.zarr"), "--model", "field-xsrnet-x2",
+            "--epochs", "1", "--batch-size", "4", "--patch-size", "8",
+            "--patches-per-epoch", "4", "--keep-start", "--site",
+            "-o", str(tmp_path / "model"), "--name", "sited",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    model = xsr.load_model(tmp_path / "model" / "sited")
+    assert model.card.kind == "field"
+    assert list(model.site) == ["h"]
+    assert model.card.site["variables"]["h"]["shape"] == [32, 32]
+
+
 def test_train_missing_variable_is_a_clear_error(tmp_path, capsys):
     xsr.testing.random_movie(6, 8, 8).to_zarr(tmp_path / "d.zarr")
     code = main(

@@ -125,6 +125,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         init_from=args.init_from,
         freeze=tuple(args.freeze or ()),
         keep_start=args.keep_start,
+        site=args.site,
         checkpoint=args.checkpoint,
         resume=args.resume,
         device=args.device,
@@ -402,9 +403,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="architecture or model file to fine-tune (e.g. --model srcnn)",
     )
     p.add_argument(
-        "--variables", nargs="+", required=True, help="variables to learn (e.g. --variables h u v)"
+        "--variables",
+        nargs="+",
+        default=None,
+        help="variables to learn (e.g. --variables h u v; default: every variable with the "
+        "time and spatial dims)",
     )
-    p.add_argument("--scale", type=int, required=True, help="upscaling factor (e.g. --scale 2)")
+    p.add_argument(
+        "--scale",
+        type=int,
+        default=None,
+        help="upscaling factor (e.g. --scale 2); needed when --model is an architecture, "
+        "taken from the model when it is a trained one",
+    )
     p.add_argument(
         "--degrade",
         default="coarsen",
@@ -443,6 +454,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep-start",
         action="store_true",
         help="keep the starting weights unless an epoch beats them on validation",
+    )
+    p.add_argument(
+        "--site",
+        action="store_true",
+        help="field models: also learn this grid's site detail (its fixed sub-grid pattern); "
+        "the model then upscales this grid only",
     )
     p.add_argument(
         "--checkpoint",
