@@ -27,6 +27,7 @@ read once, per-cell sums and counts being all that is kept, so a dask-backed arc
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Hashable
 from typing import Any
 
@@ -73,6 +74,15 @@ def _weighted(r: xr.DataArray, time_dim: Hashable, frames: np.ndarray, tau: floa
     part = r.isel({time_dim: frames})
     weight = xr.DataArray(w, dims=time_dim)
     return (part * weight).sum(time_dim, skipna=True), (part.notnull() * weight).sum(time_dim)
+
+
+def _progress(show: bool) -> Any:
+    """tqdm's dask callback over the site detail's one pass (a no-op without a bar)."""
+    if not show:
+        return contextlib.nullcontext()
+    from tqdm.dask import TqdmCallback
+
+    return TqdmCallback(desc="site detail", leave=False)
 
 
 def _frames(blocks: list[tuple[int, int]]) -> np.ndarray:
@@ -141,7 +151,8 @@ def fit_site(
     truth = sel.data.isel({d: slice(0, scale * low.sizes[d]) for d in dims})
     periodic = tuple(a for a, p in zip(("y", "x"), sel.periodic) if p) or False
     try:
-        pred = upscale(low, net, dims=dims, time_dim=tdim, periodic=periodic, device="cpu")
+        device = "cuda" if any(p.is_cuda for p in net.parameters()) else "cpu"
+        pred = upscale(low, net, dims=dims, time_dim=tdim, periodic=periodic, device=device)
     finally:
         net.site = saved
     # the prediction's fine coordinates are rebuilt from the coarse ones: use the truth's
@@ -160,7 +171,8 @@ def fit_site(
             "all": {f: _weighted(r, tdim, all_frames, t) for f, t in taus.items()},
             "val": _weighted(r, tdim, val_frames, None),
         }
-    (computed,) = dask.compute(lazy)
+    with _progress(cfg.progress):
+        (computed,) = dask.compute(lazy)
     maps: dict[str, torch.Tensor] = {}
     described: dict[str, Any] = {}
     coords: dict[str, Any] = {}
