@@ -105,7 +105,8 @@ def _align_axis(
 
 
 def site_term(
-    model: Any,
+    maps: Mapping[str, Any] | None,
+    described: Mapping[str, Any] | None,
     name: str,
     data: xr.DataArray,
     fine: Mapping[Hashable, xr.DataArray | None],
@@ -118,8 +119,10 @@ def site_term(
 
     Parameters
     ----------
-    model : SRModel
-        The field model (its ``site`` maps and its card's ``site`` description).
+    maps : mapping of str to array-like, or None
+        The site detail maps by variable (a field model's ``site``).
+    described : mapping or None
+        Their description (the model card's ``site``: ``coords`` and ``variables``).
     name : str
         The data variable's name (site detail is per variable of the grid it was learnt on).
     data : xarray.DataArray
@@ -146,16 +149,19 @@ def site_term(
 
     Examples
     --------
-    >>> from xsr.models import get_model
-    >>> net = get_model("bicubic", scale=2, channels=1)
-    >>> lo = xr.DataArray(np.ones((1, 2, 2)), dims=("time", "y", "x"))
-    >>> site_term(net, "t", lo, {"y": None, "x": None}, scale=2, conserve=False,
-    ...           model_name="demo") is None
+    >>> lo = xr.DataArray(np.arange(8.0).reshape(2, 2, 2), dims=("time", "y", "x"))
+    >>> maps = {"t": np.array([[1.0, -1.0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]])}
+    >>> described = {"coords": {"y": None, "x": None},
+    ...              "variables": {"t": {"dims": ["y", "x"], "shape": [4, 4]}}}
+    >>> term = site_term(maps, described, "t", lo, {"y": None, "x": None}, scale=2,
+    ...                  conserve=False, model_name="demo")
+    >>> term.dims, [round(float(v), 3) for v in term.isel(y=0, x=0).values]   # map x frame std
+    (('time', 'y', 'x'), [1.118, 1.118])
+    >>> site_term(maps, described, "other", lo, {"y": None, "x": None}, scale=2,
+    ...           conserve=False, model_name="demo") is None
     True
     """
-    maps = getattr(model, "site", None) or {}
-    card = getattr(model, "card", None)
-    described = (getattr(card, "site", None) or {}) if card is not None else {}
+    maps, described = maps or {}, described or {}
     if name not in maps or name not in (described.get("variables") or {}):
         return None
     meta = described["variables"][name]

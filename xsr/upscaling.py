@@ -966,7 +966,8 @@ def upscale(
             if field:
                 fine = {y_dim: fine_y, x_dim: fine_x}
                 term = site_term(
-                    net,
+                    getattr(net, "site", None),
+                    card.get("site"),
                     key,
                     screened[name],
                     fine,
