@@ -109,6 +109,24 @@ def test_a_constant_frame_stays_constant_and_nan_stays_nan(sited: torch.nn.Modul
     assert np.all(out[~fine_nan] == np.float32(273.15))
 
 
+def test_an_infinite_cell_is_masked_before_the_frames_std_is_taken(
+    sited: torch.nn.Module,
+) -> None:
+    # the frame's std (which scales the site detail) must not see the inf: the frame stays
+    # finite, and equals the frame with a NaN in that cell
+    from xsr.upscaling import NonFiniteWarning
+
+    x = _frames(7)
+    with_nan = x.copy()
+    with_nan[0, 1, 4, 5] = np.nan
+    with_inf = x.copy()
+    with_inf[0, 1, 4, 5] = np.inf
+    with pytest.warns(NonFiniteWarning):
+        out = upscale(with_inf, sited)
+    np.testing.assert_array_equal(out.values, upscale(with_nan, sited).values)
+    assert np.isfinite(out.values[0, 1]).sum() == out.values[0, 1].size - 4
+
+
 @pytest.mark.filterwarnings("ignore::xsr._chunked.HaloChunkWarning")
 @SETTINGS
 @given(

@@ -25,13 +25,13 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from xsr.digest import sha256_bytes
+from xsr.digest import sha256_array, sha256_json
 
 __all__ = ["site_digest", "site_term"]
 
 
 def site_digest(maps: Mapping[str, Any]) -> str:
-    """sha256 of site detail maps (name, shape and float32 bytes of each, in name order).
+    """sha256 of site detail maps: each map's float32 values and shape, by name.
 
     Parameters
     ----------
@@ -48,11 +48,7 @@ def site_digest(maps: Mapping[str, Any]) -> str:
     >>> site_digest({"t": np.zeros((2, 2))}) == site_digest({"t": np.zeros((2, 2), "float32")})
     True
     """
-    parts = []
-    for name in sorted(maps):
-        values = np.ascontiguousarray(_numpy(maps[name]), dtype="float32")
-        parts.append(f"{name}:{list(values.shape)}:".encode() + values.tobytes())
-    return sha256_bytes(b"|".join(parts))
+    return sha256_json({str(k): sha256_array(_numpy(v).astype("float32")) for k, v in maps.items()})
 
 
 def _numpy(value: Any) -> np.ndarray:
